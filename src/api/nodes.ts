@@ -1,0 +1,336 @@
+// ComputeNode and FencePolicy: the node half's resources (compute-node HA).
+import { Type, type Static, StringEnum, Duration, Int, Bool, Str, Timestamp, Conditions, SecretName, IntOrPercent, withRules } from './schema.js';
+
+export const NETWORKS = ['management', 'storage', 'tenant'] as const;
+export type NetworkName = (typeof NETWORKS)[number];
+export const PHASES = ['Healthy', 'Degraded', 'Suspect', 'Recovering', 'Fencing', 'Evacuating', 'Fenced', 'FenceFailed', 'Maintenance', 'Unknown'] as const;
+export type Phase = (typeof PHASES)[number];
+export const NETWORK_ACTIONS = ['Notify', 'Recover', 'RecoverThenFence'] as const;
+export type NetworkAction = (typeof NETWORK_ACTIONS)[number];
+export const UP_DOWN_UNKNOWN = ['up', 'down', 'unknown'] as const;
+export type UpDownUnknown = (typeof UP_DOWN_UNKNOWN)[number];
+export const POWER_STATES = ['on', 'off', 'unknown'] as const;
+export type PowerState = (typeof POWER_STATES)[number];
+
+/** Annotation on a ComputeNode that acknowledges a fence; its value must equal status.fence.id. */
+export const ACK_FENCE_ANNOTATION = 'hm9k.io/acknowledge-fence';
+/** hm9k's own finalizer, present on a ComputeNode only while a fence is in progress. */
+export const FENCE_FINALIZER = 'hm9k.io/finalizer';
+/** Nova disabled_reason prefix; the full reason is `hm9k fence <fence id>`. */
+export const FENCE_REASON_PREFIX = 'hm9k fence ';
+
+const HOST_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$';
+
+export const ComputeNodeSpec = Type.Object(
+  {
+    host: Str('The nova-compute service host name.', { pattern: HOST_PATTERN }),
+    consulNode: Type.Optional(
+      Type.Object(
+        {
+          management: Type.Optional(Str('Consul node name on the management network (default: host).', { pattern: HOST_PATTERN })),
+          storage: Type.Optional(Str('Consul node name on the storage network (default: host).', { pattern: HOST_PATTERN })),
+          tenant: Type.Optional(Str('Consul node name on the tenant network (default: host).', { pattern: HOST_PATTERN })),
+        },
+        { description: 'The node\'s name in each Consul cluster, when it differs from host.' },
+      ),
+    ),
+    bmc: Type.Optional(
+      Type.Object(
+        {
+          address: Str('BMC address (IP or host name).', { pattern: HOST_PATTERN }),
+          port: Type.Optional(Int('BMC RMCP+ UDP port.', { minimum: 1, maximum: 65535, default: 623 })),
+          cipherSuite: Type.Optional(Int('IPMI cipher suite (17 preferred on real BMCs; 3 for OpenIPMI).', { minimum: 0, maximum: 17, default: 17 })),
+          privilege: Type.Optional(StringEnum(['ADMINISTRATOR', 'OPERATOR'] as const, { description: 'IPMI privilege level.', default: 'ADMINISTRATOR' })),
+          credentialsSecret: SecretName('Secret with keys `username` and `password` for the BMC.'),
+        },
+        { description: 'The node\'s BMC, reached with ipmitool over lanplus.' },
+      ),
+    ),
+    ssh: Type.Optional(
+      Type.Object(
+        {
+          address: Str('Management network address for SSH.', { pattern: HOST_PATTERN }),
+          port: Type.Optional(Int('SSH port.', { minimum: 1, maximum: 65535, default: 22 })),
+          user: Type.Optional(Str('SSH user.', { pattern: '^[a-z_][a-z0-9_-]{0,31}$', default: 'root' })),
+          credentialsSecret: SecretName('Secret with keys `privateKey` and `knownHosts` (the host key is always verified).'),
+        },
+        { description: 'SSH access used for recovery and corroboration commands.' },
+      ),
+    ),
+    maintenance: Type.Optional(Bool('Exclude this node from every action while true.', false)),
+  },
+  { description: 'One hypervisor. Its labels select the FencePolicy that governs it. Write access is root on the hypervisor.' },
+);
+export type ComputeNodeSpec = Static<typeof ComputeNodeSpec>;
+
+const NetworkStatus = Type.Object(
+  {
+    state: StringEnum(UP_DOWN_UNKNOWN, { description: 'up, down, or unknown (Consul unreachable, leaderless, or node absent).' }),
+    since: Type.Optional(Timestamp('When the state began.')),
+    reason: Type.Optional(Str('Why, when not up.', { maxLength: 512 })),
+  },
+  { description: 'One network as Consul sees it.' },
+);
+
+const FenceStep = Type.Object({
+  name: StringEnum(['powerOff', 'confirmOff', 'forceDown', 'disable', 'evacuate'] as const, { description: 'Step.' }),
+  state: StringEnum(['pending', 'succeeded', 'failed', 'skipped'] as const, { description: 'Outcome.' }),
+  at: Type.Optional(Timestamp('When the outcome was recorded.')),
+  message: Type.Optional(Str('Detail.', { maxLength: 512 })),
+});
+
+export const EvacuatedServer = Type.Object({
+  id: Str('Server uuid.', { maxLength: 64 }),
+  from: Str('Source host.', { maxLength: 253 }),
+  to: Type.Optional(Str('Destination host.', { maxLength: 253 })),
+  state: StringEnum(['pending', 'requested', 'done', 'failed', 'skipped'] as const, { description: 'Evacuation state.' }),
+  migrationId: Type.Optional(Str('Nova migration id.', { maxLength: 64 })),
+  wasActive: Type.Optional(Bool('The server was ACTIVE before evacuation.')),
+  error: Type.Optional(Str('Why it failed.', { maxLength: 512 })),
+});
+export type EvacuatedServer = Static<typeof EvacuatedServer>;
+
+export const ComputeNodeStatus = Type.Object(
+  {
+    observedGeneration: Type.Optional(Int('The generation last acted upon.', { minimum: 0 })),
+    phase: Type.Optional(StringEnum(PHASES, { description: 'Where the node is in hm9k\'s life cycle.' })),
+    phaseSince: Type.Optional(Timestamp('When the phase began.')),
+    waitingFor: Type.Optional(Str('What hm9k is waiting for before its next step.', { maxLength: 512 })),
+    networks: Type.Optional(
+      Type.Object({ management: Type.Optional(NetworkStatus), storage: Type.Optional(NetworkStatus), tenant: Type.Optional(NetworkStatus) }, { description: 'Per network state.' }),
+    ),
+    nova: Type.Optional(
+      Type.Object(
+        {
+          apiState: StringEnum(UP_DOWN_UNKNOWN, { description: 'nova-compute state in the Nova API.' }),
+          status: Type.Optional(StringEnum(['enabled', 'disabled'] as const, { description: 'Service status.' })),
+          forcedDown: Type.Optional(Bool('forced_down in Nova.')),
+          disabledReason: Type.Optional(Str('disabled_reason in Nova.', { maxLength: 255 })),
+          nodeSide: Type.Optional(StringEnum(UP_DOWN_UNKNOWN, { description: 'nova-compute as seen on the node.' })),
+        },
+        { description: 'The nova-compute service.' },
+      ),
+    ),
+    power: Type.Optional(
+      Type.Object(
+        {
+          state: StringEnum(POWER_STATES, { description: 'Chassis power as the BMC reports it.' }),
+          readAt: Type.Optional(Timestamp('When it was read.')),
+          error: Type.Optional(Str('Why it could not be read.', { maxLength: 512 })),
+        },
+        { description: 'Power state.' },
+      ),
+    ),
+    servers: Type.Optional(Int('Servers on this host per Nova.', { minimum: 0 })),
+    recovery: Type.Optional(
+      Type.Object(
+        {
+          attempts: Int('Recovery attempts in the current failure.', { minimum: 0 }),
+          kind: Type.Optional(Str('What was recovered (storageNetwork, novaCompute, powerOn...).', { maxLength: 64 })),
+          lastAttempt: Type.Optional(Timestamp('When the last attempt ran.')),
+          lastResult: Type.Optional(Str('Outcome of the last attempt.', { maxLength: 512 })),
+        },
+        { description: 'Recovery attempts.' },
+      ),
+    ),
+    fence: Type.Optional(
+      Type.Object(
+        {
+          id: Str('Fence id: acknowledge with annotation hm9k.io/acknowledge-fence=<id>.', { maxLength: 64 }),
+          reason: Str('Why the node was fenced.', { maxLength: 512 }),
+          startedAt: Timestamp('When the fence began (intent recorded).'),
+          leaseHolder: Str('The replica that held the Lease.', { maxLength: 253 }),
+          leaseTransitions: Int('The Lease transition count then.', { minimum: 0 }),
+          powerOffConfirmedAt: Type.Optional(Timestamp('When the BMC confirmed power off.')),
+          steps: Type.Array(FenceStep, { maxItems: 8, description: 'Each step\'s outcome.' }),
+          acknowledged: Type.Optional(Bool('An operator acknowledged this fence.')),
+        },
+        { description: 'The fence record (intent first, then each step).' },
+      ),
+    ),
+    evacuation: Type.Optional(
+      Type.Object(
+        {
+          startedAt: Timestamp('When evacuation began.'),
+          microversion: Str('Nova microversion used.', { maxLength: 16 }),
+          total: Int('Servers to evacuate.', { minimum: 0 }),
+          done: Int('Servers evacuated.', { minimum: 0 }),
+          failed: Int('Servers that failed.', { minimum: 0 }),
+          servers: Type.Array(EvacuatedServer, { maxItems: 200, description: 'Per server outcome (at most 200).' }),
+        },
+        { description: 'The evacuation record.' },
+      ),
+    ),
+    conditions: Type.Optional(Conditions),
+  },
+  { description: 'Observed state of the node and what hm9k does about it.' },
+);
+export type ComputeNodeStatus = Static<typeof ComputeNodeStatus>;
+
+const ConsulObserver = Type.Object(
+  {
+    address: Str('Consul HTTP endpoint, e.g. http://10.0.0.5:8500.', { pattern: '^https?://[^\\s/]+(:[0-9]+)?/?$' }),
+    tokenSecret: Type.Optional(SecretName('Secret with key `token` (sent as X-Consul-Token).')),
+    insecureSkipVerify: Type.Optional(Bool('Skip TLS verification (testing only).', false)),
+    caSecret: Type.Optional(SecretName('Secret with key `ca.crt` to verify the endpoint.')),
+  },
+  { description: 'One Consul observer of a network.' },
+);
+
+const NetworkRule = Type.Object(
+  {
+    consul: Type.Array(ConsulObserver, { minItems: 1, maxItems: 5, description: 'Consul endpoints that observe this network; more than one lets hm9k corroborate.' }),
+    action: Type.Optional(StringEnum(NETWORK_ACTIONS, { description: 'What to do when the network fails on a node: Notify; Recover (run the recovery command, then notify); RecoverThenFence (recover, and if that fails fence and evacuate).' })),
+  },
+  { description: 'How one network is watched and what its failure triggers.' },
+);
+
+const LabelSelector = Type.Object(
+  {
+    matchLabels: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Labels that must match exactly.' })),
+    matchExpressions: Type.Optional(
+      Type.Array(
+        Type.Object({
+          key: Str('Label key.'),
+          operator: StringEnum(['In', 'NotIn', 'Exists', 'DoesNotExist'] as const, { description: 'Operator.' }),
+          values: Type.Optional(Type.Array(Type.String(), { maxItems: 64 })),
+        }),
+        { maxItems: 16, description: 'Label expressions.' },
+      ),
+    ),
+  },
+  { description: 'Which ComputeNodes this policy governs (an empty selector selects all).' },
+);
+
+export const FencePolicySpec = withRules(
+  Type.Object(
+    {
+      nodeSelector: Type.Optional(LabelSelector),
+      networks: Type.Object(
+        { management: Type.Optional(NetworkRule), storage: Type.Optional(NetworkRule), tenant: Type.Optional(NetworkRule) },
+        { description: 'Per network Consul observers and failure actions. Defaults: storage RecoverThenFence; management and tenant Notify.' },
+      ),
+      detection: Type.Optional(
+        Type.Object(
+          {
+            interval: Type.Optional(Duration('Sampling interval.', '10s')),
+            failureThreshold: Type.Optional(Int('Consecutive failing samples before a node is Suspect.', { minimum: 1, maximum: 100, default: 3 })),
+            recoveryGracePeriod: Type.Optional(Duration('Time a failure may heal by itself before hm9k acts.', '60s')),
+            healthyDelay: Type.Optional(Duration('Time a node must look healthy before it is Healthy again.', '30s')),
+            novaNodeSideCheck: Type.Optional(Str('Consul service check id that reports nova-compute on the node; empty uses the SSH command.', { maxLength: 128 })),
+            corroboration: Type.Optional(
+              Type.Object(
+                {
+                  sshCommand: Type.Optional(Str('Command run over SSH on the management network; exit 0 means the storage network works from the node.', { maxLength: 1024 })),
+                  timeout: Type.Optional(Duration('Timeout of the corroboration command.', '20s')),
+                  requireSsh: Type.Optional(Bool('Refuse to fence when the SSH corroboration cannot run at all (unreachable counts as corroborating only when false).', false)),
+                },
+                { description: 'Confirmation of a failure by a path that does not go through the failing Consul agent.' },
+              ),
+            ),
+          },
+          { description: 'How failures are detected.' },
+        ),
+      ),
+      recovery: Type.Optional(
+        Type.Object(
+          {
+            commands: Type.Optional(
+              Type.Object(
+                {
+                  storage: Type.Optional(Str('Restarts the storage network.', { maxLength: 1024, default: 'systemctl restart storage-network' })),
+                  management: Type.Optional(Str('Restarts the management network.', { maxLength: 1024 })),
+                  tenant: Type.Optional(Str('Restarts the tenant network.', { maxLength: 1024 })),
+                  novaCompute: Type.Optional(Str('Restarts nova-compute.', { maxLength: 1024, default: 'systemctl restart nova-compute' })),
+                },
+                { description: 'Recovery commands run over SSH, per failure kind.' },
+              ),
+            ),
+            attempts: Type.Optional(Int('Recovery attempts before giving up (and fencing, under RecoverThenFence).', { minimum: 0, maximum: 10, default: 2 })),
+            timeout: Type.Optional(Duration('Timeout of one recovery command.', '60s')),
+            settleTime: Type.Optional(Duration('Time allowed after a recovery attempt for the failure to clear.', '30s')),
+            powerOn: Type.Optional(Bool('Power on a host found powered off (never one hm9k powered off or fenced).', true)),
+          },
+          { description: 'Recovery before any fence.' },
+        ),
+      ),
+      fencing: Type.Optional(
+        Type.Object(
+          {
+            powerOffTimeout: Type.Optional(Duration('How long to wait for the BMC to report off.', '20s')),
+            powerWait: Type.Optional(Duration('Wait after the power-off command before polling.', '2s')),
+            pollInterval: Type.Optional(Duration('Power status polling interval.', '1s')),
+            ipmiTimeout: Type.Optional(Duration('Outer timeout of one ipmitool call.', '15s')),
+            forceDownService: Type.Optional(Bool('Force nova-compute down after power-off is confirmed.', true)),
+          },
+          { description: 'Fencing through the BMC.' },
+        ),
+      ),
+      evacuation: Type.Optional(
+        Type.Object(
+          {
+            enabled: Type.Optional(Bool('Evacuate the servers of a fenced host.', true)),
+            targetHost: Type.Optional(Str('Evacuate to this host (default: the scheduler chooses).', { pattern: HOST_PATTERN })),
+            concurrency: Type.Optional(Int('Servers evacuated at once.', { minimum: 1, maximum: 50, default: 3 })),
+            perServerTimeout: Type.Optional(Duration('Time one server may take.', '5m')),
+            metadataKey: Type.Optional(Str('Evacuate only servers with this metadata key (default: all).', { maxLength: 255 })),
+            microversion: Type.Optional(Str('Nova microversion for evacuate (2.94 or lower keeps power state).', { pattern: '^2\\.[0-9]{1,3}$', default: '2.94' })),
+          },
+          { description: 'Evacuation of a fenced host\'s servers.' },
+        ),
+      ),
+      safety: Type.Optional(
+        Type.Object(
+          {
+            maxUnhealthy: Type.Optional(IntOrPercent('Above this many unhealthy (or unknown) nodes no node is fenced (StormActive).', '30%')),
+            maxConcurrentRemediations: Type.Optional(Int('Nodes recovered or fenced at once.', { minimum: 1, maximum: 100, default: 1 })),
+            paused: Type.Optional(Bool('Act on nothing; observe and report only.', false)),
+            dryRun: Type.Optional(Bool('Decide and report, act on nothing.', false)),
+          },
+          { description: 'Safety limits.' },
+        ),
+      ),
+      notifications: Type.Optional(
+        Type.Object(
+          {
+            email: Type.Optional(
+              Type.Object({
+                smtpHost: Str('SMTP server host.', { pattern: HOST_PATTERN }),
+                smtpPort: Type.Optional(Int('SMTP port.', { minimum: 1, maximum: 65535, default: 587 })),
+                secure: Type.Optional(Bool('Use implicit TLS (port 465).', false)),
+                from: Str('Sender address.', { pattern: '^[^@\\s]+@[^@\\s]+$' }),
+                to: Type.Array(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$' }), { minItems: 1, maxItems: 20, description: 'Recipients.' }),
+                credentialsSecret: Type.Optional(SecretName('Secret with keys `username` and `password`.')),
+              }, { description: 'Email to operators.' }),
+            ),
+            webhook: Type.Optional(Type.Object({ url: Str('URL to POST JSON notifications to.', { pattern: '^https?://' }) }, { description: 'Webhook.' })),
+            minInterval: Type.Optional(Duration('The same notification about a node is sent at most once per this interval.', '15m')),
+          },
+          { description: 'Operator notifications (Kubernetes Events are always written).' },
+        ),
+      ),
+    },
+    { description: 'Rules for the ComputeNodes its selector matches. Managed by GitOps. Write access is root on the hypervisors.' },
+  ),
+  [
+    {
+      rule: 'has(self.networks.management) || has(self.networks.storage) || has(self.networks.tenant)',
+      message: 'networks must name at least one of management, storage, tenant',
+    },
+  ],
+);
+export type FencePolicySpec = Static<typeof FencePolicySpec>;
+
+export const FencePolicyStatus = Type.Object(
+  {
+    observedGeneration: Type.Optional(Int('The generation last acted upon.', { minimum: 0 })),
+    matchedNodes: Type.Optional(Int('Nodes the selector matches.', { minimum: 0 })),
+    healthyNodes: Type.Optional(Int('Healthy nodes.', { minimum: 0 })),
+    unhealthyNodes: Type.Optional(Int('Unhealthy or unknown nodes.', { minimum: 0 })),
+    remediationsInFlight: Type.Optional(Int('Nodes being recovered, fenced or evacuated.', { minimum: 0 })),
+    unhealthy: Type.Optional(Type.Array(Type.String(), { maxItems: 50, description: 'Names of unhealthy nodes (at most 50).' })),
+    conditions: Type.Optional(Conditions),
+  },
+  { description: 'Observed state of the policy.' },
+);
+export type FencePolicyStatus = Static<typeof FencePolicyStatus>;

@@ -1,0 +1,82 @@
+// Helpers that build OpenAPI v3 schemas acceptable to Kubernetes (structural schemas) while TypeBox
+// derives the matching TypeScript types, so one declaration is both the type and the CRD schema.
+import { Type, type TSchema, type SchemaOptions, type Static } from '@sinclair/typebox';
+
+export { Type, type Static, type TSchema };
+
+/** A string enum rendered as `{type: string, enum: [...]}` (TypeBox's own union would become anyOf). */
+export function StringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+/** Go-style duration such as `10s`, `1m30s`, `500ms`. */
+export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
+export function Duration(description: string, def?: string) {
+  return Type.String({
+    description: `${description} A duration such as 30s, 5m or 1h30m.`,
+    pattern: DURATION_PATTERN,
+    ...(def === undefined ? {} : { default: def }),
+  });
+}
+
+/** An integer or a percentage ("30%"), as Kubernetes' IntOrString. */
+export const INT_OR_PERCENT_PATTERN = '^[0-9]+%?$';
+export function IntOrPercent(description: string, def?: number | string) {
+  return Type.Unsafe<number | string>({
+    'x-kubernetes-int-or-string': true,
+    description: `${description} An integer (a count) or a percentage such as "30%".`,
+    pattern: INT_OR_PERCENT_PATTERN,
+    ...(def === undefined ? {} : { default: def }),
+  });
+}
+
+export function Int(description: string, opts: { minimum?: number; maximum?: number; default?: number } = {}) {
+  return Type.Integer({ description, ...opts });
+}
+
+export function Bool(description: string, def?: boolean) {
+  return Type.Boolean({ description, ...(def === undefined ? {} : { default: def }) });
+}
+
+export function Str(description: string, opts: SchemaOptions = {}) {
+  return Type.String({ description, ...opts });
+}
+
+export const Timestamp = (description: string) => Type.String({ description, format: 'date-time' });
+
+/** Name of a Secret in hm9k's own namespace (DNS subdomain). */
+export const SecretName = (description: string) =>
+  Type.String({
+    description: `${description} The name of a Secret in hm9k's own namespace.`,
+    pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$',
+    maxLength: 253,
+  });
+
+/** A metav1.Condition, as Kubernetes API conventions define it. */
+export const Condition = Type.Object(
+  {
+    type: Str('Type of condition in CamelCase.', { pattern: '^[A-Za-z][A-Za-z0-9]*$', maxLength: 316 }),
+    status: StringEnum(['True', 'False', 'Unknown'] as const, { description: 'Status of the condition.' }),
+    reason: Str('A CamelCase reason for the last transition.', { pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$', maxLength: 1024 }),
+    message: Str('A human-readable explanation.', { maxLength: 32768 }),
+    lastTransitionTime: Timestamp('When the status last changed.'),
+    observedGeneration: Type.Optional(Int('The .metadata.generation the condition was computed from.', { minimum: 0 })),
+  },
+  { description: 'One observation of the object\'s state.' },
+);
+export type Condition = Static<typeof Condition>;
+
+export const Conditions = Type.Unsafe<Condition[]>({
+  ...Type.Array(Condition, { maxItems: 16 }),
+  description: 'Standard conditions, keyed by type.',
+  'x-kubernetes-list-type': 'map',
+  'x-kubernetes-list-map-keys': ['type'],
+});
+
+/** CEL rule with a message that a person understands when `kubectl apply` fails. */
+export interface CelRule {
+  rule: string;
+  message: string;
+}
+export const withRules = <T extends TSchema>(schema: T, rules: CelRule[]): T =>
+  ({ ...schema, 'x-kubernetes-validations': rules }) as T;
