@@ -1,5 +1,5 @@
 // ComputeNode and FencePolicy: the node half's resources (compute-node HA).
-import { Type, type Static, StringEnum, Duration, Int, Bool, Str, Timestamp, Conditions, SecretName, IntOrPercent, withRules } from './schema.js';
+import { Type, type Static, StringEnum, Duration, Int, Bool, Str, Timestamp, Conditions, SecretName, IntOrPercent, withRules, StringMap } from './schema.js';
 
 export const NETWORKS = ['management', 'storage', 'tenant'] as const;
 export type NetworkName = (typeof NETWORKS)[number];
@@ -187,7 +187,7 @@ const NetworkRule = Type.Object(
 
 const LabelSelector = Type.Object(
   {
-    matchLabels: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Labels that must match exactly.' })),
+    matchLabels: Type.Optional(StringMap('Labels that must match exactly.')),
     matchExpressions: Type.Optional(
       Type.Array(
         Type.Object({

@@ -80,3 +80,7 @@ export interface CelRule {
 }
 export const withRules = <T extends TSchema>(schema: T, rules: CelRule[]): T =>
   ({ ...schema, 'x-kubernetes-validations': rules }) as T;
+
+/** A map of strings (`additionalProperties`, since Kubernetes rejects patternProperties). */
+export const StringMap = (description: string) =>
+  Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' }, description });
