@@ -1,12 +1,19 @@
 // Helpers that build OpenAPI v3 schemas acceptable to Kubernetes (structural schemas) while TypeBox
 // derives the matching TypeScript types, so one declaration is both the type and the CRD schema.
-import { Type, type TSchema, type SchemaOptions, type Static } from '@sinclair/typebox';
+import { Type, Kind, TypeRegistry, type TSchema, type SchemaOptions, type Static } from '@sinclair/typebox';
+
+// Custom kinds so that TypeBox's Value.Check/Errors/Default understand the Kubernetes-shaped schemas
+// below (the symbol-keyed Kind does not survive JSON, so the CRDs are unaffected).
+TypeRegistry.Set('StringEnum', (schema: { enum: string[] }, value) => typeof value === 'string' && schema.enum.includes(value));
+TypeRegistry.Set('IntOrPercent', (_schema, value) => (typeof value === 'number' && Number.isInteger(value) && value >= 0) || (typeof value === 'string' && /^[0-9]+%?$/.test(value)));
+TypeRegistry.Set('StringMap', (_schema, value) => typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string'));
+TypeRegistry.Set('ConditionList', (_schema, value) => Array.isArray(value));
 
 export { Type, type Static, type TSchema };
 
 /** A string enum rendered as `{type: string, enum: [...]}` (TypeBox's own union would become anyOf). */
 export function StringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}) {
-  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+  return Type.Unsafe<T[number]>({ [Kind]: 'StringEnum', type: 'string', enum: [...values], ...options });
 }
 
 /** Go-style duration such as `10s`, `1m30s`, `500ms`. */
@@ -23,6 +30,7 @@ export function Duration(description: string, def?: string) {
 export const INT_OR_PERCENT_PATTERN = '^[0-9]+%?$';
 export function IntOrPercent(description: string, def?: number | string) {
   return Type.Unsafe<number | string>({
+    [Kind]: 'IntOrPercent',
     'x-kubernetes-int-or-string': true,
     description: `${description} An integer (a count) or a percentage such as "30%".`,
     pattern: INT_OR_PERCENT_PATTERN,
@@ -68,6 +76,7 @@ export type Condition = Static<typeof Condition>;
 
 export const Conditions = Type.Unsafe<Condition[]>({
   ...Type.Array(Condition, { maxItems: 16 }),
+  [Kind]: 'ConditionList',
   description: 'Standard conditions, keyed by type.',
   'x-kubernetes-list-type': 'map',
   'x-kubernetes-list-map-keys': ['type'],
@@ -83,4 +92,4 @@ export const withRules = <T extends TSchema>(schema: T, rules: CelRule[]): T =>
 
 /** A map of strings (`additionalProperties`, since Kubernetes rejects patternProperties). */
 export const StringMap = (description: string) =>
-  Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' }, description });
+  Type.Unsafe<Record<string, string>>({ [Kind]: 'StringMap', type: 'object', additionalProperties: { type: 'string' }, description });

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages hm9k's tests and demo use: NATS, OpenIPMI's ipmi_sim + ipmitool,
+# OpenSSH (sshd for recovery commands), openssl (certificates for the local control plane).
+set -euo pipefail
+PKGS=(nats-server openipmi ipmitool openssh-server openssh-client openssl ca-certificates procps)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+command -v go >/dev/null || { echo "go is required to build kube-apiserver, etcd and helm (https://go.dev/dl)" >&2; exit 1; }
+echo "Debian packages present: ${PKGS[*]}"

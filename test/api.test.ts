@@ -1,0 +1,45 @@
+// The checked-in CRDs are generated from src/api: this fails when they drift.
+import { readFileSync, readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { crdFiles } from '../src/cli/crds.js';
+import { parse } from 'yaml';
+import { parseDuration, formatDuration } from '../src/api/index.js';
+
+describe('crds/', () => {
+  it('matches what `hm9k crds` generates (run `npm run crds` after changing src/api)', () => {
+    const generated = crdFiles();
+    const onDisk = readdirSync('crds').filter((f) => f.endsWith('.yaml')).sort();
+    expect(onDisk).toEqual([...generated.keys()].sort());
+    for (const [file, text] of generated) expect(readFileSync(`crds/${file}`, 'utf8'), file).toBe(text);
+  });
+
+  it('bounds every list in every status (maxItems)', () => {
+    const unbounded: string[] = [];
+    const walk = (node: unknown, path: string) => {
+      if (!node || typeof node !== 'object') return;
+      const n = node as Record<string, unknown>;
+      if (n.type === 'array' && path.includes('.status') && typeof n.maxItems !== 'number') unbounded.push(path);
+      for (const [k, v] of Object.entries(n)) walk(v, `${path}.${k}`);
+    };
+    for (const [file, text] of crdFiles()) walk(parse(text), file);
+    expect(unbounded).toEqual([]);
+  });
+});
+
+describe('durations', () => {
+  it.each([
+    ['10s', 10_000],
+    ['1m30s', 90_000],
+    ['500ms', 500],
+    ['1.5s', 1500],
+    ['2h', 7_200_000],
+  ])('parses %s', (text, ms) => expect(parseDuration(text)).toBe(ms));
+  it.each(['', '10', 's', '10 s', '1d', '5m garbage'])('rejects %j with a clear error', (text) => {
+    expect(() => parseDuration(text)).toThrow(/invalid duration/);
+  });
+  it('formats round values', () => {
+    expect(formatDuration(90_000)).toBe('90s');
+    expect(formatDuration(120_000)).toBe('2m');
+    expect(formatDuration(250)).toBe('250ms');
+  });
+});

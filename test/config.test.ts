@@ -1,0 +1,64 @@
+// hm9k run's configuration: layering and clear errors.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, envToPaths, loadConfig } from '../src/config.js';
+
+const file = (text: string) => {
+  const f = join(mkdtempSync(join(tmpdir(), 'hm9k-cfg-')), 'config.yaml');
+  writeFileSync(f, text);
+  return f;
+};
+
+describe('process configuration', () => {
+  it('applies defaults', () => {
+    const c = loadConfig({});
+    expect(c.namespace).toBe('hm9k-system');
+    expect(c.healthPort).toBe(8081);
+    expect(c.metricsPort).toBe(8080);
+    expect(c.leaderElection.leaseDuration).toBe('15s');
+    expect(c.apps.enabled).toBe(false);
+  });
+
+  it('layers file < environment < --set < overrides', () => {
+    const f = file('namespace: from-file\nlogLevel: debug\napps:\n  enabled: true\n  cc:\n    url: http://file\n');
+    const c = loadConfig({
+      file: f,
+      env: { HM9K_NAMESPACE: 'from-env', HM9K_APPS__CC__URL: 'http://env', HM9K_METRICS_PORT: '9090' },
+      sets: [['namespace', 'from-set']],
+      overrides: { healthPort: 0 },
+    });
+    expect(c.namespace).toBe('from-set');
+    expect(c.logLevel).toBe('debug');
+    expect((c.apps as { cc: { url: string } }).cc.url).toBe('http://env');
+    expect(c.metricsPort).toBe(9090);
+    expect(c.healthPort).toBe(0);
+  });
+
+  it('maps environment names to paths', () => {
+    expect(envToPaths({ HM9K_LEADER_ELECTION__LEASE_DURATION: '5s', PATH: '/bin' })).toEqual([['leaderElection.leaseDuration', '5s']]);
+  });
+
+  it('reports every problem with its path', () => {
+    const f = file('logLevel: loud\nmetricsPort: 99999\nleaderElection:\n  leaseDuration: forever\nbogus: 1\n');
+    let err: unknown;
+    try {
+      loadConfig({ file: f });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const msg = (err as Error).message;
+    expect(msg).toMatch(/logLevel: /);
+    expect(msg).toMatch(/metricsPort: Expected integer to be less or equal to 65535/);
+    expect(msg).toMatch(/leaderElection.leaseDuration: Expected string to match/);
+    expect(msg).toMatch(/Unexpected property/);
+  });
+
+  it('rejects a file that is not a mapping, or is not YAML', () => {
+    expect(() => loadConfig({ file: file('- a\n- b\n') })).toThrow(/must hold a YAML mapping/);
+    expect(() => loadConfig({ file: file('a: [1\n') })).toThrow(ConfigError);
+    expect(() => loadConfig({ file: '/nonexistent/hm9k.yaml' })).toThrow(/ENOENT/);
+  });
+});

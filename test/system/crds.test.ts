@@ -1,0 +1,139 @@
+// The four CRDs against a real kube-apiserver: established, printer columns, explain, validation
+/* eslint-disable @typescript-eslint/no-explicit-any -- test objects are plain JSON poked at by path */
+// messages a person understands, and generation/status semantics.
+import { execFileSync } from 'node:child_process';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CustomObjectsApi, ApiException, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { kubeConfig, testNamespace, controlPlane } from '../support/controlplane.js';
+import { GROUP, VERSION } from '../../src/api/index.js';
+
+let ns: string;
+let api: CustomObjectsApi;
+const kubectl = (...args: string[]) =>
+  execFileSync('kubectl', ['--kubeconfig', controlPlane().state.kubeconfig, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+const goodApp = (name: string) => ({
+  apiVersion: `${GROUP}/${VERSION}`,
+  kind: 'DesiredApp',
+  metadata: { name },
+  spec: { appGuid: name, version: 'v1', instances: 2, state: 'STARTED', packageState: 'STAGED' },
+});
+const goodNode = (name: string) => ({
+  apiVersion: `${GROUP}/${VERSION}`,
+  kind: 'ComputeNode',
+  metadata: { name, labels: { rack: 'r1' } },
+  spec: { host: name, bmc: { address: '127.0.0.1', port: 6230, cipherSuite: 3, credentialsSecret: 'bmc-creds' } },
+});
+const goodPolicy = (name: string) => ({
+  apiVersion: `${GROUP}/${VERSION}`,
+  kind: 'FencePolicy',
+  metadata: { name },
+  spec: { nodeSelector: { matchLabels: { rack: 'r1' } }, networks: { storage: { consul: [{ address: 'http://127.0.0.1:8500' }], action: 'RecoverThenFence' } }, safety: { maxUnhealthy: '25%' } },
+});
+const goodAhp = (name: string) => ({ apiVersion: `${GROUP}/${VERSION}`, kind: 'AppHealthPolicy', metadata: { name }, spec: { guards: { maxShrinkPercent: 30 } } });
+
+async function rejection(create: () => Promise<unknown>): Promise<string> {
+  try {
+    await create();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ApiException);
+    const e = err as ApiException<string>;
+    expect(e.code).toBe(422);
+    return (JSON.parse(e.body) as { message: string }).message;
+  }
+  throw new Error('the apiserver accepted an invalid object');
+}
+
+beforeAll(async () => {
+  ns = await testNamespace('crds');
+  api = kubeConfig().makeApiClient(CustomObjectsApi);
+});
+
+describe('CRDs on a real apiserver', () => {
+  it('are established and listed in the hm9k category with their printer columns', async () => {
+    await api.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: 'desiredapps', body: goodApp('app-cols') });
+    await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', body: goodNode('cn-cols') });
+    await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', body: goodPolicy('fp-cols') });
+    await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'apphealthpolicies', body: goodAhp('ahp-cols') });
+    const all = kubectl('get', 'hm9k', '-A');
+    expect(all).toMatch(/computenode\.hm9k\.io\/cn-cols/);
+    expect(all).toMatch(/desiredapp\.hm9k\.io\/app-cols/);
+    const cn = kubectl('get', 'cn', 'cn-cols');
+    expect(cn.split('\n')[0]).toMatch(/NAME\s+PHASE\s+MGMT\s+STORAGE\s+TENANT\s+NOVA\s+POWER\s+SERVERS\s+AGE/);
+    const da = kubectl('get', 'da', '-n', ns);
+    expect(da.split('\n')[0]).toMatch(/NAME\s+DESIRED\s+RUNNING\s+CRASHED\s+STATE\s+CONVERGED\s+AGE/);
+    expect(da).toMatch(/app-cols\s+2\s+.*STARTED/);
+    expect(kubectl('get', 'fp').split('\n')[0]).toMatch(/NAME\s+MATCHED\s+HEALTHY\s+UNHEALTHY\s+IN-FLIGHT\s+STORM\s+READY\s+AGE/);
+    expect(kubectl('get', 'ahp').split('\n')[0]).toMatch(/NAME\s+ACTUAL-FRESH\s+DESIRED-FRESH\s+APPS\s+RUNNING\s+MISSING\s+CRASHED\s+HOLD\s+AGE/);
+  });
+
+  it('kubectl explain computenode.spec shows descriptions', () => {
+    const out = kubectl('explain', 'computenode.spec');
+    expect(out).toMatch(/One hypervisor/);
+    expect(out).toMatch(/maintenance\s+<boolean>/);
+    expect(out).toMatch(/Exclude this node from every action/);
+    expect(kubectl('explain', 'fencepolicy.spec.safety.maxUnhealthy')).toMatch(/percentage/);
+  });
+
+  const cases: { kind: string; plural: string; namespaced: boolean; mutate: (o: Record<string, any>) => void; expect: RegExp }[] = [
+    // Reason: the cases poke at arbitrary nested fields of plain JSON objects.
+    { kind: 'DesiredApp', plural: 'desiredapps', namespaced: true, mutate: (o) => (o.spec.instances = -1), expect: /spec.instances: Invalid value: -1: spec.instances in body should be greater than or equal to 0/ },
+    { kind: 'DesiredApp', plural: 'desiredapps', namespaced: true, mutate: (o) => (o.spec.state = 'RUNNING'), expect: /spec.state: Unsupported value: "RUNNING": supported values: "STARTED", "STOPPED"/ },
+    { kind: 'DesiredApp', plural: 'desiredapps', namespaced: true, mutate: (o) => delete o.spec.version, expect: /spec.version: Required value/ },
+    { kind: 'DesiredApp', plural: 'desiredapps', namespaced: true, mutate: (o) => (o.spec.crashBackoff = { maxBackoff: 'ten minutes' }), expect: /spec.crashBackoff.maxBackoff in body should match/ },
+    { kind: 'ComputeNode', plural: 'computenodes', namespaced: false, mutate: (o) => (o.spec.bmc.port = 70000), expect: /spec.bmc.port in body should be less than or equal to 65535/ },
+    { kind: 'ComputeNode', plural: 'computenodes', namespaced: false, mutate: (o) => (o.spec.bmc.privilege = 'ROOT'), expect: /spec.bmc.privilege: Unsupported value: "ROOT"/ },
+    { kind: 'ComputeNode', plural: 'computenodes', namespaced: false, mutate: (o) => (o.spec.host = 'bad host!'), expect: /spec.host in body should match/ },
+    { kind: 'ComputeNode', plural: 'computenodes', namespaced: false, mutate: (o) => (o.spec.bmc.credentialsSecret = 'Has_Capitals'), expect: /spec.bmc.credentialsSecret in body should match/ },
+    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.safety.maxUnhealthy = 'half'), expect: /spec.safety.maxUnhealthy in body should match '\^\[0-9\]\+%\?\$'/ },
+    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.networks.storage.action = 'Reboot'), expect: /Unsupported value: "Reboot": supported values: "Notify", "Recover", "RecoverThenFence"/ },
+    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.networks = {}), expect: /networks must name at least one of management, storage, tenant/ },
+    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.networks.storage.consul = []), expect: /spec.networks.storage.consul in body should have at least 1 items/ },
+    { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.guards.maxShrinkPercent = 150), expect: /spec.guards.maxShrinkPercent in body should be less than or equal to 100/ },
+    { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.timings = { heartbeatPeriod: '10 seconds' }), expect: /spec.timings.heartbeatPeriod in body should match/ },
+    { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.crashBackoff = { crashesBeforeBackoff: -2 }), expect: /spec.crashBackoff.crashesBeforeBackoff in body should be greater than or equal to 0/ },
+  ];
+  const make: Record<string, (n: string) => Record<string, any>> = { DesiredApp: goodApp, ComputeNode: goodNode, FencePolicy: goodPolicy, AppHealthPolicy: goodAhp };
+
+  it.each(cases.map((c, i) => ({ ...c, i })))('rejects an invalid $kind (case $i) with a clear message', async (c) => {
+    const body = make[c.kind]!(`bad-${c.i}`);
+    c.mutate(body);
+    const message = await rejection(() =>
+      c.namespaced
+        ? api.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: c.plural, body })
+        : api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: c.plural, body }),
+    );
+    expect(message).toMatch(c.expect);
+  });
+
+  it('bumps generation on spec changes only; observedGeneration follows a status patch', async () => {
+    const created = (await api.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: 'desiredapps', body: goodApp('gen') })) as any;
+    expect(created.metadata.generation).toBe(1);
+    const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+    const afterStatus = (await api.patchNamespacedCustomObjectStatus(
+      { group: GROUP, version: VERSION, namespace: ns, plural: 'desiredapps', name: 'gen', body: { status: { observedGeneration: 1, running: 2 } } },
+      merge,
+    )) as any;
+    expect(afterStatus.metadata.generation).toBe(1);
+    expect(afterStatus.status.running).toBe(2);
+    const afterSpec = (await api.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace: ns, plural: 'desiredapps', name: 'gen', body: { spec: { instances: 3 } } },
+      merge,
+    )) as any;
+    expect(afterSpec.metadata.generation).toBe(2);
+    expect(afterSpec.status.observedGeneration).toBe(1);
+    // A status write through the main resource is ignored (status subresource).
+    const ignored = (await api.patchNamespacedCustomObject(
+      { group: GROUP, version: VERSION, namespace: ns, plural: 'desiredapps', name: 'gen', body: { status: { running: 9 } } },
+      merge,
+    )) as any;
+    expect(ignored.status.running).toBe(2);
+    expect(ignored.metadata.generation).toBe(2);
+  });
+
+  it('applies schema defaults', async () => {
+    const obj = (await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', body: goodNode('cn-defaults') })) as any;
+    expect(obj.spec.maintenance).toBe(false);
+    expect(obj.spec.bmc.privilege).toBe('ADMINISTRATOR');
+  });
+});
