@@ -1,0 +1,32 @@
+# syntax=docker/dockerfile:1
+# hm9k: one image for both halves (`hm9k run --apps`, `hm9k run --nodes`).
+# The code stays Node 20 compatible (CI); the image runs the current LTS.
+
+FROM node:22-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund
+
+FROM node:22-bookworm-slim
+# ipmitool fences and powers on hosts through their BMCs; tini forwards signals and reaps children
+# (ipmitool and ssh are child processes), so SIGTERM reaches hm9k and nothing is left as a zombie.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ipmitool tini ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+COPY bin ./bin
+COPY crds ./crds
+ENV NODE_ENV=production \
+    HOME=/tmp
+# Non-root (the node image's `node` user, uid 1000); the root filesystem may be read-only: hm9k writes
+# only to /tmp (mount an emptyDir there).
+USER 1000:1000
+EXPOSE 8080 8081 5155 5156
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/bin/hm9k.js"]
+CMD ["run"]
