@@ -1,0 +1,136 @@
+// The app half's data model: DEA heartbeats, CC desired state, crash counts and pending messages,
+// using HM9000's field names where they travel on the wire.
+import type { AppState, PackageState, CrashBackoff } from '../api/index.js';
+
+export const INSTANCE_STATES = ['STARTING', 'RUNNING', 'CRASHED', 'EVACUATING'] as const;
+export type InstanceState = (typeof INSTANCE_STATES)[number];
+
+/** One droplet entry of a DEA heartbeat (NATS `dea.heartbeat`). */
+export interface DropletHeartbeat {
+  cc_partition?: string;
+  droplet: string;
+  version: string;
+  instance: string;
+  index: number;
+  state: InstanceState;
+  state_timestamp: number;
+}
+
+export interface DeaHeartbeat {
+  dea: string;
+  droplets: DropletHeartbeat[];
+}
+
+/** An instance as the actual state knows it: the heartbeat plus the DEA that reported it. */
+export interface InstanceHeartbeat extends DropletHeartbeat {
+  dea_guid: string;
+}
+
+export const EXIT_REASONS = ['STOPPED', 'CRASHED', 'DEA_SHUTDOWN', 'DEA_EVACUATION'] as const;
+export type ExitReason = (typeof EXIT_REASONS)[number];
+
+/** NATS `droplet.exited`. */
+export interface DropletExited {
+  droplet: string;
+  version: string;
+  instance: string;
+  index: number;
+  reason: ExitReason;
+  exit_status?: number;
+  exit_description?: string;
+  crash_timestamp?: number;
+}
+
+/** One app as CC's bulk API describes it. */
+export interface DesiredAppState {
+  appGuid: string;
+  version: string;
+  instances: number;
+  state: AppState;
+  packageState: PackageState;
+  memory?: number;
+  updatedAt?: string;
+}
+
+/** Overrides a person may set on a DesiredApp object. */
+export interface AppOverrides {
+  paused?: boolean;
+  crashBackoff?: CrashBackoff;
+}
+
+export interface CrashCount {
+  appGuid: string;
+  version: string;
+  index: number;
+  count: number;
+  /** ms epoch of the first crash counted. */
+  createdAt: number;
+  /** ms epoch of the last increment; the count expires 2 x maxBackoff after it. */
+  updatedAt: number;
+}
+
+export type StartReason = 'MISSING' | 'CRASHED' | 'EVACUATION';
+export type StopReason = 'EXTRA' | 'DUPLICATE' | 'EVACUATION_COMPLETE';
+
+interface PendingBase {
+  messageId: string;
+  appGuid: string;
+  version: string;
+  index: number;
+  /** ms epoch when it becomes due. */
+  sendOn: number;
+  /** ms epoch when it was sent; 0 = not yet. */
+  sentOn: number;
+  /** After sending, the message stays (blocking a re-enqueue) until sentOn + keepAlive. */
+  keepAliveMs: number;
+  skipVerification: boolean;
+}
+
+export interface PendingStart extends PendingBase {
+  kind: 'start';
+  reason: StartReason;
+  priority: number;
+}
+
+export interface PendingStop extends PendingBase {
+  kind: 'stop';
+  reason: StopReason;
+  instanceGuid: string;
+}
+
+export type PendingMessage = PendingStart | PendingStop;
+
+export interface PendingActions {
+  /** Keyed by startKey(app, version, index). */
+  starts: Map<string, PendingStart>;
+  /** Keyed by instance guid. */
+  stops: Map<string, PendingStop>;
+}
+
+export const startKey = (appGuid: string, version: string, index: number) => `${appGuid}/${version}/${index}`;
+export const crashKey = startKey;
+export const emptyPending = (): PendingActions => ({ starts: new Map(), stops: new Map() });
+
+/** Start message sent to CC (HTTP body or NATS hm9000.start). */
+export interface StartMessage {
+  message_id: string;
+  droplet: string;
+  version: string;
+  instance_index: number;
+}
+
+/** Stop message sent to CC (HTTP body or NATS hm9000.stop). */
+export interface StopMessage {
+  message_id: string;
+  droplet: string;
+  version: string;
+  instance_guid: string;
+  instance_index: number;
+  is_duplicate: boolean;
+}
+
+/** A desired app is acted upon when STARTED and its package is STAGED or PENDING. */
+export const isDesired = (d: DesiredAppState | undefined): d is DesiredAppState =>
+  !!d && d.state === 'STARTED' && (d.packageState === 'STAGED' || d.packageState === 'PENDING');
+
+export const isStartingOrRunning = (s: InstanceState) => s === 'STARTING' || s === 'RUNNING';
