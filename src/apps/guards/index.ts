@@ -1,0 +1,141 @@
+// The two guards against a wrong mass stop (architecture.md, "Never act blind"), as pure functions.
+//
+// Shrink guard: a fetch whose desired set shrinks by more than maxShrinkPercent at once (apps gone,
+// versions changed, instances dropped, flips to STOPPED/FAILED), or that is empty while apps run, is
+// not trusted: hm9k keeps acting on the last good desired state and reports it. An operator who
+// means it releases the guard with the same annotation as a stop hold (value = the guard's id).
+//
+// Stop budget: when the stops due in a window exceed maxStopPercent of the running instances (and
+// at least minStopsForHold), every stop is held under a hold id until the AppHealthPolicy carries
+// the annotation hm9k.io/release-stop-hold=<id>. Starts go on.
+import type { AppsConfig } from '../config.js';
+import { isDesired, type DesiredAppState } from '../types.js';
+
+export interface ShrinkVerdict {
+  accept: boolean;
+  /** Desired instances lost relative to the last good state, in percent (0-100). */
+  shrinkPercent: number;
+  lostInstances: number;
+  reason?: string;
+}
+
+/** Desired instances of `prev` that `next` no longer desires under the same version. */
+export function desiredShrink(prev: ReadonlyMap<string, DesiredAppState>, next: ReadonlyMap<string, DesiredAppState>): { total: number; lost: number } {
+  let total = 0;
+  let lost = 0;
+  for (const [guid, p] of prev) {
+    if (!isDesired(p)) continue;
+    total += p.instances;
+    const n = next.get(guid);
+    const kept = isDesired(n) && n.version === p.version ? Math.min(n.instances, p.instances) : 0;
+    lost += p.instances - kept;
+  }
+  return { total, lost };
+}
+
+export interface ShrinkGuardInput {
+  /** The last good desired state (undefined before the first accepted fetch). */
+  lastGood: ReadonlyMap<string, DesiredAppState> | undefined;
+  candidate: ReadonlyMap<string, DesiredAppState>;
+  /** STARTING/RUNNING instances in the actual state (-1 when unknown). */
+  runningInstances: number;
+  /** The guard id an operator released (annotation value), if any. */
+  releasedId?: string;
+  /** The id of the shrink currently held, if any. */
+  heldId?: string;
+}
+
+export function shrinkGuard(input: ShrinkGuardInput, config: AppsConfig): ShrinkVerdict {
+  const released = !!input.heldId && input.releasedId === input.heldId;
+  const desiredCount = [...input.candidate.values()].filter(isDesired).length;
+  if (desiredCount === 0 && input.runningInstances > 0 && !released) {
+    return { accept: false, shrinkPercent: 100, lostInstances: input.runningInstances, reason: `the Cloud Controller desires no app while ${input.runningInstances} instances run` };
+  }
+  if (!input.lastGood) return { accept: true, shrinkPercent: 0, lostInstances: 0 };
+  const { total, lost } = desiredShrink(input.lastGood, input.candidate);
+  const shrinkPercent = total === 0 ? 0 : (lost / total) * 100;
+  if (shrinkPercent > config.guards.maxShrinkPercent && !released) {
+    return {
+      accept: false,
+      shrinkPercent,
+      lostInstances: lost,
+      reason: `desired instances would shrink by ${shrinkPercent.toFixed(1)}% (${lost} of ${total}) in one fetch, more than maxShrinkPercent ${config.guards.maxShrinkPercent}%`,
+    };
+  }
+  return { accept: true, shrinkPercent, lostInstances: lost };
+}
+
+export interface StopHold {
+  id: string;
+  reason: string;
+  /** ms epoch */
+  since: number;
+  stopsHeld: number;
+}
+
+export interface StopBudgetState {
+  /** ms epochs of stops sent (or decided in dryRun), within the window. */
+  recentStops: number[];
+  hold?: StopHold;
+  /** After a release: stops allowed on top of the budget until `until`. */
+  allowance?: { until: number; extra: number };
+  releasedHoldId?: string;
+}
+
+export interface StopBudgetInput {
+  /** Stops due now (verified, about to be sent). */
+  dueStops: number;
+  runningInstances: number;
+  /** The value of the hm9k.io/release-stop-hold annotation. */
+  releaseAnnotation?: string;
+  now: number;
+}
+
+export interface StopBudgetVerdict {
+  allowStops: boolean;
+  state: StopBudgetState;
+  /** Set when a hold began in this call. */
+  newHold?: StopHold;
+  /** Set when an operator released a hold in this call. */
+  released?: string;
+}
+
+export const stopBudgetLimit = (running: number, config: AppsConfig) => Math.floor((Math.max(0, running) * config.guards.maxStopPercent) / 100);
+
+export function stopBudget(state: StopBudgetState, input: StopBudgetInput, config: AppsConfig): StopBudgetVerdict {
+  const { now } = input;
+  const windowStart = now - config.guards.stopWindowMs;
+  let next: StopBudgetState = { ...state, recentStops: state.recentStops.filter((t) => t > windowStart) };
+  if (next.allowance && next.allowance.until <= now) delete next.allowance;
+
+  // An operator released the hold: the held stops go, with an allowance for them over one window.
+  if (next.hold && input.releaseAnnotation === next.hold.id) {
+    const released = next.hold.id;
+    next = { ...next, allowance: { until: now + config.guards.stopWindowMs, extra: Math.max(next.hold.stopsHeld, input.dueStops) }, releasedHoldId: released };
+    delete next.hold;
+    return { allowStops: true, state: next, released };
+  }
+  if (next.hold) {
+    next.hold = { ...next.hold, stopsHeld: Math.max(next.hold.stopsHeld, input.dueStops) };
+    return { allowStops: false, state: next };
+  }
+  if (input.dueStops === 0) return { allowStops: true, state: next };
+
+  const inWindow = next.recentStops.length + input.dueStops;
+  const limit = stopBudgetLimit(input.runningInstances, config) + (next.allowance?.extra ?? 0);
+  if (inWindow > limit && inWindow >= config.guards.minStopsForHold) {
+    const hold: StopHold = {
+      id: `hold-${now.toString(36)}`,
+      reason: `${inWindow} stops due within ${Math.round(config.guards.stopWindowMs / 1000)}s exceed ${config.guards.maxStopPercent}% of ${input.runningInstances} running instances`,
+      since: now,
+      stopsHeld: input.dueStops,
+    };
+    return { allowStops: false, state: { ...next, hold }, newHold: hold };
+  }
+  return { allowStops: true, state: next };
+}
+
+/** Records stops that were sent, for the window. */
+export function recordStops(state: StopBudgetState, count: number, now: number): StopBudgetState {
+  return { ...state, recentStops: [...state.recentStops, ...Array.from({ length: count }, () => now)] };
+}
