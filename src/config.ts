@@ -15,12 +15,70 @@ export const ProcessConfigSchema = Type.Object(
     healthPort: Int('/healthz and /readyz port.', { minimum: 0, maximum: 65535, default: 8081 }),
     bindAddress: Str('Address the metrics and health servers listen on.', { default: '0.0.0.0' }),
     apps: Type.Object(
-      { enabled: Bool('Run the app half (HM9000\'s job).', false) },
-      { additionalProperties: true, default: {}, description: 'The app half; see README Configuration.' },
+      {
+        enabled: Bool("Run the app half (HM9000's job).", false),
+        nats: Type.Object(
+          {
+            servers: Type.Array(Str('NATS URL.', { pattern: '^(nats|tls)://' }), { default: ['nats://127.0.0.1:4222'], minItems: 1, description: 'NATS servers of the CF foundation.' }),
+            user: Type.Optional(Str('NATS user.')),
+            password: Type.Optional(Str('NATS password (set through HM9K_APPS__NATS__PASSWORD from a Secret).')),
+            token: Type.Optional(Str('NATS token.')),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+        cc: Type.Object(
+          {
+            url: Str('Cloud Controller base URL.', { default: '', pattern: '^$|^https?://' }),
+            internalUser: Str("User of CC's internal API (/internal/dea/hm9000).", { default: '' }),
+            internalPassword: Str('Its password (HM9K_APPS__CC__INTERNAL_PASSWORD).', { default: '' }),
+            bulkUser: Str("User of CC's bulk API.", { default: '' }),
+            bulkPassword: Str('Its password (HM9K_APPS__CC__BULK_PASSWORD).', { default: '' }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+        sendVia: StringEnum(['http', 'nats'] as const, { default: 'http', description: 'Send start/stop to CC over HTTP or NATS (hm9000.start/stop).' }),
+        store: Type.Object(
+          {
+            kind: StringEnum(['memory', 'etcd'] as const, { default: 'memory', description: 'Actual-state store.' }),
+            endpoints: Type.Array(Str('etcd URL.', { pattern: '^https?://' }), { default: [], description: 'etcd endpoints (kind etcd).' }),
+            prefix: Str('Key prefix in etcd.', { default: '/hm9k/' }),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+        api: Type.Object(
+          {
+            port: Int('Port of /bulk_app_state (and /dea/heartbeat).', { minimum: 0, maximum: 65535, default: 5155 }),
+            host: Str('Listen address.', { default: '0.0.0.0' }),
+            user: Str('Basic auth user CC uses for /bulk_app_state.', { default: '' }),
+            password: Str('Its password (HM9K_APPS__API__PASSWORD).', { default: '' }),
+            heartbeatEndpoint: Bool('Accept POST /dea/heartbeat.', true),
+          },
+          { default: {}, additionalProperties: false },
+        ),
+        desiredAppNamespace: Str('Namespace of DesiredApp objects (default: namespace).', { default: '' }),
+        policyName: Str('AppHealthPolicy to follow (default: the only one, or the first by name).', { default: '' }),
+      },
+      { default: {}, additionalProperties: false, description: 'The app half.' },
     ),
     nodes: Type.Object(
-      { enabled: Bool('Run the node half (compute-node HA).', false) },
-      { additionalProperties: true, default: {}, description: 'The node half; see README Configuration.' },
+      {
+        enabled: Bool('Run the node half (compute-node HA).', false),
+        cloudsSecret: Str('Secret with key clouds.yaml (in namespace).', { default: 'openstack-clouds' }),
+        cloudName: Str('Cloud in clouds.yaml.', { default: 'openstack' }),
+        globalMaxUnhealthy: Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: '^[0-9]+%$' })], { default: '50%', description: 'Never fence above this many unhealthy nodes across all policies.' }),
+        maxConcurrentRemediations: Int('Nodes recovered or fenced at once across all policies.', { minimum: 1, default: 3 }),
+        maxParallelIpmi: Int('Concurrent ipmitool calls.', { minimum: 1, default: 8 }),
+        maxParallelSsh: Int('Concurrent SSH sessions.', { minimum: 1, default: 8 }),
+        consulWait: Duration('Consul blocking query wait.', '5m'),
+        consulMinLoop: Duration('Minimum spacing of Consul query loops.', '1s'),
+        powerPollInterval: Duration('BMC power state read period.', '60s'),
+        novaPollInterval: Duration('Nova service read period.', '10s'),
+        httpTimeout: Duration('Timeout of one Nova/Keystone request.', '30s'),
+        resync: Duration('Healthy nodes are re-evaluated at least this often.', '30s'),
+        ipmitoolPath: Str('Path of ipmitool.', { default: 'ipmitool' }),
+        workers: Int('Node reconcile workers.', { minimum: 1, default: 4 }),
+      },
+      { default: {}, additionalProperties: false, description: 'The node half.' },
     ),
     leaderElection: Type.Object(
       {
@@ -43,10 +101,7 @@ export const ProcessConfigSchema = Type.Object(
   },
   { additionalProperties: false },
 );
-export type ProcessConfig = Static<typeof ProcessConfigSchema> & {
-  apps: { enabled: boolean; [k: string]: unknown };
-  nodes: { enabled: boolean; [k: string]: unknown };
-};
+export type ProcessConfig = Static<typeof ProcessConfigSchema>;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -136,6 +191,20 @@ export function loadConfig(src: ConfigSources): ProcessConfig {
     const where = e.path ? e.path.slice(1).replace(/\//g, '.') : '(root)';
     problems.push(`${where}: ${e.message}${e.value !== undefined && typeof e.value !== 'object' ? ` (got ${JSON.stringify(e.value)})` : ''}`);
   }
+  if (!problems.length) problems.push(...crossChecks(withDefaults as ProcessConfig));
   if (problems.length) throw new ConfigError([...new Set(problems)]);
   return withDefaults as ProcessConfig;
+}
+
+/** What the schema cannot say: fields required only when a half is enabled. */
+function crossChecks(c: ProcessConfig): string[] {
+  const p: string[] = [];
+  if (c.apps.enabled) {
+    if (!c.apps.cc.url) p.push('apps.cc.url: required when the app half runs (HM9K_APPS__CC__URL)');
+    if (!c.apps.cc.bulkUser || !c.apps.cc.bulkPassword) p.push('apps.cc.bulkUser/bulkPassword: required to fetch desired state from /bulk/apps');
+    if (c.apps.sendVia === 'http' && (!c.apps.cc.internalUser || !c.apps.cc.internalPassword)) p.push('apps.cc.internalUser/internalPassword: required to send start/stop over HTTP (or set apps.sendVia=nats)');
+    if (!c.apps.api.user || !c.apps.api.password) p.push('apps.api.user/password: required for /bulk_app_state basic auth');
+    if (c.apps.store.kind === 'etcd' && c.apps.store.endpoints.length === 0) p.push('apps.store.endpoints: at least one etcd endpoint is required with store.kind=etcd');
+  }
+  return p;
 }

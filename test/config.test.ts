@@ -22,16 +22,17 @@ describe('process configuration', () => {
   });
 
   it('layers file < environment < --set < overrides', () => {
-    const f = file('namespace: from-file\nlogLevel: debug\napps:\n  enabled: true\n  cc:\n    url: http://file\n');
+    const f = file('namespace: from-file\nlogLevel: debug\napps:\n  enabled: true\n  cc:\n    url: http://file\n    bulkUser: bulk\n    internalUser: internal\n  api:\n    user: cc\n');
     const c = loadConfig({
       file: f,
-      env: { HM9K_NAMESPACE: 'from-env', HM9K_APPS__CC__URL: 'http://env', HM9K_METRICS_PORT: '9090' },
+      env: { HM9K_NAMESPACE: 'from-env', HM9K_APPS__CC__URL: 'http://env', HM9K_METRICS_PORT: '9090', HM9K_APPS__CC__BULK_PASSWORD: 'b', HM9K_APPS__CC__INTERNAL_PASSWORD: 'i', HM9K_APPS__API__PASSWORD: 'a' },
       sets: [['namespace', 'from-set']],
       overrides: { healthPort: 0 },
     });
     expect(c.namespace).toBe('from-set');
     expect(c.logLevel).toBe('debug');
-    expect((c.apps as { cc: { url: string } }).cc.url).toBe('http://env');
+    expect(c.apps.cc.url).toBe('http://env');
+    expect(c.apps.cc.bulkPassword).toBe('b');
     expect(c.metricsPort).toBe(9090);
     expect(c.healthPort).toBe(0);
   });
@@ -54,6 +55,14 @@ describe('process configuration', () => {
     expect(msg).toMatch(/metricsPort: Expected integer to be less or equal to 65535/);
     expect(msg).toMatch(/leaderElection.leaseDuration: Expected string to match/);
     expect(msg).toMatch(/Unexpected property/);
+  });
+
+  it('names what an enabled half is missing', () => {
+    expect(() => loadConfig({ overrides: { apps: { enabled: true } } })).toThrow(/apps.cc.url: required when the app half runs/);
+    expect(() => loadConfig({ overrides: { apps: { enabled: true, sendVia: 'nats', cc: { url: 'http://cc', bulkUser: 'u', bulkPassword: 'p' }, api: { user: 'u', password: 'p' }, store: { kind: 'etcd' } } } })).toThrow(
+      /apps.store.endpoints: at least one etcd endpoint/,
+    );
+    expect(() => loadConfig({ sets: [['nodes.consulWait', 'soon']] })).toThrow(/nodes.consulWait: Expected string to match/);
   });
 
   it('rejects a file that is not a mapping, or is not YAML', () => {
