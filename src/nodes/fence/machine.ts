@@ -1,0 +1,557 @@
+// The fence state machine: a pure function of (node snapshot, policy, fleet summary, context).
+// No I/O, no clock reads: `ctx.now` is the only time. The shell writes `status` first (intent) and
+// then runs `actions`, reporting each outcome through applyOutcome.
+import {
+  ACK_FENCE_ANNOTATION,
+  FENCE_REASON_PREFIX,
+  NETWORKS,
+  type ComputeNodeStatus,
+  type Condition,
+  type NetworkName,
+  type Phase,
+} from '../../api/index.js';
+import { maxUnhealthyAllowed, type ResolvedPolicy } from '../config.js';
+import type { Action, DecideContext, Decision, FleetSummary, NodeSnapshot, Outcome } from './types.js';
+
+type FenceRecord = NonNullable<ComputeNodeStatus['fence']>;
+type StepName = FenceRecord['steps'][number]['name'];
+type StepState = FenceRecord['steps'][number]['state'];
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const ms = (t: string | undefined) => (t ? Date.parse(t) : NaN);
+
+export const IN_FLIGHT_PHASES: readonly Phase[] = ['Recovering', 'Fencing', 'Evacuating'];
+
+export function fenceIdFor(name: string, now: number): string {
+  // Deterministic from (node, time): unique per node since one fence per node is latched.
+  return `${name.slice(0, 40)}-${now.toString(36)}`;
+}
+
+export function isStorm(value: number | string, total: number, unhealthy: number): boolean {
+  return unhealthy > maxUnhealthyAllowed(value, total);
+}
+
+export function stepState(fence: FenceRecord | undefined, name: StepName): StepState | undefined {
+  return fence?.steps.find((s) => s.name === name)?.state;
+}
+
+function setStep(fence: FenceRecord, name: StepName, state: StepState, now: number, message?: string): FenceRecord {
+  const steps = fence.steps.filter((s) => s.name !== name);
+  steps.push({ name, state, at: iso(now), ...(message ? { message: message.slice(0, 512) } : {}) });
+  const order: StepName[] = ['powerOff', 'confirmOff', 'forceDown', 'disable', 'evacuate'];
+  steps.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
+  return { ...fence, steps };
+}
+
+function setCondition(conds: Condition[], type: string, status: Condition['status'], reason: string, message: string, now: number, generation?: number): Condition[] {
+  const old = conds.find((c) => c.type === type);
+  const c: Condition = {
+    type,
+    status,
+    reason,
+    message: message.slice(0, 1024),
+    lastTransitionTime: old && old.status === status ? old.lastTransitionTime : iso(now),
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+  };
+  return [...conds.filter((x) => x.type !== type), c].sort((a, b) => a.type.localeCompare(b.type));
+}
+
+/** Is the node unhealthy for storm counting? Unknown counts as unhealthy. */
+export function isUnhealthy(node: NodeSnapshot, policy: ResolvedPolicy | null): boolean {
+  if (node.spec.maintenance) return false;
+  if (!policy) return true;
+  for (const n of NETWORKS) {
+    if (!policy.networks[n]) continue;
+    const o = node.obs.networks[n];
+    if (!o || o.state !== 'up') return true;
+  }
+  if (node.obs.power && node.obs.power.state !== 'on') return true;
+  if (node.status.fence && !node.status.fence.acknowledged) return true;
+  return false;
+}
+
+interface Ctx {
+  node: NodeSnapshot;
+  policy: ResolvedPolicy;
+  fleet: FleetSummary;
+  c: DecideContext;
+  status: ComputeNodeStatus;
+  actions: Action[];
+}
+
+function subjectFor(node: NodeSnapshot, what: string) {
+  return `[hm9k] ${node.name}: ${what}`;
+}
+
+function notify(x: Ctx, key: string, severity: 'info' | 'warning' | 'critical', what: string, body: string) {
+  x.actions.push({ type: 'notify', key, severity, subject: subjectFor(x.node, what), body: `Node: ${x.node.name} (nova host ${x.node.spec.host})\n${body}` });
+}
+
+function event(x: Ctx, eventType: 'Normal' | 'Warning', reason: string, note: string) {
+  x.actions.push({ type: 'event', eventType, reason, note });
+}
+
+function phase(x: Ctx, p: Phase, waitingFor?: string) {
+  if (x.status.phase !== p) x.status.phaseSince = iso(x.c.now);
+  x.status.phase = p;
+  if (waitingFor) x.status.waitingFor = waitingFor.slice(0, 512);
+  else delete x.status.waitingFor;
+}
+
+/** Why a new remediation may not start now, or undefined when it may. */
+function remediationGate(x: Ctx, fence: boolean): string | undefined {
+  const s = x.policy.safety;
+  if (s.paused) return 'policy paused';
+  if (fence) {
+    if (isStorm(s.maxUnhealthy, x.fleet.policy.matched, x.fleet.policy.unhealthy)) {
+      return `storm: ${x.fleet.policy.unhealthy} of ${x.fleet.policy.matched} nodes unhealthy exceeds maxUnhealthy ${s.maxUnhealthy}`;
+    }
+    if (isStorm(x.c.globalMaxUnhealthy, x.fleet.global.total, x.fleet.global.unhealthy)) {
+      return `storm: ${x.fleet.global.unhealthy} of ${x.fleet.global.total} nodes unhealthy across all policies exceeds the global ceiling ${x.c.globalMaxUnhealthy}`;
+    }
+  }
+  if (x.fleet.policy.inFlight >= s.maxConcurrentRemediations) return `maxConcurrentRemediations (${s.maxConcurrentRemediations}) reached for the policy`;
+  if (x.fleet.global.inFlight >= x.c.globalMaxConcurrentRemediations) return `global maxConcurrentRemediations (${x.c.globalMaxConcurrentRemediations}) reached`;
+  return undefined;
+}
+
+function observe(x: Ctx) {
+  const { node, policy, c } = x;
+  const st = x.status;
+  const networks: NonNullable<ComputeNodeStatus['networks']> = {};
+  for (const n of NETWORKS) {
+    if (!policy.networks[n]) continue;
+    const o = node.obs.networks[n];
+    networks[n] = o
+      ? { state: o.state, since: iso(o.since), ...(o.state !== 'up' && o.reason ? { reason: o.reason.slice(0, 512) } : {}) }
+      : { state: 'unknown', reason: 'not observed yet' };
+  }
+  st.networks = networks;
+  const nova = node.obs.nova;
+  if (nova) {
+    st.nova = {
+      apiState: nova.apiState,
+      ...(nova.status ? { status: nova.status } : {}),
+      ...(nova.forcedDown !== undefined ? { forcedDown: nova.forcedDown } : {}),
+      ...(nova.disabledReason ? { disabledReason: nova.disabledReason.slice(0, 255) } : {}),
+      nodeSide: nova.nodeSide,
+    };
+    if (nova.servers !== undefined) st.servers = nova.servers;
+  }
+  const p = node.obs.power;
+  if (p) st.power = { state: p.state, readAt: iso(p.since), ...(p.error ? { error: p.error.slice(0, 512) } : {}) };
+  void c;
+}
+
+function conditions(x: Ctx) {
+  const { now } = x.c;
+  const g = x.node.generation;
+  let conds = x.status.conditions ?? [];
+  const nets = Object.entries(x.status.networks ?? {});
+  const down = nets.filter(([, v]) => v?.state === 'down').map(([k]) => k);
+  const unknown = nets.filter(([, v]) => v?.state === 'unknown').map(([k]) => k);
+  conds = down.length
+    ? setCondition(conds, 'NetworkHealthy', 'False', 'NetworkDown', `down: ${down.join(', ')}`, now, g)
+    : unknown.length
+      ? setCondition(conds, 'NetworkHealthy', 'Unknown', 'NetworkUnknown', `unknown: ${unknown.join(', ')}`, now, g)
+      : setCondition(conds, 'NetworkHealthy', 'True', 'AllNetworksUp', 'every watched network is up', now, g);
+  const nova = x.status.nova;
+  conds = !nova || nova.apiState === 'unknown'
+    ? setCondition(conds, 'ServiceHealthy', 'Unknown', 'NovaUnknown', 'nova-compute state not known', now, g)
+    : nova.apiState === 'up' && nova.nodeSide !== 'down'
+      ? setCondition(conds, 'ServiceHealthy', 'True', 'ServiceUp', 'nova-compute is up', now, g)
+      : setCondition(conds, 'ServiceHealthy', 'False', nova.forcedDown ? 'ForcedDown' : 'ServiceDown', `nova-compute api=${nova.apiState} node=${nova.nodeSide ?? 'unknown'}${nova.forcedDown ? ' forced down' : ''}`, now, g);
+  const p = x.status.power;
+  conds = !p || p.state === 'unknown'
+    ? setCondition(conds, 'PoweredOn', 'Unknown', 'PowerUnknown', p?.error ?? 'power state not read', now, g)
+    : setCondition(conds, 'PoweredOn', p.state === 'on' ? 'True' : 'False', p.state === 'on' ? 'PowerOn' : 'PowerOff', `chassis power is ${p.state}`, now, g);
+  const f = x.status.fence;
+  conds = f
+    ? setCondition(conds, 'Fenced', 'True', f.acknowledged ? 'Acknowledged' : 'Latched', `fence ${f.id}: ${f.reason}`, now, g)
+    : setCondition(conds, 'Fenced', 'False', 'NotFenced', 'no fence in effect', now, g);
+  const e = x.status.evacuation;
+  if (e) {
+    const complete = e.done + e.failed >= e.total;
+    conds = setCondition(conds, 'Evacuated', complete && e.failed === 0 ? 'True' : 'False', complete ? (e.failed ? 'EvacuationFailed' : 'EvacuationDone') : 'InProgress', `${e.done}/${e.total} done, ${e.failed} failed`, now, g);
+  } else {
+    conds = conds.filter((c) => c.type !== 'Evacuated');
+  }
+  x.status.conditions = conds;
+}
+
+/** Continue, latch or end an existing fence. */
+function handleFence(x: Ctx): void {
+  const { node, policy } = x;
+  let fence = x.status.fence!;
+  const ack = node.annotations[ACK_FENCE_ANNOTATION] === fence.id;
+  if (ack && !fence.acknowledged) {
+    fence = { ...fence, acknowledged: true };
+    event(x, 'Normal', 'FenceAcknowledged', `operator acknowledged fence ${fence.id}`);
+  }
+  x.status.fence = fence;
+  const failed = (['powerOff', 'confirmOff'] as StepName[]).some((s) => stepState(fence, s) === 'failed');
+  if (failed) {
+    if (fence.acknowledged) {
+      // The operator took over a failed fence: forget it (nothing was evacuated, nothing marked in Nova).
+      delete x.status.fence;
+      delete x.status.evacuation;
+      x.status.recovery = { attempts: 0 };
+      phase(x, 'Degraded', 'failed fence acknowledged; re-evaluating');
+      return;
+    }
+    phase(x, 'FenceFailed', `power-off not confirmed; acknowledge with annotation ${ACK_FENCE_ANNOTATION}=${fence.id} once the host is safe`);
+    notify(x, `fence-failed-${fence.id}`, 'critical', 'FENCE FAILED, nothing evacuated',
+      `hm9k tried to fence this node (${fence.reason}) but could not confirm that it is powered off.\n` +
+      `Steps: ${fence.steps.map((s) => `${s.name}=${s.state}${s.message ? ` (${s.message})` : ''}`).join('; ')}\n` +
+      `Its servers were NOT evacuated. Check the host and its BMC by hand. When the host is safe, acknowledge with:\n` +
+      `  kubectl annotate computenode ${node.name} ${ACK_FENCE_ANNOTATION}=${fence.id}`);
+    return;
+  }
+  if (x.policy.safety.paused && !fence.acknowledged) {
+    phase(x, x.status.phase ?? 'Fencing', 'policy paused: fence steps on hold');
+    return;
+  }
+  const confirmed = stepState(fence, 'confirmOff') === 'succeeded' && !!fence.powerOffConfirmedAt;
+  if (!confirmed) {
+    phase(x, 'Fencing', 'powering off through the BMC and confirming off');
+    x.actions.push({ type: 'powerOff', fenceId: fence.id });
+    return;
+  }
+  if (policy.fencing.forceDownService && stepState(fence, 'forceDown') !== 'succeeded' && stepState(fence, 'forceDown') !== 'skipped') {
+    phase(x, 'Fencing', 'forcing nova-compute down');
+    x.actions.push({ type: 'forceDown', fenceId: fence.id });
+    return;
+  }
+  if (stepState(fence, 'disable') !== 'succeeded') {
+    phase(x, 'Fencing', 'disabling nova-compute with the fence marker');
+    x.actions.push({ type: 'disable', fenceId: fence.id, reason: `${FENCE_REASON_PREFIX}${fence.id}` });
+    return;
+  }
+  const evac = stepState(fence, 'evacuate');
+  if (policy.evacuation.enabled && evac !== 'succeeded' && evac !== 'failed' && evac !== 'skipped') {
+    if (!policy.fencing.forceDownService && x.node.obs.nova?.apiState !== 'down') {
+      phase(x, 'Evacuating', 'waiting for Nova to report nova-compute down (forceDownService is off)');
+      return;
+    }
+    phase(x, 'Evacuating', 'evacuating servers');
+    x.actions.push({ type: 'evacuate', fenceId: fence.id });
+    return;
+  }
+  // Fenced, latched.
+  if (!fence.acknowledged) {
+    const wasFenced = x.status.phase === 'Fenced';
+    phase(x, 'Fenced', `latched: acknowledge with annotation ${ACK_FENCE_ANNOTATION}=${fence.id} after repairing the host`);
+    if (!wasFenced) {
+      const e = x.status.evacuation;
+      const failedServers = e?.servers.filter((s) => s.state === 'failed') ?? [];
+      notify(x, `fenced-${fence.id}`, 'critical', `fenced${e ? `, ${e.done}/${e.total} servers evacuated` : ''}`,
+        `hm9k fenced this node: ${fence.reason}\n` +
+        `Power-off confirmed by the BMC at ${fence.powerOffConfirmedAt}. nova-compute forced down and disabled ("${FENCE_REASON_PREFIX}${fence.id}").\n` +
+        (e
+          ? `Evacuation (microversion ${e.microversion}): ${e.done} done, ${e.failed} failed of ${e.total}.\n` +
+            e.servers.map((s) => `  ${s.id}: ${s.state}${s.to ? ` -> ${s.to}` : ''}${s.error ? ` (${s.error})` : ''}`).join('\n') + '\n' +
+            (failedServers.length ? `Servers that failed need your attention.\n` : '')
+          : 'Evacuation is disabled by the policy.\n') +
+        `hm9k will not power this host on. Repair it, then acknowledge with:\n` +
+        `  kubectl annotate computenode ${node.name} ${ACK_FENCE_ANNOTATION}=${fence.id}`);
+      event(x, 'Warning', 'Fenced', `fence ${fence.id} complete`);
+    }
+    return;
+  }
+  // Acknowledged: return to service once the host is repaired.
+  const nets = Object.keys(policy.networks) as NetworkName[];
+  const notUp = nets.filter((n) => node.obs.networks[n]?.state !== 'up');
+  if (notUp.length || node.obs.power?.state !== 'on') {
+    phase(x, 'Fenced', `acknowledged; waiting for the repaired host: ${notUp.length ? `networks ${notUp.join(', ')} not up` : ''}${notUp.length && node.obs.power?.state !== 'on' ? '; ' : ''}${node.obs.power?.state !== 'on' ? 'power not on' : ''}`);
+    return;
+  }
+  phase(x, 'Fenced', 'acknowledged; returning nova-compute to service');
+  x.actions.push({ type: 'returnToService', fenceId: fence.id });
+}
+
+const ACTION_RANK = { Notify: 0, Recover: 1, RecoverThenFence: 2 } as const;
+
+export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet: FleetSummary, c: DecideContext): Decision {
+  const status: ComputeNodeStatus = structuredClone(node.status ?? {});
+  if (node.generation !== undefined) status.observedGeneration = node.generation;
+  const actions: Action[] = [];
+  if (!policy) {
+    const x = { node, policy: null as unknown as ResolvedPolicy, fleet, c, status, actions };
+    phase(x, 'Unknown', c.noPolicyReason ?? 'no FencePolicy matches this node');
+    return { status, actions, inFlight: false, unhealthy: !node.spec.maintenance };
+  }
+  const x: Ctx = { node, policy, fleet, c, status, actions };
+  observe(x);
+  const before = status.phase;
+  const result = (): Decision => {
+    conditions(x);
+    if (before !== status.phase) {
+      event(x, ['FenceFailed', 'Fencing', 'Fenced', 'Suspect', 'Unknown'].includes(status.phase ?? '') ? 'Warning' : 'Normal', `Phase${status.phase}`,
+        `${before ?? 'none'} -> ${status.phase}${status.waitingFor ? `: ${status.waitingFor}` : ''}`);
+    }
+    return { status, actions, inFlight: IN_FLIGHT_PHASES.includes(status.phase!), unhealthy: isUnhealthy(node, policy) };
+  };
+
+  if (node.spec.maintenance) {
+    phase(x, 'Maintenance', 'spec.maintenance is true: no action');
+    return result();
+  }
+  // Rebuild the latch from Nova's marker when the fence record is gone.
+  const marker = node.obs.nova?.disabledReason;
+  if (!status.fence && marker?.startsWith(FENCE_REASON_PREFIX)) {
+    const id = marker.slice(FENCE_REASON_PREFIX.length).trim();
+    const at = iso(c.now);
+    status.fence = {
+      id, reason: 'rebuilt from the Nova disabled_reason marker', startedAt: at, leaseHolder: c.lease.holder, leaseTransitions: c.lease.transitions,
+      powerOffConfirmedAt: at,
+      steps: (['powerOff', 'confirmOff', 'forceDown', 'disable', 'evacuate'] as StepName[]).map((name) => ({ name, state: 'skipped' as const, at, message: 'rebuilt from Nova marker' })),
+    };
+    status.fence.steps.find((s) => s.name === 'confirmOff')!.state = 'succeeded';
+    status.fence.steps.find((s) => s.name === 'disable')!.state = 'succeeded';
+    event(x, 'Warning', 'FenceRebuilt', `Nova shows "${marker}": fence latch rebuilt`);
+  }
+  if (status.fence) {
+    handleFence(x);
+    return result();
+  }
+
+  const det = policy.detection;
+  const nets = Object.keys(policy.networks) as NetworkName[];
+  const obsN = node.obs.networks;
+  const failing = nets.filter((n) => obsN[n]?.state === 'down' && obsN[n]!.consecutiveDown >= det.failureThreshold);
+  const pending = nets.filter((n) => obsN[n]?.state === 'down' && obsN[n]!.consecutiveDown < det.failureThreshold);
+  const unknown = nets.filter((n) => !obsN[n] || obsN[n]!.state === 'unknown');
+  const nova = node.obs.nova;
+  const power = node.obs.power;
+  const rec = status.recovery ?? { attempts: 0 };
+  const prev = status.phase;
+
+  const startRecovery = (kind: string) => {
+    if (rec.kind !== kind) {
+      status.recovery = { attempts: 0, kind };
+    }
+    return status.recovery ?? { attempts: 0 };
+  };
+  const settled = (r: { lastAttempt?: string }) => !r.lastAttempt || c.now - ms(r.lastAttempt) >= policy.recovery.settleTimeMs;
+
+  // Power off, found while the node was healthy: power it on (the power-on rule).
+  if (power?.state === 'off' && (prev === undefined || prev === 'Healthy' || prev === 'Degraded' || prev === 'Unknown' || (prev === 'Recovering' && rec.kind === 'powerOn'))) {
+    const r = startRecovery('powerOn');
+    const reasons: string[] = [];
+    if (!policy.recovery.powerOn) reasons.push('recovery.powerOn is false');
+    if (nova?.disabledReason?.startsWith(FENCE_REASON_PREFIX)) reasons.push('Nova shows hm9k\'s fence marker');
+    if ((nova?.evacuationMigrations ?? 0) > 0) reasons.push('evacuation migrations exist for this host');
+    if (prev === 'Unknown' || prev === undefined) reasons.push('the node was not known to be healthy before');
+    if (reasons.length) {
+      phase(x, 'Degraded', `powered off; not powering on: ${reasons.join('; ')}`);
+      notify(x, 'powered-off', 'warning', 'host is powered off', `The BMC reports chassis power off. hm9k will not power it on: ${reasons.join('; ')}.\nPlease check the host.`);
+      return result();
+    }
+    if (r.attempts >= policy.recovery.attempts) {
+      if (!settled(r)) {
+        phase(x, 'Recovering', 'waiting for power-on to take effect');
+        return result();
+      }
+      phase(x, 'Degraded', 'power-on failed; operator needed');
+      notify(x, 'power-on-failed', 'critical', 'power-on FAILED', `The host was found powered off. hm9k tried to power it on ${r.attempts} time(s) through the BMC and it is still off (${r.lastResult ?? 'no result'}).\nPlease check the host and its BMC.`);
+      return result();
+    }
+    if (!settled(r)) {
+      phase(x, 'Recovering', 'waiting for power-on to take effect');
+      return result();
+    }
+    const gate = remediationGate(x, false) ?? (policy.safety.dryRun ? 'dry run' : undefined);
+    if (gate) {
+      phase(x, 'Degraded', `powered off; power-on held: ${gate}`);
+      notify(x, 'power-on-held', 'warning', 'host powered off, power-on held', `The host is powered off. hm9k would power it on but: ${gate}.`);
+      return result();
+    }
+    status.recovery = { attempts: r.attempts + 1, kind: 'powerOn', lastAttempt: iso(c.now), ...(r.lastResult ? { lastResult: r.lastResult } : {}) };
+    phase(x, 'Recovering', 'powering on through the BMC');
+    x.actions.push({ type: 'powerOn', attempt: r.attempts + 1 });
+    event(x, 'Normal', 'PowerOn', `host found powered off; power-on attempt ${r.attempts + 1}`);
+    return result();
+  }
+
+  if (failing.length === 0) {
+    const novaIssue = nova && !nova.forcedDown && (nova.apiState === 'down' || nova.nodeSide === 'down') && unknown.length === 0 && pending.length === 0;
+    if (novaIssue && policy.recovery.commands.novaCompute && node.spec.ssh) {
+      return recoverFlow(x, 'novaCompute', 'Recover', `nova-compute down (api ${nova.apiState}, node ${nova.nodeSide})`, c.now, result);
+    }
+    if (pending.length) {
+      phase(x, 'Degraded', `down below the failure threshold: ${pending.map((n) => `${n} ${obsN[n]!.consecutiveDown}/${det.failureThreshold}`).join(', ')}`);
+      return result();
+    }
+    if (unknown.length) {
+      phase(x, 'Unknown', `network state unknown: ${unknown.map((n) => `${n}${obsN[n]?.reason ? ` (${obsN[n]!.reason})` : ''}`).join(', ')}; no action`);
+      return result();
+    }
+    if (novaIssue) {
+      phase(x, 'Degraded', 'nova-compute down; no recovery command or SSH configured');
+      notify(x, 'nova-down', 'warning', 'nova-compute down', `nova-compute is down (api ${nova!.apiState}, node ${nova!.nodeSide}) and hm9k has no way to restart it.`);
+      return result();
+    }
+    if (power && power.state !== 'on') {
+      phase(x, 'Degraded', `power state ${power.state}${power.error ? `: ${power.error}` : ''}`);
+      return result();
+    }
+    // All up.
+    const upSince = Math.max(...nets.map((n) => obsN[n]!.since));
+    if (prev === undefined || prev === 'Healthy' || prev === 'Unknown' || prev === 'Maintenance' || c.now - upSince >= det.healthyDelayMs) {
+      if (prev === 'Recovering' || prev === 'Suspect') {
+        notify(x, 'recovered', 'info', 'recovered', `Every watched network is up again${rec.kind ? ` after ${rec.attempts} recovery attempt(s) (${rec.kind})` : ''}. Nothing was fenced.`);
+      }
+      delete status.recovery;
+      phase(x, 'Healthy');
+      return result();
+    }
+    phase(x, prev === 'Recovering' ? 'Recovering' : 'Degraded', 'networks up; waiting for healthyDelay');
+    return result();
+  }
+
+  // A network is failing: pick the strongest action among the failing networks.
+  failing.sort((a, b) => ACTION_RANK[policy.networks[b]!.action] - ACTION_RANK[policy.networks[a]!.action]);
+  const net = failing[0]!;
+  const rule = policy.networks[net]!;
+  const since = Math.min(...failing.map((n) => obsN[n]!.since));
+  const what = `${failing.join(', ')} network down (${failing.map((n) => `${n}: ${obsN[n]!.reason ?? `${obsN[n]!.observersDown} observer(s) report failed`}`).join('; ')})`;
+  if (c.now - since < det.recoveryGracePeriodMs) {
+    phase(x, 'Suspect', `${what}; recovery grace period`);
+    return result();
+  }
+  if (rule.action === 'Notify') {
+    phase(x, 'Degraded', `${what}; action Notify`);
+    notify(x, `${net}-down`, 'warning', `${net} network down`, `${what}.\nPolicy action: Notify. hm9k does nothing else; please investigate.`);
+    return result();
+  }
+  return recoverFlow(x, net, rule.action, what, since, result);
+}
+
+function recoverFlow(x: Ctx, kind: NetworkName | 'novaCompute', action: 'Recover' | 'RecoverThenFence', what: string, since: number, result: () => Decision): Decision {
+  const { policy, c, status, node } = x;
+  if (status.recovery?.kind !== kind) status.recovery = { attempts: 0, kind };
+  const r = status.recovery!;
+  const settled = !r.lastAttempt || c.now - ms(r.lastAttempt) >= policy.recovery.settleTimeMs;
+  const command = policy.recovery.commands[kind];
+  if (r.attempts < policy.recovery.attempts && command && node.spec.ssh) {
+    if (!settled) {
+      phase(x, 'Recovering', `${what}; waiting for recovery attempt ${r.attempts} to take effect`);
+      return result();
+    }
+    const gate = remediationGate(x, true) ?? (policy.safety.dryRun ? 'dry run' : undefined);
+    if (gate) {
+      phase(x, 'Suspect', `${what}; recovery held: ${gate}`);
+      notify(x, `recovery-held-${kind}`, 'warning', `${kind} failure, recovery held`, `${what}.\nhm9k would run the recovery command but: ${gate}.`);
+      return result();
+    }
+    status.recovery = { attempts: r.attempts + 1, kind, lastAttempt: iso(c.now), ...(r.lastResult ? { lastResult: r.lastResult } : {}) };
+    phase(x, 'Recovering', `${what}; recovery attempt ${r.attempts + 1}/${policy.recovery.attempts}`);
+    x.actions.push({ type: 'recover', kind, command, attempt: r.attempts + 1, timeoutMs: policy.recovery.timeoutMs });
+    event(x, 'Normal', 'Recover', `${what}; running recovery attempt ${r.attempts + 1}`);
+    return result();
+  }
+  if (!settled) {
+    phase(x, 'Recovering', `${what}; waiting for the last recovery attempt to take effect`);
+    return result();
+  }
+  if (action === 'Recover') {
+    phase(x, 'Degraded', `${what}; recovery exhausted, operator needed`);
+    notify(x, `recovery-failed-${kind}`, 'critical', `${kind} recovery FAILED`,
+      `${what}.\nhm9k ran the recovery command ${r.attempts} time(s) (${r.lastResult ?? 'no result'}) and the failure persists.\nThe policy does not fence for this failure. Please repair the node.`);
+    return result();
+  }
+  return fenceFlow(x, kind as NetworkName, what, since, result);
+}
+
+function fenceFlow(x: Ctx, net: NetworkName, what: string, since: number, result: () => Decision): Decision {
+  const { policy, c, status, node } = x;
+  const o = node.obs.networks[net]!;
+  if (o.observersUp > 0) {
+    phase(x, 'Suspect', `${what}; observers disagree (${o.observersUp} up, ${o.observersDown} down): not fencing`);
+    notify(x, `observers-disagree-${net}`, 'warning', `${net} observers disagree, not fencing`, `${what}.\n${o.observersUp} Consul observer(s) still see the node alive. hm9k does not fence on a disputed failure.`);
+    return result();
+  }
+  const fresh = Math.max(since, ms(status.recovery?.lastAttempt) || 0);
+  const cor = node.obs.corroboration;
+  const corroboration = policy.detection.corroboration;
+  if (!cor || cor.network !== net || cor.at < fresh) {
+    phase(x, 'Suspect', `${what}; corroborating over SSH`);
+    x.actions.push({ type: 'corroborate', network: net, ...(corroboration.sshCommand ? { command: corroboration.sshCommand } : {}), timeoutMs: corroboration.timeoutMs });
+    return result();
+  }
+  if (cor.result === 'works') {
+    phase(x, 'Degraded', `${what}; but the node says its ${net} network works: Consul agent broken, not fencing`);
+    notify(x, `agent-broken-${net}`, 'warning', `${net} Consul agent broken (network works), not fencing`,
+      `${what}.\nThe SSH check run on the node over the management network says the ${net} network works${cor.detail ? ` (${cor.detail})` : ''}.\nThe Consul agent is probably broken. hm9k does not fence; please repair the agent.`);
+    return result();
+  }
+  if ((cor.result === 'unreachable' || cor.result === 'notConfigured') && corroboration.requireSsh) {
+    phase(x, 'Suspect', `${what}; SSH corroboration ${cor.result} and requireSsh: not fencing`);
+    notify(x, `uncorroborated-${net}`, 'critical', `${net} failure not corroborated, not fencing`, `${what}.\nThe SSH corroboration could not run (${cor.result}${cor.detail ? `: ${cor.detail}` : ''}) and the policy requires it. Please check the node.`);
+    return result();
+  }
+  if (!node.spec.bmc) {
+    phase(x, 'Suspect', `${what}; cannot fence: no BMC configured`);
+    notify(x, 'no-bmc', 'critical', 'cannot fence: no BMC', `${what}.\nRecovery failed and the policy says fence, but the node has no spec.bmc. Nothing was evacuated. Please handle the node.`);
+    return result();
+  }
+  const gate = remediationGate(x, true);
+  if (gate) {
+    phase(x, 'Suspect', `${what}; fence held: ${gate}`);
+    notify(x, gate.startsWith('storm') ? 'storm' : `fence-held`, 'critical', `fence held (${gate.split(':')[0]})`, `${what}.\nRecovery failed and hm9k would fence this node, but: ${gate}.\nNothing was fenced.`);
+    return result();
+  }
+  if (policy.safety.dryRun) {
+    phase(x, 'Suspect', `${what}; dry run: would fence`);
+    notify(x, 'dry-run-fence', 'warning', 'dry run: would fence', `${what}.\nRecovery failed and corroboration (${cor.result}) confirms it. hm9k would fence this node; dryRun is on, so it did nothing.`);
+    return result();
+  }
+  const id = fenceIdFor(node.name, c.now);
+  status.fence = {
+    id, reason: what.slice(0, 512), startedAt: iso(c.now), leaseHolder: c.lease.holder, leaseTransitions: c.lease.transitions,
+    steps: [{ name: 'powerOff', state: 'pending', at: iso(c.now) }],
+  };
+  delete status.evacuation;
+  phase(x, 'Fencing', 'powering off through the BMC and confirming off');
+  x.actions.push({ type: 'powerOff', fenceId: id });
+  event(x, 'Warning', 'Fence', `fence ${id}: ${what}; corroboration ${cor.result}`);
+  return result();
+}
+
+/** Folds an action's outcome into status (recorded after the external call). */
+export function applyOutcome(status: ComputeNodeStatus, outcome: Outcome, now: number): ComputeNodeStatus {
+  const s: ComputeNodeStatus = structuredClone(status);
+  switch (outcome.type) {
+    case 'recover':
+    case 'powerOn':
+      if (s.recovery) s.recovery = { ...s.recovery, lastResult: `${outcome.ok ? 'ok' : 'failed'}: ${outcome.message}`.slice(0, 512) };
+      return s;
+    case 'powerOff': {
+      if (!s.fence) return s;
+      let f = setStep(s.fence, 'powerOff', outcome.ok ? 'succeeded' : 'failed', now, outcome.message);
+      f = setStep(f, 'confirmOff', outcome.confirmed ? 'succeeded' : 'failed', now, outcome.message);
+      if (outcome.confirmed) f.powerOffConfirmedAt = iso(now);
+      s.fence = f;
+      return s;
+    }
+    case 'forceDown':
+    case 'disable':
+      if (s.fence) s.fence = setStep(s.fence, outcome.type, outcome.ok ? 'succeeded' : 'failed', now, outcome.message);
+      return s;
+    case 'evacuationFinished':
+      if (s.fence) s.fence = setStep(s.fence, 'evacuate', outcome.ok ? 'succeeded' : 'failed', now, outcome.message);
+      return s;
+    case 'returnToService':
+      if (outcome.ok && !outcome.waiting) {
+        delete s.fence;
+        delete s.evacuation;
+        delete s.recovery;
+        s.phase = 'Healthy';
+        s.phaseSince = iso(now);
+        delete s.waitingFor;
+      } else {
+        s.waitingFor = `returning to service: ${outcome.message}`.slice(0, 512);
+      }
+      return s;
+  }
+}

@@ -1,0 +1,214 @@
+// Table tests of the pure fence state machine: every phase transition, thresholds, grace, storm,
+// maintenance, pause, dry run, latch, return to service.
+import { describe, expect, it } from 'vitest';
+import { ACK_FENCE_ANNOTATION, type ComputeNodeStatus, type FencePolicySpec } from '../../src/api/index.js';
+import { resolvePolicy, maxUnhealthyAllowed, validatePolicy } from '../../src/nodes/config.js';
+import { applyOutcome, decide } from '../../src/nodes/fence/machine.js';
+import type { DecideContext, FleetSummary, NetworkObservation, NodeObservations, NodeSnapshot } from '../../src/nodes/fence/types.js';
+
+const T0 = Date.parse('2025-01-01T00:00:00Z');
+const S = 1000;
+const spec: FencePolicySpec = {
+  networks: { management: { consul: [{ address: 'http://127.0.0.1:1' }] }, storage: { consul: [{ address: 'http://127.0.0.1:2' }] }, tenant: { consul: [{ address: 'http://127.0.0.1:3' }] } },
+  detection: { interval: '1s', failureThreshold: 3, recoveryGracePeriod: '6s', healthyDelay: '3s' },
+  recovery: { attempts: 2, settleTime: '3s' },
+};
+const policy = resolvePolicy(spec);
+const withSafety = (safety: FencePolicySpec['safety']) => resolvePolicy({ ...spec, safety });
+const calm: FleetSummary = { policy: { matched: 10, unhealthy: 1, inFlight: 0 }, global: { total: 10, unhealthy: 1, inFlight: 0 } };
+const ctx = (now: number): DecideContext => ({ now, lease: { holder: 'hm9k-0', transitions: 1 }, globalMaxUnhealthy: '50%', globalMaxConcurrentRemediations: 5 });
+
+const up = (since = T0 - 100 * S): NetworkObservation => ({ state: 'up', since, consecutiveDown: 0, observersUp: 1, observersDown: 0, observersUnknown: 0 });
+const down = (n: number, since = T0): NetworkObservation => ({ state: 'down', since, consecutiveDown: n, observersUp: 0, observersDown: 1, observersUnknown: 0, reason: 'serfHealth critical' });
+const unknownNet = (): NetworkObservation => ({ state: 'unknown', since: T0, consecutiveDown: 0, observersUp: 0, observersDown: 0, observersUnknown: 1, reason: 'No cluster leader' });
+
+function obs(p: Partial<NodeObservations> & { storage?: NetworkObservation; management?: NetworkObservation; tenant?: NetworkObservation } = {}): NodeObservations {
+  return {
+    networks: { management: p.management ?? up(), storage: p.storage ?? up(), tenant: p.tenant ?? up() },
+    nova: p.nova ?? { apiState: 'up', status: 'enabled', forcedDown: false, nodeSide: 'up', evacuationMigrations: 0, servers: 3 },
+    power: p.power ?? { state: 'on', since: T0 - 100 * S },
+    ...(p.corroboration ? { corroboration: p.corroboration } : {}),
+  };
+}
+function node(status: ComputeNodeStatus, o: NodeObservations, extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
+  return {
+    name: 'cmp1', spec: { host: 'cmp1', bmc: { address: '127.0.0.1', credentialsSecret: 'bmc' }, ssh: { address: '127.0.0.1', credentialsSecret: 'ssh' } },
+    annotations: {}, status, obs: o, ...extra,
+  };
+}
+const types = (d: { actions: { type: string }[] }) => d.actions.map((a) => a.type).filter((t) => t !== 'event');
+
+/** A fence record in a given stage. */
+function fenced(stage: 'pending' | 'offConfirmed' | 'offFailed' | 'forced' | 'disabled' | 'evacuated', ack = false): ComputeNodeStatus {
+  let s: ComputeNodeStatus = {
+    phase: 'Fencing',
+    fence: { id: 'cmp1-f1', reason: 'storage down', startedAt: new Date(T0).toISOString(), leaseHolder: 'hm9k-0', leaseTransitions: 1, steps: [{ name: 'powerOff', state: 'pending' }] },
+  };
+  if (stage === 'pending') return s;
+  s = applyOutcome(s, { type: 'powerOff', ok: stage !== 'offFailed', confirmed: stage !== 'offFailed', message: 'x' }, T0);
+  if (stage === 'offFailed' || stage === 'offConfirmed') return { ...s, phase: stage === 'offFailed' ? 'FenceFailed' : 'Fencing' };
+  s = applyOutcome(s, { type: 'forceDown', ok: true, message: 'ok' }, T0);
+  if (stage === 'forced') return s;
+  s = applyOutcome(s, { type: 'disable', ok: true, message: 'ok' }, T0);
+  if (stage === 'disabled') return s;
+  s = applyOutcome(s, { type: 'evacuationFinished', ok: true, message: 'ok' }, T0);
+  s.evacuation = { startedAt: new Date(T0).toISOString(), microversion: '2.94', total: 1, done: 1, failed: 0, servers: [{ id: 's1', from: 'cmp1', to: 'cmp2', state: 'done' }] };
+  s.phase = 'Fenced';
+  if (ack) s.fence!.acknowledged = true;
+  return s;
+}
+
+describe('config', () => {
+  it('applies defaults: storage RecoverThenFence, others Notify, durations in ms', () => {
+    const p = resolvePolicy({ networks: { storage: { consul: [{ address: 'http://a:8500/' }] }, management: { consul: [{ address: 'http://b:8500' }] } } });
+    expect(p.networks.storage?.action).toBe('RecoverThenFence');
+    expect(p.networks.management?.action).toBe('Notify');
+    expect(p.networks.storage?.observers[0]?.address).toBe('http://a:8500');
+    expect(p.detection.intervalMs).toBe(10_000);
+    expect(p.fencing.powerOffTimeoutMs).toBe(20_000);
+    expect(p.evacuation.microversion).toBe('2.94');
+    expect(p.safety.maxUnhealthy).toBe('30%');
+  });
+  it('maxUnhealthy rounds down (never in favour of fencing)', () => {
+    expect(maxUnhealthyAllowed('40%', 5)).toBe(2);
+    expect(maxUnhealthyAllowed('30%', 5)).toBe(1);
+    expect(maxUnhealthyAllowed('30%', 3)).toBe(0);
+    expect(maxUnhealthyAllowed(2, 100)).toBe(2);
+    expect(() => maxUnhealthyAllowed('x', 1)).toThrow();
+  });
+  it('validation rejects old microversions and missing recovery commands', () => {
+    expect(validatePolicy({ ...spec, evacuation: { microversion: '2.40' } })).toEqual([expect.stringContaining('2.53')]);
+    expect(validatePolicy({ networks: { tenant: { consul: [{ address: 'http://a:1' }], action: 'Recover' } } })).toEqual([expect.stringContaining('recovery.commands.tenant')]);
+    expect(validatePolicy(spec)).toEqual([]);
+  });
+});
+
+describe('fence state machine: detection', () => {
+  const cases: { name: string; status: ComputeNodeStatus; o: NodeObservations; now?: number; phase: string; actions: string[]; fleet?: FleetSummary; pol?: typeof policy }[] = [
+    { name: 'all up -> Healthy', status: {}, o: obs(), phase: 'Healthy', actions: [] },
+    { name: 'not observed yet -> Unknown', status: {}, o: { networks: {} }, phase: 'Unknown', actions: [] },
+    { name: 'consul unknown -> Unknown, no action', status: { phase: 'Healthy' }, o: obs({ storage: unknownNet() }), phase: 'Unknown', actions: [] },
+    { name: 'down below threshold -> Degraded', status: { phase: 'Healthy' }, o: obs({ storage: down(2) }), phase: 'Degraded', actions: [] },
+    { name: 'failing within grace -> Suspect', status: { phase: 'Degraded' }, o: obs({ storage: down(3) }), now: T0 + 5 * S, phase: 'Suspect', actions: [] },
+    { name: 'management failing after grace -> Notify only', status: { phase: 'Suspect' }, o: obs({ management: down(9) }), now: T0 + 7 * S, phase: 'Degraded', actions: ['notify'] },
+    { name: 'tenant failing after grace -> Notify only', status: { phase: 'Suspect' }, o: obs({ tenant: down(9) }), now: T0 + 7 * S, phase: 'Degraded', actions: ['notify'] },
+    { name: 'storage failing after grace -> recover', status: { phase: 'Suspect' }, o: obs({ storage: down(9) }), now: T0 + 7 * S, phase: 'Recovering', actions: ['recover'] },
+    { name: 'recovery within settle -> wait', status: { phase: 'Recovering', recovery: { attempts: 1, kind: 'storage', lastAttempt: new Date(T0 + 6 * S).toISOString() } }, o: obs({ storage: down(9) }), now: T0 + 7 * S, phase: 'Recovering', actions: [] },
+    { name: 'recovery settled -> second attempt', status: { phase: 'Recovering', recovery: { attempts: 1, kind: 'storage', lastAttempt: new Date(T0 + 6 * S).toISOString() } }, o: obs({ storage: down(9) }), now: T0 + 10 * S, phase: 'Recovering', actions: ['recover'] },
+    { name: 'recovery exhausted -> corroborate', status: { phase: 'Recovering', recovery: { attempts: 2, kind: 'storage', lastAttempt: new Date(T0 + 10 * S).toISOString() } }, o: obs({ storage: down(9) }), now: T0 + 14 * S, phase: 'Suspect', actions: ['corroborate'] },
+    { name: 'stale corroboration -> corroborate again', status: { phase: 'Suspect', recovery: { attempts: 2, kind: 'storage', lastAttempt: new Date(T0 + 10 * S).toISOString() } }, o: obs({ storage: down(9), corroboration: { network: 'storage', at: T0 + 9 * S, result: 'failing' } }), now: T0 + 14 * S, phase: 'Suspect', actions: ['corroborate'] },
+    { name: 'corroborated -> Fencing, power off', status: { phase: 'Suspect', recovery: { attempts: 2, kind: 'storage', lastAttempt: new Date(T0 + 10 * S).toISOString() } }, o: obs({ storage: down(9), corroboration: { network: 'storage', at: T0 + 13 * S, result: 'failing' } }), now: T0 + 14 * S, phase: 'Fencing', actions: ['powerOff'] },
+    { name: 'node says storage works -> notify, no fence', status: { phase: 'Suspect', recovery: { attempts: 2, kind: 'storage', lastAttempt: new Date(T0 + 10 * S).toISOString() } }, o: obs({ storage: down(9), corroboration: { network: 'storage', at: T0 + 13 * S, result: 'works' } }), now: T0 + 14 * S, phase: 'Degraded', actions: ['notify'] },
+    { name: 'observers disagree -> no fence', status: { phase: 'Suspect', recovery: { attempts: 2, kind: 'storage', lastAttempt: new Date(T0 + 10 * S).toISOString() } }, o: obs({ storage: { ...down(9), observersUp: 1 }, corroboration: { network: 'storage', at: T0 + 13 * S, result: 'failing' } }), now: T0 + 14 * S, phase: 'Suspect', actions: ['notify'] },
+    { name: 'storm blocks fence', status: { phase: 'Suspect', recovery: { attempts: 2, kind: 'storage', lastAttempt: new Date(T0 + 10 * S).toISOString() } }, o: obs({ storage: down(9), corroboration: { network: 'storage', at: T0 + 13 * S, result: 'failing' } }), now: T0 + 14 * S, phase: 'Suspect', actions: ['notify'], fleet: { policy: { matched: 5, unhealthy: 3, inFlight: 0 }, global: { total: 5, unhealthy: 3, inFlight: 0 } }, pol: withSafety({ maxUnhealthy: '40%' }) },
+    { name: 'global ceiling blocks fence', status: { phase: 'Suspect', recovery: { attempts: 2, kind: 'storage', lastAttempt: new Date(T0 + 10 * S).toISOString() } }, o: obs({ storage: down(9), corroboration: { network: 'storage', at: T0 + 13 * S, result: 'failing' } }), now: T0 + 14 * S, phase: 'Suspect', actions: ['notify'], fleet: { policy: { matched: 2, unhealthy: 1, inFlight: 0 }, global: { total: 10, unhealthy: 6, inFlight: 0 } }, pol: withSafety({ maxUnhealthy: 1 }) },
+    { name: 'storm blocks recovery', status: { phase: 'Suspect' }, o: obs({ storage: down(9) }), now: T0 + 7 * S, phase: 'Suspect', actions: ['notify'], fleet: { policy: { matched: 5, unhealthy: 3, inFlight: 0 }, global: { total: 5, unhealthy: 3, inFlight: 0 } }, pol: withSafety({ maxUnhealthy: '40%' }) },
+    { name: 'maxConcurrentRemediations holds', status: { phase: 'Suspect' }, o: obs({ storage: down(9) }), now: T0 + 7 * S, phase: 'Suspect', actions: ['notify'], fleet: { policy: { matched: 10, unhealthy: 2, inFlight: 1 }, global: { total: 10, unhealthy: 2, inFlight: 1 } } },
+    { name: 'paused: nothing', status: { phase: 'Suspect' }, o: obs({ storage: down(9) }), now: T0 + 7 * S, phase: 'Suspect', actions: ['notify'], pol: withSafety({ paused: true }) },
+    { name: 'dry run: would fence', status: { phase: 'Suspect', recovery: { attempts: 2, kind: 'storage', lastAttempt: new Date(T0 + 10 * S).toISOString() } }, o: obs({ storage: down(9), corroboration: { network: 'storage', at: T0 + 13 * S, result: 'failing' } }), now: T0 + 14 * S, phase: 'Suspect', actions: ['notify'], pol: withSafety({ dryRun: true }) },
+    { name: 'dry run: no recovery either', status: { phase: 'Suspect' }, o: obs({ storage: down(9) }), now: T0 + 7 * S, phase: 'Suspect', actions: ['notify'], pol: withSafety({ dryRun: true }) },
+    { name: 'maintenance: untouched', status: { phase: 'Suspect' }, o: obs({ storage: down(9) }), now: T0 + 60 * S, phase: 'Maintenance', actions: [] },
+    { name: 'recovered within healthyDelay -> still Recovering', status: { phase: 'Recovering', recovery: { attempts: 1, kind: 'storage', lastAttempt: new Date(T0).toISOString() } }, o: obs({ storage: up(T0 + 5 * S) }), now: T0 + 6 * S, phase: 'Recovering', actions: [] },
+    { name: 'recovered after healthyDelay -> Healthy + mail', status: { phase: 'Recovering', recovery: { attempts: 1, kind: 'storage', lastAttempt: new Date(T0).toISOString() } }, o: obs({ storage: up(T0 + 5 * S) }), now: T0 + 9 * S, phase: 'Healthy', actions: ['notify'] },
+    { name: 'powered off while healthy -> power on', status: { phase: 'Healthy' }, o: obs({ power: { state: 'off', since: T0 } }), phase: 'Recovering', actions: ['powerOn'] },
+    { name: 'power-on exhausted -> notify', status: { phase: 'Recovering', recovery: { attempts: 2, kind: 'powerOn', lastAttempt: new Date(T0).toISOString() } }, o: obs({ power: { state: 'off', since: T0 } }), now: T0 + 5 * S, phase: 'Degraded', actions: ['notify'] },
+    { name: 'powered off with Nova fence marker -> no power on', status: { phase: 'Healthy' }, o: obs({ power: { state: 'off', since: T0 }, nova: { apiState: 'down', nodeSide: 'unknown', evacuationMigrations: 0, disabledReason: 'hm9k fence x', status: 'disabled', forcedDown: true } }), phase: 'Fenced', actions: ['notify'] },
+    { name: 'powered off with evacuation migrations -> no power on', status: { phase: 'Healthy' }, o: obs({ power: { state: 'off', since: T0 }, nova: { apiState: 'down', nodeSide: 'unknown', evacuationMigrations: 2 } }), phase: 'Degraded', actions: ['notify'] },
+    { name: 'powered off while Suspect -> no power on', status: { phase: 'Suspect' }, o: obs({ power: { state: 'off', since: T0 }, storage: down(9) }), now: T0 + 2 * S, phase: 'Suspect', actions: [] },
+    { name: 'nova-compute down -> restart over SSH', status: { phase: 'Healthy' }, o: obs({ nova: { apiState: 'down', status: 'enabled', forcedDown: false, nodeSide: 'down', evacuationMigrations: 0 } }), phase: 'Recovering', actions: ['recover'] },
+  ];
+  for (const t of cases) {
+    it(t.name, () => {
+      const n = node(t.status, t.o, t.name.startsWith('maintenance') ? { spec: { host: 'cmp1', maintenance: true } } : {});
+      const d = decide(n, t.pol ?? policy, t.fleet ?? calm, ctx(t.now ?? T0));
+      expect(d.status.phase).toBe(t.phase);
+      expect(types(d)).toEqual(t.actions);
+    });
+  }
+  it('records recovery intent before running it (attempt counted first)', () => {
+    const d = decide(node({ phase: 'Suspect' }, obs({ storage: down(9) })), policy, calm, ctx(T0 + 7 * S));
+    expect(d.status.recovery).toMatchObject({ attempts: 1, kind: 'storage' });
+    expect(d.actions.find((a) => a.type === 'recover')).toMatchObject({ command: 'systemctl restart storage-network', attempt: 1 });
+  });
+  it('fence intent carries lease holder and transitions', () => {
+    const d = decide(node({ phase: 'Suspect', recovery: { attempts: 2, kind: 'storage', lastAttempt: new Date(T0).toISOString() } }, obs({ storage: down(9), corroboration: { network: 'storage', at: T0 + 5 * S, result: 'failing' } })), policy, calm, ctx(T0 + 14 * S));
+    expect(d.status.fence).toMatchObject({ leaseHolder: 'hm9k-0', leaseTransitions: 1, steps: [{ name: 'powerOff', state: 'pending' }] });
+    expect(d.inFlight).toBe(true);
+  });
+  it('requireSsh: unreachable corroboration blocks the fence', () => {
+    const p = resolvePolicy({ ...spec, detection: { ...spec.detection, corroboration: { requireSsh: true } } });
+    const d = decide(node({ phase: 'Suspect', recovery: { attempts: 2, kind: 'storage', lastAttempt: new Date(T0).toISOString() } }, obs({ storage: down(9), corroboration: { network: 'storage', at: T0 + 5 * S, result: 'unreachable' } })), p, calm, ctx(T0 + 14 * S));
+    expect(d.status.phase).toBe('Suspect');
+    expect(d.status.fence).toBeUndefined();
+  });
+  it('no BMC: cannot fence, notify', () => {
+    const n = node({ phase: 'Suspect', recovery: { attempts: 2, kind: 'storage', lastAttempt: new Date(T0).toISOString() } }, obs({ storage: down(9), corroboration: { network: 'storage', at: T0 + 5 * S, result: 'failing' } }), { spec: { host: 'cmp1', ssh: { address: 'a', credentialsSecret: 's' } } });
+    const d = decide(n, policy, calm, ctx(T0 + 14 * S));
+    expect(d.status.fence).toBeUndefined();
+    expect(types(d)).toEqual(['notify']);
+  });
+  it('steady state is stable: deciding twice yields the same status', () => {
+    const d1 = decide(node({}, obs()), policy, calm, ctx(T0));
+    const d2 = decide(node(d1.status, obs()), policy, calm, ctx(T0 + 60 * S));
+    expect(d2.status).toEqual(d1.status);
+    expect(d2.actions).toEqual([]);
+  });
+});
+
+describe('fence state machine: fencing, evacuation, latch, return to service', () => {
+  const ack = { [ACK_FENCE_ANNOTATION]: 'cmp1-f1' };
+  const offObs = obs({ storage: down(9), power: { state: 'off', since: T0 } });
+  const cases: { name: string; status: ComputeNodeStatus; o?: NodeObservations; ann?: Record<string, string>; phase: string; actions: string[]; pol?: typeof policy }[] = [
+    { name: 'pending power-off (e.g. after restart) -> power off again (idempotent)', status: fenced('pending'), phase: 'Fencing', actions: ['powerOff'] },
+    { name: 'power off confirmed -> force down', status: fenced('offConfirmed'), o: offObs, phase: 'Fencing', actions: ['forceDown'] },
+    { name: 'power off not confirmed -> FenceFailed, notify, never evacuate', status: fenced('offFailed'), o: offObs, phase: 'FenceFailed', actions: ['notify'] },
+    { name: 'FenceFailed acknowledged -> re-evaluated', status: fenced('offFailed'), o: obs(), ann: ack, phase: 'Degraded', actions: [] },
+    { name: 'forced down -> disable with marker', status: fenced('forced'), o: offObs, phase: 'Fencing', actions: ['disable'] },
+    { name: 'disabled -> evacuate', status: fenced('disabled'), o: offObs, phase: 'Evacuating', actions: ['evacuate'] },
+    { name: 'evacuation disabled -> Fenced', status: fenced('disabled'), o: offObs, phase: 'Fenced', actions: ['notify'], pol: resolvePolicy({ ...spec, evacuation: { enabled: false } }) },
+    { name: 'evacuated -> Fenced latched, never powered on', status: { ...fenced('evacuated'), phase: 'Evacuating' }, o: offObs, phase: 'Fenced', actions: ['notify'] },
+    { name: 'Fenced stays latched even when everything looks healthy', status: fenced('evacuated'), o: obs(), phase: 'Fenced', actions: [] },
+    { name: 'stale ack (other id) does not clear the latch', status: fenced('evacuated'), o: obs(), ann: { [ACK_FENCE_ANNOTATION]: 'cmp1-old' }, phase: 'Fenced', actions: [] },
+    { name: 'ack while host still off -> wait, no power-on', status: fenced('evacuated'), o: offObs, ann: ack, phase: 'Fenced', actions: [] },
+    { name: 'ack and host repaired -> return to service', status: fenced('evacuated'), o: obs(), ann: ack, phase: 'Fenced', actions: ['returnToService'] },
+    { name: 'maintenance pauses a fence', status: fenced('disabled'), o: offObs, phase: 'Maintenance', actions: [] },
+  ];
+  for (const t of cases) {
+    it(t.name, () => {
+      const n = node(t.status, t.o ?? obs(), { annotations: t.ann ?? {}, ...(t.name.startsWith('maintenance') ? { spec: { host: 'cmp1', maintenance: true } } : {}) });
+      const d = decide(n, t.pol ?? policy, calm, ctx(T0 + 100 * S));
+      expect(d.status.phase).toBe(t.phase);
+      expect(types(d)).toEqual(t.actions);
+      if (t.phase === 'FenceFailed' || t.status.fence?.steps.some((s) => s.state === 'failed' && s.name === 'confirmOff')) expect(types(d)).not.toContain('evacuate');
+    });
+  }
+  it('the fenced email says what happened and what the operator must do', () => {
+    const d = decide(node({ ...fenced('evacuated'), phase: 'Evacuating' }, offObs), policy, calm, ctx(T0 + 100 * S));
+    const mail = d.actions.find((a) => a.type === 'notify');
+    expect(mail).toMatchObject({ severity: 'critical' });
+    if (mail?.type !== 'notify') throw new Error('no mail');
+    expect(mail.subject).toContain('cmp1');
+    expect(mail.body).toContain('s1: done -> cmp2');
+    expect(mail.body).toContain(`${ACK_FENCE_ANNOTATION}=cmp1-f1`);
+  });
+  it('return to service clears the latch -> Healthy', () => {
+    const s = applyOutcome(fenced('evacuated', true), { type: 'returnToService', ok: true, waiting: false, message: 'enabled' }, T0);
+    expect(s.phase).toBe('Healthy');
+    expect(s.fence).toBeUndefined();
+    const w = applyOutcome(fenced('evacuated', true), { type: 'returnToService', ok: false, waiting: true, message: 'Nova refused to un-force (400)' }, T0);
+    expect(w.fence).toBeDefined();
+    expect(w.waitingFor).toContain('400');
+  });
+  it('Nova marker rebuilds the latch when the record is lost', () => {
+    const o = obs({ nova: { apiState: 'down', status: 'disabled', forcedDown: true, disabledReason: 'hm9k fence cmp1-zz', nodeSide: 'unknown', evacuationMigrations: 0 } });
+    const d = decide(node({ phase: 'Healthy' }, o), policy, calm, ctx(T0));
+    expect(d.status.phase).toBe('Fenced');
+    expect(d.status.fence?.id).toBe('cmp1-zz');
+    expect(types(d)).not.toContain('powerOn');
+    expect(types(d)).not.toContain('evacuate');
+  });
+  it('paused holds fence steps', () => {
+    const d = decide(node(fenced('disabled'), offObs), withSafety({ paused: true }), calm, ctx(T0));
+    expect(types(d)).toEqual([]);
+  });
+});
