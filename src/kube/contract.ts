@@ -82,6 +82,11 @@ export class ConflictError extends Error {
   override name = 'ConflictError';
 }
 
+/** Thrown by reconcile for an error that retrying cannot fix: logged and counted, not retried. */
+export class TerminalError extends Error {
+  override name = 'TerminalError';
+}
+
 export type EventType = 'Normal' | 'Warning';
 export interface EventRecorder {
   /** events.k8s.io/v1 Event about `regarding`; deduplicated and rate-limited per object and reason. */
