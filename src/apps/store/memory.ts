@@ -1,0 +1,302 @@
+// The actual-state store kept in memory (the default). The etcd store extends it: reads always come
+// from memory; every change is also journaled as a key (see keys below) so that a persistent store
+// can write only what changed.
+import { ActualFreshness, type ActualFreshnessState } from './freshness.js';
+import {
+  crashKey,
+  startKey,
+  type CrashCount,
+  type DeaHeartbeat,
+  type DesiredAppState,
+  type DropletExited,
+  type InstanceHeartbeat,
+  type PendingActions,
+  type PendingStart,
+  type PendingStop,
+} from '../types.js';
+
+/** Journal keys (also the etcd keys under the store's prefix). */
+export const K = {
+  instance: (dea: string, guid: string) => `i/${dea}/${guid}`,
+  crash: (key: string) => `c/${key}`,
+  start: (key: string) => `ps/${key}`,
+  stop: (guid: string) => `pt/${guid}`,
+  desired: (app: string) => `d/${app}`,
+  desiredMeta: 'dm',
+  freshness: 'f/actual',
+};
+
+interface DeaState {
+  lastSeen: number;
+  instances: Map<string, InstanceHeartbeat>;
+}
+
+export interface ApplyResult {
+  /** Instances added, changed or removed. */
+  changed: number;
+}
+
+export interface LoadResult {
+  loadedPending: number;
+  loadedCrashCounts: number;
+  loadedInstances: number;
+  loadedDesired: number;
+}
+
+export class MemoryStore {
+  readonly kind: 'memory' | 'etcd' = 'memory';
+  protected deas = new Map<string, DeaState>();
+  protected byApp = new Map<string, Map<string, InstanceHeartbeat>>();
+  private appView = new Map<string, InstanceHeartbeat[]>();
+  protected crash = new Map<string, CrashCount>();
+  protected pendingActions: PendingActions = { starts: new Map(), stops: new Map() };
+  protected desiredApps = new Map<string, DesiredAppState>();
+  protected lastCompleteFetchAt: number | undefined;
+  readonly actualFreshness: ActualFreshness;
+  /** Changed keys since the last drain: value = JSON, or null for a delete. */
+  protected journal = new Map<string, string | null>();
+  journalEnabled = false;
+
+  constructor(actualFreshnessTtlMs: number) {
+    this.actualFreshness = new ActualFreshness(actualFreshnessTtlMs);
+  }
+
+  protected note(key: string, value: unknown | null): void {
+    if (this.journalEnabled) this.journal.set(key, value === null ? null : JSON.stringify(value));
+  }
+
+  // ---- actual state -------------------------------------------------------------------------
+
+  /** Applies the newest heartbeat of one DEA: only changes, and instances it no longer reports are gone. */
+  applyHeartbeat(hb: DeaHeartbeat, now: number): ApplyResult {
+    let dea = this.deas.get(hb.dea);
+    if (!dea) {
+      dea = { lastSeen: now, instances: new Map() };
+      this.deas.set(hb.dea, dea);
+    }
+    dea.lastSeen = now;
+    let changed = 0;
+    const seen = new Set<string>();
+    for (const d of hb.droplets) {
+      seen.add(d.instance);
+      const next: InstanceHeartbeat = {
+        ...(d.cc_partition !== undefined ? { cc_partition: d.cc_partition } : {}),
+        droplet: d.droplet, version: d.version, instance: d.instance, index: d.index, state: d.state, state_timestamp: d.state_timestamp, dea_guid: hb.dea,
+      };
+      const prev = dea.instances.get(d.instance);
+      if (prev && sameInstance(prev, next)) continue;
+      if (prev && prev.droplet !== next.droplet) this.unindex(prev);
+      dea.instances.set(d.instance, next);
+      this.index(next);
+      this.note(K.instance(hb.dea, d.instance), next);
+      changed++;
+    }
+    for (const [guid, prev] of dea.instances) {
+      if (seen.has(guid)) continue;
+      dea.instances.delete(guid);
+      this.unindex(prev);
+      this.note(K.instance(hb.dea, guid), null);
+      changed++;
+    }
+    return { changed };
+  }
+
+  /** A DEA whose heartbeats stopped for the presence TTL is gone, with all its instances. */
+  expireDeas(now: number, presenceTtlMs: number): string[] {
+    const gone: string[] = [];
+    for (const [id, dea] of this.deas) {
+      if (now - dea.lastSeen <= presenceTtlMs) continue;
+      gone.push(id);
+      for (const [guid, inst] of dea.instances) {
+        this.unindex(inst);
+        this.note(K.instance(id, guid), null);
+      }
+      this.deas.delete(id);
+    }
+    return gone;
+  }
+
+  /** droplet.exited: CRASHED marks the instance crashed at once; any other reason removes it. */
+  applyExited(exit: DropletExited, now: number): InstanceHeartbeat | undefined {
+    const inst = this.byApp.get(exit.droplet)?.get(exit.instance);
+    if (!inst) return undefined;
+    const dea = this.deas.get(inst.dea_guid);
+    if (exit.reason === 'CRASHED') {
+      const crashed: InstanceHeartbeat = { ...inst, state: 'CRASHED', state_timestamp: exit.crash_timestamp ?? now / 1000 };
+      dea?.instances.set(inst.instance, crashed);
+      this.index(crashed);
+      this.note(K.instance(inst.dea_guid, inst.instance), crashed);
+      return crashed;
+    }
+    dea?.instances.delete(inst.instance);
+    this.unindex(inst);
+    this.note(K.instance(inst.dea_guid, inst.instance), null);
+    return inst;
+  }
+
+  private index(i: InstanceHeartbeat): void {
+    let m = this.byApp.get(i.droplet);
+    if (!m) this.byApp.set(i.droplet, (m = new Map()));
+    m.set(i.instance, i);
+    this.appView.delete(i.droplet);
+  }
+
+  private unindex(i: InstanceHeartbeat): void {
+    const m = this.byApp.get(i.droplet);
+    if (!m) return;
+    if (m.get(i.instance)?.dea_guid === i.dea_guid) m.delete(i.instance);
+    if (m.size === 0) this.byApp.delete(i.droplet);
+    this.appView.delete(i.droplet);
+  }
+
+  instancesOf(appGuid: string): readonly InstanceHeartbeat[] {
+    let v = this.appView.get(appGuid);
+    if (!v) {
+      v = [...(this.byApp.get(appGuid)?.values() ?? [])];
+      this.appView.set(appGuid, v);
+    }
+    return v;
+  }
+
+  /** Actual instances by app guid (a read-only view). */
+  instancesByApp(): ReadonlyMap<string, readonly InstanceHeartbeat[]> {
+    const out = new Map<string, readonly InstanceHeartbeat[]>();
+    for (const app of this.byApp.keys()) out.set(app, this.instancesOf(app));
+    return out;
+  }
+
+  deaIds(): string[] {
+    return [...this.deas.keys()];
+  }
+
+  deaLastSeen(id: string): number | undefined {
+    return this.deas.get(id)?.lastSeen;
+  }
+
+  instanceCount(): number {
+    let n = 0;
+    for (const m of this.byApp.values()) n += m.size;
+    return n;
+  }
+
+  recordFlush(now: number): void {
+    const before = this.actualFreshness.state.streakStart;
+    this.actualFreshness.recordFlush(now);
+    if (this.actualFreshness.state.streakStart !== before) this.noteFreshness();
+  }
+
+  revokeFreshness(): void {
+    this.actualFreshness.revoke();
+    this.note(K.freshness, null);
+  }
+
+  protected noteFreshness(): void {
+    this.note(K.freshness, this.actualFreshness.state);
+  }
+
+  // ---- desired state ------------------------------------------------------------------------
+
+  setDesired(apps: ReadonlyMap<string, DesiredAppState>, fetchedAt: number): void {
+    for (const [guid, app] of apps) {
+      const prev = this.desiredApps.get(guid);
+      if (prev && JSON.stringify(prev) === JSON.stringify(app)) continue;
+      this.note(K.desired(guid), app);
+    }
+    for (const guid of this.desiredApps.keys()) if (!apps.has(guid)) this.note(K.desired(guid), null);
+    this.desiredApps = new Map(apps);
+    this.markDesiredFetched(fetchedAt);
+  }
+
+  /** A complete fetch succeeded (possibly kept on the last good state by the shrink guard). */
+  markDesiredFetched(fetchedAt: number): void {
+    this.lastCompleteFetchAt = fetchedAt;
+    this.note(K.desiredMeta, { fetchedAt });
+  }
+
+  desired(): ReadonlyMap<string, DesiredAppState> {
+    return this.desiredApps;
+  }
+
+  lastCompleteFetch(): number | undefined {
+    return this.lastCompleteFetchAt;
+  }
+
+  // ---- crash counts -------------------------------------------------------------------------
+
+  crashCounts(): ReadonlyMap<string, CrashCount> {
+    return this.crash;
+  }
+
+  putCrashCounts(counts: readonly CrashCount[]): void {
+    for (const c of counts) {
+      const key = crashKey(c.appGuid, c.version, c.index);
+      this.crash.set(key, c);
+      this.note(K.crash(key), c);
+    }
+  }
+
+  /** Drops crash counts that expired (2 x maxBackoff after their last increment). */
+  expireCrashCounts(now: number, maxAgeMs: number): void {
+    for (const [key, c] of this.crash) {
+      if (now - c.updatedAt < maxAgeMs) continue;
+      this.crash.delete(key);
+      this.note(K.crash(key), null);
+    }
+  }
+
+  // ---- pending actions ----------------------------------------------------------------------
+
+  pending(): PendingActions {
+    return this.pendingActions;
+  }
+
+  putPending(messages: readonly (PendingStart | PendingStop)[]): void {
+    for (const m of messages) {
+      if (m.kind === 'start') {
+        const key = startKey(m.appGuid, m.version, m.index);
+        this.pendingActions.starts.set(key, m);
+        this.note(K.start(key), m);
+      } else {
+        this.pendingActions.stops.set(m.instanceGuid, m);
+        this.note(K.stop(m.instanceGuid), m);
+      }
+    }
+  }
+
+  deletePending(starts: readonly string[], stops: readonly string[]): void {
+    for (const k of starts) if (this.pendingActions.starts.delete(k)) this.note(K.start(k), null);
+    for (const k of stops) if (this.pendingActions.stops.delete(k)) this.note(K.stop(k), null);
+  }
+
+  // ---- persistence hooks (no-ops in memory) -------------------------------------------------
+
+  /** Loads persisted state (etcd). */
+  async load(_now: number): Promise<LoadResult> {
+    return { loadedPending: 0, loadedCrashCounts: 0, loadedInstances: 0, loadedDesired: 0 };
+  }
+
+  /** Writes what changed since the last call (etcd, leader only). Throws on a write error. */
+  async persist(): Promise<number> {
+    this.journal.clear();
+    return 0;
+  }
+
+  /** Enables or disables writes (only the leader writes). */
+  setWriter(enabled: boolean): void {
+    this.journalEnabled = enabled && this.kind === 'etcd';
+    if (!this.journalEnabled) this.journal.clear();
+  }
+
+  /** Freshness state, for persistence and dumps. */
+  freshnessState(): ActualFreshnessState {
+    return this.actualFreshness.state;
+  }
+
+  async close(): Promise<void> {}
+}
+
+function sameInstance(a: InstanceHeartbeat, b: InstanceHeartbeat): boolean {
+  return a.state === b.state && a.state_timestamp === b.state_timestamp && a.index === b.index && a.version === b.version && a.droplet === b.droplet && a.dea_guid === b.dea_guid;
+}
+
+export type AppsStore = MemoryStore;
