@@ -1,0 +1,384 @@
+// Keystone v3 + Nova simulator: the endpoints hm9k uses, with the real status codes, fault bodies and
+// microversion rules (compute-ha.md section 2). For the tests and `hm9k demo`. Listens on 127.0.0.1.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+
+export interface SimServer {
+  id: string;
+  name: string;
+  host: string;
+  vm_state: 'active' | 'stopped' | 'error' | 'building' | 'paused';
+  task_state: string | null;
+  metadata: Record<string, string>;
+  locked: boolean;
+}
+
+export interface SimService {
+  id: string;
+  host: string;
+  zone: string;
+  status: 'enabled' | 'disabled';
+  disabled_reason: string | null;
+  forced_down: boolean;
+  /** Last time nova-compute on the host reported (ms). */
+  lastSeen: number;
+}
+
+export interface SimMigration {
+  id: number;
+  uuid: string;
+  instance_uuid: string;
+  source_compute: string;
+  dest_compute: string | null;
+  status: 'accepted' | 'pre-migrating' | 'done' | 'completed' | 'failed' | 'error';
+  migration_type: 'evacuation';
+  created_at: string;
+  updated_at: string;
+}
+
+export interface NovaSimOptions {
+  username?: string;
+  password?: string;
+  projectName?: string;
+  /** Highest microversion the simulated Nova speaks. */
+  maxMicroversion?: string;
+  tokenTtlMs?: number;
+  /** Nova's service_down_time. */
+  serviceDownTimeMs?: number;
+  /** Time of each migration phase (accepted -> pre-migrating -> done). */
+  migrationStepMs?: number;
+  region?: string;
+}
+
+const STATUS_OF: Record<SimServer['vm_state'], string> = { active: 'ACTIVE', stopped: 'SHUTOFF', error: 'ERROR', building: 'BUILD', paused: 'PAUSED' };
+
+function fault(res: ServerResponse, code: number, name: string, message: string) {
+  res.writeHead(code, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ [name]: { code, message } }));
+}
+
+function mvNum(v: string): number {
+  const [a, b] = v.split('.').map(Number);
+  return (a ?? 0) * 1000 + (b ?? 0);
+}
+
+export class NovaSim {
+  readonly servers = new Map<string, SimServer>();
+  readonly services = new Map<string, SimService>();
+  readonly migrations: SimMigration[] = [];
+  /** Hosts whose nova-compute is running and reporting. */
+  private alive = new Map<string, boolean>();
+  private aliveProbe: ((host: string) => boolean) | undefined;
+  private tokens = new Map<string, number>();
+  private server: Server | undefined;
+  private timers = new Set<NodeJS.Timeout>();
+  private migrationSeq = 0;
+  /** Requests seen: `${method} ${path}`. */
+  readonly requests: string[] = [];
+  /** Injected failures. */
+  failNext: { status: number; count: number; match?: RegExp } | undefined;
+  delayMs = 0;
+  /** Servers whose evacuation fails (migration failed, vm_state error). */
+  readonly failEvacuationOf = new Set<string>();
+  /** Servers whose evacuation never finishes. */
+  readonly stallEvacuationOf = new Set<string>();
+  port = 0;
+  private o: Required<Omit<NovaSimOptions, 'region'>> & { region: string };
+
+  constructor(opts: NovaSimOptions = {}) {
+    this.o = {
+      username: opts.username ?? 'hm9k', password: opts.password ?? 'secret', projectName: opts.projectName ?? 'admin',
+      maxMicroversion: opts.maxMicroversion ?? '2.96', tokenTtlMs: opts.tokenTtlMs ?? 3_600_000,
+      serviceDownTimeMs: opts.serviceDownTimeMs ?? 60_000, migrationStepMs: opts.migrationStepMs ?? 200, region: opts.region ?? 'RegionOne',
+    };
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  cloudsYaml(cloud = 'sim'): string {
+    return [
+      'clouds:',
+      `  ${cloud}:`,
+      '    auth:',
+      `      auth_url: ${this.url}/identity/v3`,
+      `      username: ${this.o.username}`,
+      `      password: ${this.o.password}`,
+      `      project_name: ${this.o.projectName}`,
+      '      user_domain_name: Default',
+      '      project_domain_name: Default',
+      `    region_name: ${this.o.region}`,
+      '    interface: public',
+      '',
+    ].join('\n');
+  }
+
+  addHost(host: string, alive = true): SimService {
+    const svc: SimService = { id: randomUUID(), host, zone: 'nova', status: 'enabled', disabled_reason: null, forced_down: false, lastSeen: Date.now() };
+    this.services.set(host, svc);
+    this.alive.set(host, alive);
+    return svc;
+  }
+
+  addServer(host: string, opts: Partial<Omit<SimServer, 'id' | 'host'>> = {}): SimServer {
+    const s: SimServer = { id: randomUUID(), name: opts.name ?? `vm-${this.servers.size + 1}`, host, vm_state: opts.vm_state ?? 'active', task_state: opts.task_state ?? null, metadata: opts.metadata ?? {}, locked: opts.locked ?? false };
+    this.servers.set(s.id, s);
+    return s;
+  }
+
+  /** nova-compute on `host` starts or stops reporting. Starting it completes `done` evacuation migrations (Nova's cleanup at startup). */
+  setAlive(host: string, alive: boolean): void {
+    const was = this.isAlive(host);
+    this.alive.set(host, alive);
+    if (alive && !was) this.computeStarted(host);
+  }
+
+  /** Couple nova-compute liveness to the simulated world (e.g. BMC power). */
+  setAliveProbe(probe: (host: string) => boolean): void {
+    this.aliveProbe = probe;
+  }
+
+  private isAlive(host: string): boolean {
+    const base = this.alive.get(host) ?? false;
+    return base && (this.aliveProbe ? this.aliveProbe(host) : true);
+  }
+
+  private computeStarted(host: string) {
+    for (const m of this.migrations) {
+      if (m.source_compute === host && m.status === 'done') { m.status = 'completed'; m.updated_at = new Date().toISOString(); }
+    }
+    for (const s of this.servers.values()) if (s.host === host) { /* evacuated instances are gone from the host */ }
+  }
+
+  serviceState(svc: SimService): 'up' | 'down' {
+    if (this.isAlive(svc.host)) {
+      const wasDown = Date.now() - svc.lastSeen > this.o.serviceDownTimeMs;
+      svc.lastSeen = Date.now();
+      if (wasDown) this.computeStarted(svc.host);
+    }
+    if (svc.forced_down) return 'down';
+    return Date.now() - svc.lastSeen > this.o.serviceDownTimeMs ? 'down' : 'up';
+  }
+
+  async start(port = 0): Promise<void> {
+    this.server = createServer((req, res) => {
+      void this.handle(req, res).catch((err: Error) => fault(res, 500, 'computeFault', err.message));
+    });
+    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', () => resolve()));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    this.server = undefined;
+  }
+
+  private later(ms: number, fn: () => void) {
+    const t = setTimeout(() => { this.timers.delete(t); fn(); }, ms);
+    this.timers.add(t);
+  }
+
+  private async body(req: IncomingMessage): Promise<unknown> {
+    let raw = '';
+    for await (const chunk of req) raw += chunk;
+    if (!raw) return undefined;
+    return JSON.parse(raw);
+  }
+
+  private json(res: ServerResponse, code: number, body: unknown, mv?: string) {
+    res.writeHead(code, { 'content-type': 'application/json', ...(mv ? { 'openstack-api-version': `compute ${mv}`, 'x-openstack-nova-api-version': mv, vary: 'OpenStack-API-Version' } : {}) });
+    res.end(body === undefined ? '' : JSON.stringify(body));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.url);
+    const path = url.pathname;
+    this.requests.push(`${req.method} ${path}`);
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.failNext && this.failNext.count > 0 && (!this.failNext.match || this.failNext.match.test(`${req.method} ${path}`))) {
+      this.failNext.count--;
+      return fault(res, this.failNext.status, this.failNext.status === 503 ? 'serviceUnavailable' : 'computeFault', 'injected failure');
+    }
+    if (path === '/identity/v3/auth/tokens' && req.method === 'POST') return this.auth(req, res);
+    if (!path.startsWith('/compute/v2.1')) return fault(res, 404, 'itemNotFound', 'not found');
+    const token = req.headers['x-auth-token'];
+    const exp = typeof token === 'string' ? this.tokens.get(token) : undefined;
+    if (!exp || exp < Date.now()) {
+      res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': `Keystone uri="${this.url}/identity"` });
+      res.end(JSON.stringify({ error: { code: 401, title: 'Unauthorized', message: 'The request you have made requires authentication.' } }));
+      return;
+    }
+    const sub = path.slice('/compute/v2.1'.length) || '/';
+    if (sub === '/' && req.method === 'GET') {
+      return this.json(res, 200, { version: { id: 'v2.1', status: 'CURRENT', version: this.o.maxMicroversion, min_version: '2.1', updated: '2013-07-23T11:33:21Z', links: [] } });
+    }
+    // Microversion negotiation.
+    const hdr = (req.headers['openstack-api-version'] as string | undefined)?.replace(/^compute\s+/, '') ?? (req.headers['x-openstack-nova-api-version'] as string | undefined) ?? '2.1';
+    const mv = hdr === 'latest' ? this.o.maxMicroversion : hdr;
+    if (!/^2\.[0-9]+$/.test(mv) || mvNum(mv) > mvNum(this.o.maxMicroversion)) {
+      return fault(res, 406, 'computeFault', `Version ${mv} is not supported by the API. Minimum is 2.1 and maximum is ${this.o.maxMicroversion}.`);
+    }
+    let body: unknown;
+    try {
+      body = await this.body(req);
+    } catch {
+      return fault(res, 400, 'badRequest', 'Malformed request body');
+    }
+    let m: RegExpExecArray | null;
+    if (sub === '/os-services' && req.method === 'GET') {
+      const host = url.searchParams.get('host');
+      const binary = url.searchParams.get('binary');
+      const list = [...this.services.values()].filter((s) => (!host || s.host === host) && (!binary || binary === 'nova-compute'));
+      return this.json(res, 200, { services: list.map((s) => this.serviceView(s, mv)) }, mv);
+    }
+    if ((m = /^\/os-services\/([^/]+)$/.exec(sub)) && req.method === 'PUT') {
+      if (mvNum(mv) < 2053) return fault(res, 404, 'itemNotFound', 'Service id in the URL requires microversion 2.53');
+      const svc = [...this.services.values()].find((s) => s.id === m![1]);
+      if (!svc) return fault(res, 404, 'itemNotFound', `Service ${m[1]} not found.`);
+      const b = (body ?? {}) as { status?: string; disabled_reason?: string; forced_down?: boolean };
+      const keys = Object.keys(b);
+      if (keys.length === 0 || keys.some((k) => !['status', 'disabled_reason', 'forced_down'].includes(k))) return fault(res, 400, 'badRequest', 'Invalid input for field/attribute.');
+      if (b.status !== undefined && b.status !== 'enabled' && b.status !== 'disabled') return fault(res, 400, 'badRequest', `Invalid input for field/attribute status. Value: ${b.status}.`);
+      if (b.disabled_reason !== undefined && (b.status !== 'disabled' || b.disabled_reason.length < 1 || b.disabled_reason.length > 255)) {
+        return fault(res, 400, 'badRequest', 'Specifying a disabled reason is not supported unless disabling the service.');
+      }
+      if (b.forced_down === false && svc.forced_down) {
+        const pending = this.migrations.filter((x) => x.source_compute === svc.host && x.status === 'done');
+        if (pending.length) return fault(res, 400, 'badRequest', `Cannot unset forced_down: ${pending.length} evacuation migration(s) from host ${svc.host} are not yet cleaned up; restart nova-compute on the host first.`);
+      }
+      if (b.status === 'enabled') { svc.status = 'enabled'; svc.disabled_reason = null; }
+      if (b.status === 'disabled') { svc.status = 'disabled'; svc.disabled_reason = b.disabled_reason ?? null; }
+      if (b.forced_down !== undefined) svc.forced_down = b.forced_down;
+      return this.json(res, 200, { service: this.serviceView(svc, mv) }, mv);
+    }
+    if (sub === '/servers/detail' && req.method === 'GET') {
+      const allTenants = url.searchParams.get('all_tenants');
+      const host = allTenants ? url.searchParams.get('host') : null;
+      const limit = Math.min(Number(url.searchParams.get('limit') ?? 1000) || 1000, 1000);
+      const marker = url.searchParams.get('marker');
+      let list = [...this.servers.values()].filter((s) => !host || s.host === host).sort((a, b) => a.id.localeCompare(b.id));
+      if (marker) {
+        const i = list.findIndex((s) => s.id === marker);
+        if (i < 0) return fault(res, 400, 'badRequest', `marker [${marker}] not found`);
+        list = list.slice(i + 1);
+      }
+      return this.json(res, 200, { servers: list.slice(0, limit).map((s) => this.serverView(s)) }, mv);
+    }
+    if ((m = /^\/servers\/([^/]+)$/.exec(sub)) && req.method === 'GET') {
+      const s = this.servers.get(m[1]!);
+      if (!s) return fault(res, 404, 'itemNotFound', 'Instance could not be found.');
+      return this.json(res, 200, { server: this.serverView(s) }, mv);
+    }
+    if ((m = /^\/servers\/([^/]+)\/action$/.exec(sub)) && req.method === 'POST') {
+      const s = this.servers.get(m[1]!);
+      if (!s) return fault(res, 404, 'itemNotFound', `Instance ${m[1]} could not be found.`);
+      const b = (body ?? {}) as Record<string, unknown>;
+      if ('evacuate' in b) return this.evacuate(res, s, (b.evacuate ?? {}) as { host?: string; force?: boolean; onSharedStorage?: boolean }, mv);
+      if ('os-start' in b) {
+        if (s.vm_state !== 'stopped' || s.task_state) return fault(res, 409, 'conflictingRequest', `Cannot 'start' instance ${s.id} while it is in vm_state ${s.vm_state}`);
+        s.vm_state = 'active';
+        return this.json(res, 202, undefined, mv);
+      }
+      return fault(res, 400, 'badRequest', 'There is no such action');
+    }
+    if (sub === '/os-migrations' && req.method === 'GET') {
+      const q = url.searchParams;
+      const list = this.migrations.filter((x) =>
+        (!q.get('migration_type') || x.migration_type === q.get('migration_type')) &&
+        (!q.get('source_compute') || x.source_compute === q.get('source_compute')) &&
+        (!q.get('instance_uuid') || x.instance_uuid === q.get('instance_uuid')));
+      return this.json(res, 200, { migrations: list.map((x) => ({ ...x, ...(mvNum(mv) >= 2059 ? {} : { uuid: undefined }) })) }, mv);
+    }
+    return fault(res, 404, 'itemNotFound', `The resource could not be found.`);
+  }
+
+  private auth(req: IncomingMessage, res: ServerResponse) {
+    void this.body(req).then((b) => {
+      const user = (b as { auth?: { identity?: { password?: { user?: { name?: string; password?: string } } } } })?.auth?.identity?.password?.user;
+      if (!user || user.name !== this.o.username || user.password !== this.o.password) {
+        res.writeHead(401, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { code: 401, title: 'Unauthorized', message: 'The request you have made requires authentication.' } }));
+        return;
+      }
+      const token = `gAAAA${randomUUID().replace(/-/g, '')}`;
+      const expires = Date.now() + this.o.tokenTtlMs;
+      this.tokens.set(token, expires);
+      res.writeHead(201, { 'content-type': 'application/json', 'x-subject-token': token });
+      res.end(JSON.stringify({
+        token: {
+          methods: ['password'], expires_at: new Date(expires).toISOString(), issued_at: new Date().toISOString(),
+          project: { name: this.o.projectName, id: 'p1', domain: { name: 'Default', id: 'default' } },
+          roles: [{ name: 'admin', id: 'r1' }],
+          catalog: [
+            { type: 'compute', name: 'nova', endpoints: ['public', 'internal', 'admin'].map((i) => ({ interface: i, region_id: this.o.region, region: this.o.region, url: `${this.url}/compute/v2.1` })) },
+            { type: 'identity', name: 'keystone', endpoints: [{ interface: 'public', region_id: this.o.region, url: `${this.url}/identity` }] },
+          ],
+        },
+      }));
+    }, () => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 400, title: 'Bad Request', message: 'Malformed JSON' } }));
+    });
+  }
+
+  /** Expire every token (tests of re-authentication on 401). */
+  revokeTokens(): void {
+    this.tokens.clear();
+  }
+
+  private serviceView(s: SimService, mv: string) {
+    return {
+      id: mvNum(mv) >= 2053 ? s.id : 1, binary: 'nova-compute', host: s.host, zone: s.zone, status: s.status, state: this.serviceState(s),
+      updated_at: new Date(s.lastSeen).toISOString(), disabled_reason: s.disabled_reason, forced_down: s.forced_down,
+    };
+  }
+
+  private serverView(s: SimServer) {
+    return {
+      id: s.id, name: s.name, status: s.task_state === 'rebuilding' ? 'REBUILD' : STATUS_OF[s.vm_state],
+      'OS-EXT-SRV-ATTR:host': s.host, 'OS-EXT-SRV-ATTR:hypervisor_hostname': s.host,
+      'OS-EXT-STS:vm_state': s.vm_state, 'OS-EXT-STS:task_state': s.task_state, locked: s.locked, metadata: s.metadata,
+    };
+  }
+
+  private evacuate(res: ServerResponse, s: SimServer, b: { host?: string; force?: boolean; onSharedStorage?: boolean }, mv: string) {
+    const n = mvNum(mv);
+    if (n < 2014 && b.onSharedStorage === undefined) return fault(res, 400, 'badRequest', "Invalid input for field/attribute evacuate. Value: {}. 'onSharedStorage' is a required property");
+    if (b.force !== undefined && (n < 2029 || n >= 2068)) return fault(res, 400, 'badRequest', "Additional properties are not allowed ('force' was unexpected)");
+    const src = this.services.get(s.host);
+    if (src && this.serviceState(src) === 'up') return fault(res, 400, 'badRequest', `Compute service of ${s.host} is still in use.`);
+    if (b.host !== undefined) {
+      if (b.host === s.host) return fault(res, 400, 'badRequest', 'The target host can\'t be the same one.');
+      if (!this.services.has(b.host)) return fault(res, 404, 'itemNotFound', `Compute host ${b.host} could not be found.`);
+    }
+    if (!['active', 'stopped', 'error'].includes(s.vm_state) || s.task_state) {
+      return fault(res, 409, 'conflictingRequest', `Cannot 'evacuate' instance ${s.id} while it is in ${s.task_state ? `task_state ${s.task_state}` : `vm_state ${s.vm_state}`}`);
+    }
+    const target = b.host ?? [...this.services.values()].find((x) => x.host !== s.host && x.status === 'enabled' && !x.forced_down && this.serviceState(x) === 'up')?.host;
+    const now = new Date().toISOString();
+    const mig: SimMigration = { id: ++this.migrationSeq, uuid: randomUUID(), instance_uuid: s.id, source_compute: s.host, dest_compute: target ?? null, status: 'accepted', migration_type: 'evacuation', created_at: now, updated_at: now };
+    this.migrations.push(mig);
+    const wasVm = s.vm_state;
+    s.task_state = 'rebuilding';
+    const step = this.o.migrationStepMs;
+    const touch = () => { mig.updated_at = new Date().toISOString(); };
+    this.later(step, () => { mig.status = 'pre-migrating'; touch(); });
+    this.later(step * 2, () => {
+      if (this.stallEvacuationOf.has(s.id)) return;
+      if (!target || this.failEvacuationOf.has(s.id)) {
+        mig.status = 'failed'; touch();
+        s.vm_state = 'error'; s.task_state = null;
+        return;
+      }
+      mig.status = 'done'; touch();
+      s.host = target; s.task_state = null;
+      s.vm_state = n >= 2095 ? 'stopped' : wasVm === 'error' ? 'active' : wasVm;
+    });
+    return this.json(res, 200, n >= 2014 ? {} : { adminPass: 'x' }, mv);
+  }
+}
