@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any */
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -57,7 +58,7 @@ function fakeClient(opts: { failFirst?: number[] } = {}) {
   return { client, calls };
 }
 
-const cn = (status: unknown, rv = '1') => ({ apiVersion: 'hm9k.io/v1alpha1', kind: 'ComputeNode', metadata: { name: 'n1', resourceVersion: rv }, spec: {}, status }) as never;
+const cn = (status: unknown, rv = '1'): any => ({ apiVersion: 'hm9k.io/v1alpha1', kind: 'ComputeNode', metadata: { name: 'n1', resourceVersion: rv }, spec: {}, status });
 
 describe('RateLimitedStatusWriter', () => {
   it('writes nothing when status is unchanged and counts requests', async () => {
