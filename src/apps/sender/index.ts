@@ -1,0 +1,189 @@
+// The sender: sends due pending messages to CC (HTTP POST /internal/dea/hm9000/{start,stop}/{app}
+// or NATS hm9000.start/stop). Verifies each message against the current state just before sending;
+// orders by send_on, then priority; at most messageLimit starts per run, stops unlimited; keeps
+// sent messages for their keep-alive; a failed send stays queued and is retried. Sends nothing when
+// state is not fresh, while the policy is paused, or in dryRun (decides and reports only). Every
+// stop passes the stop budget.
+import type { Logger } from 'pino';
+import type { AppsConfig } from '../config.js';
+import { recordStops, stopBudget, type StopBudgetState, type StopHold } from '../guards/index.js';
+import type { MemoryStore } from '../store/memory.js';
+import { desiredIsFresh } from '../store/freshness.js';
+import { REASON_COUNTERS, type AppsMetrics } from '../status/metrics.js';
+import { isStartingOrRunning, startKey, type PendingMessage, type PendingStart, type PendingStop, type StartMessage, type StopMessage } from '../types.js';
+import { verifyStart, verifyStop } from './verify.js';
+
+export interface Transport {
+  sendStart(m: StartMessage): Promise<void>;
+  sendStop(m: StopMessage): Promise<void>;
+}
+
+export type Outcome = 'sent' | 'failed' | 'dropped' | 'dryRun' | 'held';
+
+export interface SendRecord {
+  message: PendingMessage;
+  outcome: Outcome;
+  time: number;
+  detail?: string;
+}
+
+export interface SenderDeps {
+  store: MemoryStore;
+  transport: Transport;
+  config: () => AppsConfig;
+  metrics: AppsMetrics;
+  logger: Logger;
+  releaseAnnotation?: () => string | undefined;
+  /** Told about every outcome (status, Events). */
+  onOutcome?: (r: SendRecord) => void;
+  concurrency?: number;
+  /** Apps paused by their DesiredApp override: their messages stay queued. */
+  pausedApps?: () => ReadonlySet<string>;
+}
+
+export interface SenderStats {
+  sent: number;
+  failed: number;
+  lastError?: string;
+}
+
+/** HM9000's order: ascending send_on, then descending priority (stops have none: they go first at equal times). */
+export function sendOrder(a: PendingMessage, b: PendingMessage): number {
+  if (a.sendOn !== b.sendOn) return a.sendOn - b.sendOn;
+  const pa = a.kind === 'start' ? a.priority : Number.POSITIVE_INFINITY;
+  const pb = b.kind === 'start' ? b.priority : Number.POSITIVE_INFINITY;
+  return pa === pb ? a.messageId.localeCompare(b.messageId) : pb - pa;
+}
+
+export class Sender {
+  budget: StopBudgetState = { recentStops: [] };
+  readonly stats: SenderStats = { sent: 0, failed: 0 };
+  private running = false;
+
+  constructor(private readonly deps: SenderDeps) {}
+
+  get hold(): StopHold | undefined {
+    return this.budget.hold;
+  }
+
+  async run(now: number, onlyApps?: ReadonlySet<string>): Promise<SendRecord[]> {
+    if (this.running) return [];
+    this.running = true;
+    try {
+      return await this.runOnce(now, onlyApps);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async runOnce(now: number, onlyApps?: ReadonlySet<string>): Promise<SendRecord[]> {
+    const { store, metrics, logger } = this.deps;
+    const config = this.deps.config();
+    // Never act blind.
+    if (!store.actualFreshness.isFresh(now) || !desiredIsFresh(store.lastCompleteFetch(), now, config.desiredFreshnessTtlMs)) return [];
+    if (config.paused) return [];
+
+    const pending = store.pending();
+    const due: PendingMessage[] = [];
+    for (const m of [...pending.starts.values(), ...pending.stops.values()]) {
+      if (m.sentOn === 0 && m.sendOn <= now && (!onlyApps || onlyApps.has(m.appGuid))) due.push(m);
+    }
+    due.sort(sendOrder);
+    const state = { desired: store.desired(), instances: store.instancesByApp() };
+    const records: SendRecord[] = [];
+    const drop: { starts: string[]; stops: string[] } = { starts: [], stops: [] };
+    const starts: { m: PendingStart; wire: StartMessage }[] = [];
+    const stops: { m: PendingStop; wire: StopMessage }[] = [];
+    const pausedApps = this.deps.pausedApps?.();
+    const paused = (app: string) => !!pausedApps?.has(app);
+    for (const m of due) {
+      if (paused(m.appGuid)) continue; // kept queued while the app is paused
+      if (m.kind === 'start') {
+        const v = verifyStart(m, state);
+        if (!v.send) {
+          drop.starts.push(startKey(m.appGuid, m.version, m.index));
+          records.push({ message: m, outcome: 'dropped', time: now, detail: v.why });
+          continue;
+        }
+        if (starts.length >= config.messageLimit) continue; // next run
+        starts.push({ m, wire: { message_id: m.messageId, droplet: m.appGuid, version: m.version, instance_index: m.index } });
+      } else {
+        const v = verifyStop(m, state);
+        if (!v.send) {
+          drop.stops.push(m.instanceGuid);
+          records.push({ message: m, outcome: 'dropped', time: now, detail: v.why });
+          continue;
+        }
+        stops.push({ m, wire: { message_id: m.messageId, droplet: m.appGuid, version: m.version, instance_guid: m.instanceGuid, instance_index: m.index, is_duplicate: v.isDuplicate ?? false } });
+      }
+    }
+    store.deletePending(drop.starts, drop.stops);
+
+    // The stop budget: hold every stop (starts go on) until an operator releases the hold.
+    let running = 0;
+    for (const list of state.instances.values()) for (const i of list) if (isStartingOrRunning(i.state)) running++;
+    const verdict = stopBudget(this.budget, { dueStops: stops.length, runningInstances: running, releaseAnnotation: this.deps.releaseAnnotation?.(), now }, config);
+    this.budget = verdict.state;
+    if (verdict.newHold) logger.error({ hold: verdict.newHold }, 'stop budget exceeded: every stop is held until the AppHealthPolicy is annotated hm9k.io/release-stop-hold=<id>');
+    if (verdict.released) logger.warn({ id: verdict.released }, 'stop hold released by an operator');
+    metrics.stopHoldActive.set(this.budget.hold ? 1 : 0);
+    const toSend: ({ m: PendingStart; wire: StartMessage } | { m: PendingStop; wire: StopMessage })[] = [...starts];
+    if (verdict.allowStops) toSend.push(...stops);
+    else for (const s of stops) records.push({ message: s.m, outcome: 'held', time: now, detail: this.budget.hold?.id });
+    toSend.sort((a, b) => sendOrder(a.m, b.m));
+
+    let stopsSent = 0;
+    const sendOne = async (item: (typeof toSend)[number]) => {
+      const m = item.m;
+      if (config.dryRun) {
+        this.markSent(m, now);
+        if (m.kind === 'stop') stopsSent++;
+        records.push({ message: m, outcome: 'dryRun', time: now });
+        return;
+      }
+      try {
+        if (m.kind === 'start') await this.deps.transport.sendStart(item.wire as StartMessage);
+        else await this.deps.transport.sendStop(item.wire as StopMessage);
+        this.markSent(m, now);
+        if (m.kind === 'stop') stopsSent++;
+        this.stats.sent++;
+        metrics.actions.inc({ hm9000: REASON_COUNTERS[m.reason], kind: m.kind, reason: m.reason });
+        records.push({ message: m, outcome: 'sent', time: now });
+      } catch (err) {
+        // Stays queued (sentOn 0) and is retried on the next run.
+        this.stats.failed++;
+        this.stats.lastError = (err as Error).message.slice(0, 1000);
+        records.push({ message: m, outcome: 'failed', time: now, detail: this.stats.lastError });
+      }
+    };
+    const workers = Math.max(1, this.deps.concurrency ?? 8);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(workers, toSend.length) }, async () => {
+        while (next < toSend.length) await sendOne(toSend[next++]!);
+      }),
+    );
+    this.budget = recordStops(this.budget, stopsSent, now);
+    for (const r of records) {
+      metrics.sender.inc({ outcome: r.outcome });
+      this.deps.onOutcome?.(r);
+    }
+    const failed = records.filter((r) => r.outcome === 'failed');
+    if (failed.length) logger.warn({ failed: failed.length, err: this.stats.lastError }, 'sends failed; kept queued for retry');
+    try {
+      await store.persist();
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'storing sender results failed: actual state is not fresh');
+      store.revokeFreshness();
+    }
+    return records;
+  }
+
+  /** A sent message stays for its keep-alive (blocking a re-enqueue); without one it is done. */
+  private markSent(m: PendingMessage, now: number): void {
+    const { store } = this.deps;
+    if (m.keepAliveMs > 0) store.putPending([{ ...m, sentOn: now }]);
+    else if (m.kind === 'start') store.deletePending([startKey(m.appGuid, m.version, m.index)], []);
+    else store.deletePending([], [m.instanceGuid]);
+  }
+}

@@ -1,0 +1,109 @@
+// Status of the app half: AppHealthPolicy (freshness conditions, guards, counts, sender outcomes)
+// and DesiredApp (counts, Converged/Flapping/Paused, last action), built by pure functions and
+// written through Runtime.status (which writes only on change, rate-limited, under a global budget).
+import type { AppHealthPolicy, AppHealthPolicyStatus, Condition, DesiredApp, DesiredAppStatus } from '../../api/index.js';
+import type { AnalysisCounts, AppSummary } from '../analyzer/index.js';
+import { NOT_FRESH_COUNTS, statusCounts } from '../analyzer/index.js';
+import type { ShrinkHold } from '../fetcher/index.js';
+import type { StopHold } from '../guards/index.js';
+import type { SenderStats, SendRecord } from '../sender/index.js';
+import type { PendingActions } from '../types.js';
+
+export { AppsMetrics } from './metrics.js';
+
+type Cond = Pick<Condition, 'type' | 'status' | 'reason' | 'message'>;
+
+/** Keeps lastTransitionTime when the status did not change (so that an unchanged status is equal). */
+export function mergeConditions(prev: Condition[] | undefined, next: Cond[], now: string, generation?: number): Condition[] {
+  return next.map((c) => {
+    const old = prev?.find((p) => p.type === c.type);
+    const lastTransitionTime = old && old.status === c.status ? old.lastTransitionTime : now;
+    return { ...c, lastTransitionTime, ...(generation !== undefined ? { observedGeneration: generation } : {}) };
+  });
+}
+
+export interface PolicyStatusInput {
+  now: number;
+  actualFresh: boolean;
+  desiredFresh: boolean;
+  actualStreakStart?: number;
+  lastCompleteFetch?: number;
+  fetchError?: string;
+  counts?: AnalysisCounts;
+  pending: PendingActions;
+  stopHold?: StopHold;
+  releasedHoldId?: string;
+  shrinkHold?: ShrinkHold;
+  sender: SenderStats;
+  paused: boolean;
+  dryRun: boolean;
+}
+
+const iso = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString();
+
+export function policyStatus(policy: AppHealthPolicy | undefined, s: PolicyStatusInput): AppHealthPolicyStatus {
+  const now = iso(s.now);
+  const conds: Cond[] = [
+    s.actualFresh
+      ? { type: 'ActualStateFresh', status: 'True', reason: 'HeartbeatsFlowing', message: 'DEA heartbeats have flowed without a gap for at least the freshness TTL.' }
+      : { type: 'ActualStateFresh', status: 'False', reason: s.actualStreakStart ? 'WarmingUp' : 'NoHeartbeats', message: s.actualStreakStart ? 'Heartbeats flow again; waiting one freshness TTL before acting.' : 'No recent heartbeat flush: hm9k is not acting.' },
+    s.desiredFresh
+      ? { type: 'DesiredStateFresh', status: 'True', reason: 'FetchComplete', message: 'A complete bulk fetch succeeded within the desired freshness TTL.' }
+      : { type: 'DesiredStateFresh', status: 'False', reason: 'NoCompleteFetch', message: (s.fetchError ? `Last bulk fetch failed: ${s.fetchError}` : 'No complete bulk fetch within the desired freshness TTL.').slice(0, 1000) },
+    s.stopHold
+      ? { type: 'StopHold', status: 'True', reason: 'StopBudgetExceeded', message: `${s.stopHold.reason}. Every stop is held; release with: kubectl annotate ahp ${policy?.metadata.name ?? '<name>'} hm9k.io/release-stop-hold=${s.stopHold.id}`.slice(0, 2000) }
+      : { type: 'StopHold', status: 'False', reason: 'WithinBudget', message: 'Stops are within the stop budget.' },
+    s.shrinkHold
+      ? { type: 'ShrinkGuard', status: 'True', reason: 'DesiredStateShrank', message: `${s.shrinkHold.reason}. Acting on the last good desired state; if the shrink is real, release with: kubectl annotate ahp ${policy?.metadata.name ?? '<name>'} hm9k.io/release-stop-hold=${s.shrinkHold.id} --overwrite`.slice(0, 2000) }
+      : { type: 'ShrinkGuard', status: 'False', reason: 'DesiredStateTrusted', message: 'The last fetch did not shrink the desired state beyond maxShrinkPercent.' },
+  ];
+  const fresh = s.actualFresh && s.desiredFresh;
+  return {
+    ...(policy?.metadata.generation !== undefined ? { observedGeneration: policy.metadata.generation } : {}),
+    conditions: mergeConditions(policy?.status?.conditions, conds, now, policy?.metadata.generation),
+    counts: statusCounts(fresh && s.counts ? s.counts : NOT_FRESH_COUNTS, s.pending),
+    ...(s.lastCompleteFetch !== undefined ? { lastCompleteFetch: iso(s.lastCompleteFetch) } : {}),
+    ...(s.stopHold ? { stopHold: { id: s.stopHold.id, reason: s.stopHold.reason.slice(0, 1024), since: iso(s.stopHold.since), stopsHeld: s.stopHold.stopsHeld } } : {}),
+    ...(s.releasedHoldId ? { releasedHoldId: s.releasedHoldId } : {}),
+    sender: { sent: s.sender.sent, failed: s.sender.failed, ...(s.sender.lastError ? { lastError: s.sender.lastError.slice(0, 1024) } : {}) },
+  };
+}
+
+export function desiredAppStatus(obj: DesiredApp, summary: AppSummary | undefined, lastAction: SendRecord | undefined, nowMs: number, inCloudController: boolean): DesiredAppStatus {
+  const now = iso(nowMs);
+  const conds: Cond[] = [];
+  if (!inCloudController) {
+    conds.push({ type: 'Converged', status: 'Unknown', reason: 'NotInCloudController', message: 'Cloud Controller does not list this app: the object is ignored.' });
+  } else if (!summary) {
+    conds.push({ type: 'Converged', status: 'Unknown', reason: 'NotAnalyzed', message: 'Not analyzed yet (state not fresh).' });
+  } else {
+    conds.push(
+      summary.converged
+        ? { type: 'Converged', status: 'True', reason: 'AllInstancesRunning', message: 'Every desired index runs exactly once and nothing undesired runs.' }
+        : { type: 'Converged', status: 'False', reason: summary.missing > 0 ? 'InstancesMissing' : 'ExtraInstances', message: `${summary.missing} desired indices without a running instance, ${summary.undesiredRunning} undesired instances running.` },
+    );
+    conds.push(
+      summary.flapping.length > 0
+        ? { type: 'Flapping', status: 'True', reason: summary.gaveUp.length ? 'GaveUp' : 'CrashLoop', message: `Indices ${summary.flapping.map((f) => `${f.index} (${f.crashCount} crashes)`).join(', ')}${summary.gaveUp.length ? `; no longer restarted: ${summary.gaveUp.join(', ')}` : ''}`.slice(0, 1000) }
+        : { type: 'Flapping', status: 'False', reason: 'NoCrashLoop', message: 'No index crashed repeatedly.' },
+    );
+  }
+  conds.push(obj.spec?.paused ? { type: 'Paused', status: 'True', reason: 'PausedBySpec', message: 'spec.paused is true: no actions for this app.' } : { type: 'Paused', status: 'False', reason: 'Active', message: 'Actions are taken for this app.' });
+  const prevAction = obj.status?.lastAction;
+  const action = lastAction
+    ? {
+        kind: lastAction.message.kind,
+        reason: lastAction.message.reason,
+        index: lastAction.message.index,
+        time: iso(lastAction.time),
+        outcome: lastAction.outcome === 'held' ? ('dropped' as const) : lastAction.outcome,
+        ...(lastAction.detail ? { message: lastAction.detail.slice(0, 500) } : {}),
+      }
+    : prevAction;
+  return {
+    ...(obj.metadata.generation !== undefined ? { observedGeneration: obj.metadata.generation } : {}),
+    ...(summary ? { running: summary.running, starting: summary.starting, crashed: summary.crashed, missing: summary.missing, flapping: summary.flapping.slice(0, 20) } : {}),
+    ...(action ? { lastAction: action } : {}),
+    conditions: mergeConditions(obj.status?.conditions, conds, now, obj.metadata.generation),
+  };
+}
