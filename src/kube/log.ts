@@ -24,7 +24,7 @@ export function createRootLogger(opts: LogOptions = {}): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       // Never log credentials, even if an error object carries request options.
-      redact: { paths: ['password', '*.password', 'token', '*.token', 'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', 'key', '*.key'], censor: '[redacted]' },
+      redact: { paths: ['password', '*.password', 'token', '*.token', 'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', 'privateKey', '*.privateKey', 'passphrase', '*.passphrase'], censor: '[redacted]' },
     },
     opts.destination,
   );

@@ -80,8 +80,8 @@ export class Queue implements WorkQueue {
 
   add(key: ObjectKey): void {
     if (this.shuttingDown) return;
+    if (this.dirty.has(key)) return; // deduplicated (client-go counts only real adds)
     this.m.adds.inc({ name: this.name });
-    if (this.dirty.has(key)) return;
     this.dirty.add(key);
     if (!this.addedAt.has(key)) this.addedAt.set(key, performance.now());
     if (this.processing.has(key)) return; // re-queued by done()

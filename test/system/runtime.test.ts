@@ -6,12 +6,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CoordinationV1Api, CustomObjectsApi, EventsV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, EventsV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { controlPlane, kubeConfig, testNamespace } from '../support/controlplane.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { GROUP, VERSION, type DesiredApp } from '../../src/api/index.js';
 import { createRuntime, type ManagedRuntime } from '../../src/kube/runtime.js';
+import { CORE } from '../../src/kube/resources.js';
 import type { ObjectKey, WorkQueue } from '../../src/kube/contract.js';
 
 const logger = pino({ level: process.env.HM9K_TEST_LOG ?? 'silent' });
@@ -140,6 +141,16 @@ describe('watch loop, cache and reconcile against a real apiserver', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${rt.ports().metrics!}/metrics`)).text();
     expect(metrics).toMatch(/controller_runtime_reconcile_total\{controller="desiredapp-probe",result="success"\} [1-9]/);
     expect(metrics).toMatch(/workqueue_adds_total\{name="desiredapp-probe"\} [1-9]/);
+  });
+
+  it('informs on core kinds by path (Secrets) and on cluster-scoped kinds', async () => {
+    const secrets = rt.informerFor<{ metadata: { name: string; namespace?: string }; data?: Record<string, string> } & { kind?: string }>(CORE.Secret, { namespace: ns });
+    const nodes = rt.informer('ComputeNode');
+    await secrets.waitForSync();
+    await nodes.waitForSync();
+    await kc.makeApiClient(CoreV1Api).createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'bmc' }, stringData: { password: 'x' } } });
+    await until(() => !!secrets.get(`${ns}/bmc`), 'secret in cache');
+    expect(secrets.get(`${ns}/bmc`)?.data?.password).toBe(Buffer.from('x').toString('base64'));
   });
 
   it('survives a kube-apiserver restart', async () => {
@@ -339,5 +350,56 @@ describe('leader election with two real processes', () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  it('whole runtimes: only the leader reconciles; SIGTERM releases the lease and the other takes over at once', async () => {
+    const t = { lease: 4000, renew: 2800, retry: 300 };
+    const run = (identity: string) => {
+      const lines: (Line & { key?: string; probes?: number })[] = [];
+      const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/leader-runtime.ts', controlPlane().state.kubeconfig, ns, identity, String(t.lease), String(t.renew), String(t.retry)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      children.add(child);
+      let exitCode: number | null | undefined;
+      child.on('exit', (code) => {
+        exitCode = code;
+        children.delete(child);
+      });
+      createInterface({ input: child.stdout! }).on('line', (l) => {
+        try {
+          lines.push(JSON.parse(l));
+        } catch {
+          /* not ours */
+        }
+      });
+      return { child, lines, has: (e: string) => lines.find((l) => l.event === e), exitCode: () => exitCode };
+    };
+    await create('l1', 1);
+    const a = run('rt-a');
+    await until(() => !!a.has('leading'), 'a leads', 30_000);
+    await until(() => a.lines.some((l) => l.event === 'reconcile' && l.key === `${ns}/l1`), 'a reconciles l1', 30_000);
+    const b = run('rt-b');
+    await until(() => !!b.has('started'), 'b started', 30_000);
+    const probes = b.has('started')!.probes!;
+    await until(async () => (await fetch(`http://127.0.0.1:${probes}/readyz`)).status === 200, 'b ready (caches synced) while not leading');
+    await setInstances('l1', 2);
+    await until(() => a.lines.filter((l) => l.event === 'reconcile').length >= 2, 'a reconciles the change');
+    expect(b.has('reconcile')).toBeUndefined(); // not the leader: no reconcile
+    expect(b.has('leading')).toBeUndefined();
+    const before = await leaseApi().readNamespacedLease({ name: 'runtime-lease', namespace: ns });
+    const aLastRenew = new Date(String(before.spec?.renewTime)).getTime();
+    a.child.kill('SIGTERM');
+    await until(() => a.exitCode() !== undefined, 'a exits');
+    expect(a.exitCode()).toBe(0);
+    expect(a.has('stopping')).toBeDefined();
+    await until(() => !!b.has('leading'), 'b takes over', 30_000);
+    await until(() => b.lines.some((l) => l.event === 'reconcile' && l.key === `${ns}/l1`), 'b reconciles l1', 30_000);
+    const after = await leaseApi().readNamespacedLease({ name: 'runtime-lease', namespace: ns });
+    expect(after.spec?.holderIdentity).toBe('rt-b');
+    // released: b did not have to wait for a's lease to run out
+    expect(new Date(String(after.spec?.acquireTime)).getTime()).toBeLessThan(aLastRenew + t.lease);
+    b.child.kill('SIGTERM');
+    await until(() => b.exitCode() !== undefined, 'b exits');
+    expect(b.exitCode()).toBe(0);
   });
 });
