@@ -23,6 +23,7 @@ export interface SimApp {
 }
 
 export type CcFailure =
+  /** `times`: how many requests fail (default 1; -1 = until clearFailures). */
   | { kind: 'unauthorized' | 'serverError' | 'badJson' | 'timeout'; endpoint: 'bulk' | 'start' | 'stop'; page?: number; times?: number }
   /** 200 with no results on the first page (or `page`): an empty answer / a partial one. */
   | { kind: 'empty'; endpoint: 'bulk'; page?: number; times?: number };
@@ -88,7 +89,7 @@ export class CloudControllerSim {
   }
 
   inject(f: CcFailure): void {
-    this.failures.push({ ...f, left: f.times ?? 1 });
+    this.failures.push({ ...f, left: f.times === -1 ? Number.POSITIVE_INFINITY : (f.times ?? 1) });
   }
 
   clearFailures(): void {
@@ -99,7 +100,7 @@ export class CloudControllerSim {
     const f = this.failures.find((x) => x.endpoint === endpoint && x.left > 0 && (x.page === undefined || x.page === page));
     if (!f) return undefined;
     f.left--;
-    if (f.left <= 0 && f.times !== -1) this.failures = this.failures.filter((x) => x !== f);
+    if (f.left <= 0) this.failures = this.failures.filter((x) => x !== f);
     return f;
   }
 
