@@ -1,0 +1,472 @@
+// The node half's imperative shell: informers, monitors, the ComputeNode reconciler (runs the pure
+// fence state machine and executes its actions, intent first), the FencePolicy reconciler and
+// notifications.
+import type { Logger } from 'pino';
+import { Counter, Gauge } from 'prom-client';
+import {
+  type ComputeNode,
+  type ComputeNodeStatus,
+  type Condition,
+  type FencePolicy,
+  type FencePolicyStatus,
+} from '../api/index.js';
+import { IpmiError } from '../clients/ipmi.js';
+import { SshError } from '../clients/ssh.js';
+import { keyOf, type Informer, type Runtime, type WorkQueue } from '../kube/contract.js';
+import { resolvePolicy, validatePolicy, type NodesProcessConfig, type ResolvedPolicy } from './config.js';
+import type { NodeDeps } from './deps.js';
+import { evacuationTick, planEvacuation } from './evacuate.js';
+import { IN_FLIGHT_PHASES, applyOutcome, decide, isStorm, isUnhealthy, stepState } from './fence/machine.js';
+import type { Action, FleetSummary, NodeSnapshot, Outcome } from './fence/types.js';
+import { matchesSelector } from './match.js';
+import { NetworkMonitor, type FleetView, type PolicyEntry } from './monitors/network.js';
+import { NovaMonitor } from './monitors/nova.js';
+import { PowerMonitor } from './monitors/power.js';
+import { Notifier } from './notify.js';
+import { ObservationStore } from './observations.js';
+
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = this.tail;
+    let release!: () => void;
+    this.tail = new Promise((r) => (release = r));
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function equalJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
+}
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, sortKeys(x)]));
+  return v;
+}
+
+interface PolicyCacheEntry {
+  generation: number | undefined;
+  resourceVersion: string | undefined;
+  resolved?: ResolvedPolicy;
+  problems: string[];
+}
+
+export interface EngineOptions {
+  now?: () => number;
+}
+
+export class NodesEngine implements FleetView {
+  readonly store = new ObservationStore();
+  readonly network: NetworkMonitor;
+  readonly novaMonitor: NovaMonitor;
+  readonly power: PowerMonitor;
+  readonly notifier: Notifier;
+  private readonly nodesInf: Informer<ComputeNode>;
+  private readonly policiesInf: Informer<FencePolicy>;
+  private readonly policyCache = new Map<string, PolicyCacheEntry>();
+  private readonly mutex = new Mutex();
+  private readonly inFlight = new Set<string>();
+  private nodeQueue!: WorkQueue;
+  private policyQueue!: WorkQueue;
+  private readonly log: Logger;
+  private readonly m: { decisions: Counter; actions: Counter; errors: Counter; notifications: Counter; phase: Gauge };
+  private readonly now: () => number;
+  private stopped = false;
+
+  constructor(private readonly runtime: Runtime, private readonly config: NodesProcessConfig, private readonly deps: NodeDeps, opts: EngineOptions = {}) {
+    this.now = opts.now ?? Date.now;
+    this.log = runtime.logger('nodes');
+    const reg = runtime.metrics;
+    const mk = <T>(name: string, make: () => T): T => (reg.getSingleMetric(name) as T | undefined) ?? make();
+    this.m = {
+      decisions: mk('hm9k_nodes_decisions_total', () => new Counter({ name: 'hm9k_nodes_decisions_total', help: 'Fence state machine decisions by resulting phase.', labelNames: ['phase'], registers: [reg] })),
+      actions: mk('hm9k_nodes_actions_total', () => new Counter({ name: 'hm9k_nodes_actions_total', help: 'Actions executed by type and result.', labelNames: ['type', 'result'], registers: [reg] })),
+      errors: mk('hm9k_nodes_source_errors_total', () => new Counter({ name: 'hm9k_nodes_source_errors_total', help: 'Errors reading a source (nova, bmc, consul).', labelNames: ['source'], registers: [reg] })),
+      notifications: mk('hm9k_nodes_notifications_total', () => new Counter({ name: 'hm9k_nodes_notifications_total', help: 'Email notifications by result.', labelNames: ['result'], registers: [reg] })),
+      phase: mk('hm9k_nodes_phase', () => new Gauge({ name: 'hm9k_nodes_phase', help: 'ComputeNodes per phase.', labelNames: ['phase'], registers: [reg] })),
+    };
+    this.nodesInf = runtime.informer('ComputeNode');
+    this.policiesInf = runtime.informer('FencePolicy');
+    this.network = new NetworkMonitor(deps, this.store, this, runtime.logger('nodes-network'), this.now);
+    this.novaMonitor = new NovaMonitor(deps, this.store, this, this.network, runtime.logger('nodes-nova'), this.m.errors);
+    this.power = new PowerMonitor(deps, this.store, this, runtime.logger('nodes-power'), this.m.errors, this.now);
+    this.notifier = new Notifier(deps, runtime.events, runtime.logger('nodes-notify'), config, this.m.notifications, this.now);
+  }
+
+  start(): void {
+    this.nodeQueue = this.runtime.addController({ name: 'computenode', reconcile: (k) => this.reconcileNode(k) }, { workers: this.config.workers });
+    this.policyQueue = this.runtime.addController({ name: 'fencepolicy', reconcile: (k) => this.reconcilePolicy(k) }, { workers: 1 });
+    const enqueueNode = (o: ComputeNode) => this.nodeQueue.add(keyOf(o));
+    this.nodesInf.on('add', enqueueNode);
+    this.nodesInf.on('update', enqueueNode);
+    this.nodesInf.on('delete', (o) => { this.store.delete(o.metadata.name); this.inFlight.delete(o.metadata.name); this.enqueueAllPolicies(); });
+    const policyChanged = (p: FencePolicy) => {
+      this.policyCache.delete(p.metadata.name);
+      this.policyQueue.add(keyOf(p));
+      for (const n of this.nodesInf.list()) this.nodeQueue.add(keyOf(n));
+      void this.network.sync().catch((err: Error) => this.log.error({ err: err.message }, 'network monitor sync failed'));
+    };
+    this.policiesInf.on('add', policyChanged);
+    this.policiesInf.on('update', policyChanged);
+    this.policiesInf.on('delete', policyChanged);
+    this.store.onChange((name) => this.nodeQueue?.add(name));
+    void (async () => {
+      await Promise.all([this.nodesInf.waitForSync(this.runtime.signal), this.policiesInf.waitForSync(this.runtime.signal)]);
+      if (this.stopped) return;
+      await this.network.sync();
+      this.novaMonitor.start();
+      this.power.start();
+    })().catch((err: Error) => { if (!this.stopped) this.log.error({ err: err.message }, 'nodes monitors failed to start'); });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.novaMonitor.stop();
+    this.power.stop();
+    await this.network.stop();
+    await this.deps.stop();
+  }
+
+  // FleetView ---------------------------------------------------------------------------------
+  nodes(): ComputeNode[] {
+    return this.nodesInf.list();
+  }
+
+  private policyEntry(p: FencePolicy): PolicyCacheEntry {
+    const c = this.policyCache.get(p.metadata.name);
+    if (c && c.resourceVersion === p.metadata.resourceVersion) return c;
+    const problems = validatePolicy(p.spec);
+    let resolved: ResolvedPolicy | undefined;
+    if (!problems.length) resolved = resolvePolicy(p.spec);
+    const e: PolicyCacheEntry = { generation: p.metadata.generation, resourceVersion: p.metadata.resourceVersion, ...(resolved ? { resolved } : {}), problems };
+    this.policyCache.set(p.metadata.name, e);
+    return e;
+  }
+
+  policies(): PolicyEntry[] {
+    return this.policiesInf.list().flatMap((p) => {
+      const e = this.policyEntry(p);
+      return e.resolved ? [{ name: p.metadata.name, policy: e.resolved }] : [];
+    });
+  }
+
+  private match(node: ComputeNode): { entry: PolicyEntry | null; reason?: string } {
+    const matching = this.policiesInf.list().filter((p) => matchesSelector(p.spec.nodeSelector, node.metadata.labels));
+    if (matching.length === 0) return { entry: null, reason: 'no FencePolicy matches this node' };
+    if (matching.length > 1) return { entry: null, reason: `matched by ${matching.length} FencePolicies (${matching.map((p) => p.metadata.name).sort().join(', ')}): no action until exactly one matches` };
+    const p = matching[0]!;
+    const e = this.policyEntry(p);
+    if (!e.resolved) return { entry: null, reason: `FencePolicy ${p.metadata.name} is invalid: ${e.problems.join('; ')}` };
+    return { entry: { name: p.metadata.name, policy: e.resolved } };
+  }
+
+  policyOf(node: ComputeNode): PolicyEntry | null {
+    return this.match(node).entry;
+  }
+
+  private snapshot(node: ComputeNode): NodeSnapshot {
+    return {
+      name: node.metadata.name,
+      spec: node.spec,
+      annotations: node.metadata.annotations ?? {},
+      ...(node.metadata.generation !== undefined ? { generation: node.metadata.generation } : {}),
+      status: node.status ?? {},
+      obs: this.store.snapshot(node.metadata.name),
+    };
+  }
+
+  private phaseOf(n: ComputeNode): string | undefined {
+    return n.status?.phase;
+  }
+
+  private fleet(name: string, policyName: string | undefined): FleetSummary {
+    const all = this.nodesInf.list();
+    const s: FleetSummary = { policy: { matched: 0, unhealthy: 0, inFlight: 0 }, global: { total: 0, unhealthy: 0, inFlight: 0 } };
+    for (const n of all) {
+      if (n.spec.maintenance) continue;
+      const pe = this.policyOf(n);
+      const unhealthy = isUnhealthy(this.snapshot(n), pe?.policy ?? null);
+      const busy = n.metadata.name !== name && (this.inFlight.has(n.metadata.name) || IN_FLIGHT_PHASES.includes(this.phaseOf(n) as never));
+      s.global.total++;
+      if (unhealthy) s.global.unhealthy++;
+      if (busy) s.global.inFlight++;
+      if (pe && pe.name === policyName) {
+        s.policy.matched++;
+        if (unhealthy) s.policy.unhealthy++;
+        if (busy) s.policy.inFlight++;
+      }
+    }
+    return s;
+  }
+
+  private enqueueAllPolicies() {
+    for (const p of this.policiesInf.list()) this.policyQueue?.add(keyOf(p));
+  }
+
+  // ComputeNode reconciler --------------------------------------------------------------------
+  private async write(node: ComputeNode, status: ComputeNodeStatus, intent: boolean): Promise<ComputeNode> {
+    if (equalJson(node.status ?? {}, status)) return node;
+    if (!intent) {
+      await this.runtime.status.patchStatus('ComputeNode', node, status);
+      return node;
+    }
+    const stored = await this.runtime.status.updateStatus('ComputeNode', { ...node, status });
+    if (stored.metadata.resourceVersion) {
+      await this.nodesInf.waitForVersion(keyOf(stored), stored.metadata.resourceVersion, 10_000).catch(() => undefined);
+    }
+    return stored;
+  }
+
+  async reconcileNode(key: string): Promise<{ requeueAfterMs?: number } | void> {
+    let node = this.nodesInf.get(key);
+    if (!node) return;
+    const { entry, reason } = this.match(node);
+    const policy = entry?.policy ?? null;
+    const prevPhase = node.status?.phase;
+    const decision = await this.mutex.run(async () => {
+      const d = decide(this.snapshot(node!), policy, this.fleet(node!.metadata.name, entry?.name), {
+        now: this.now(),
+        lease: { holder: this.runtime.leader.identity, transitions: this.runtime.leader.transitions() },
+        globalMaxUnhealthy: this.config.globalMaxUnhealthy,
+        globalMaxConcurrentRemediations: this.config.maxConcurrentRemediations,
+        ...(reason ? { noPolicyReason: reason } : {}),
+      });
+      if (d.inFlight) this.inFlight.add(node!.metadata.name);
+      else this.inFlight.delete(node!.metadata.name);
+      const external = d.actions.some((a) => a.type !== 'notify' && a.type !== 'event' && a.type !== 'corroborate');
+      const fenceChanged = !equalJson(node!.status?.fence, d.status.fence);
+      // Intent first: an update carrying resourceVersion (and the fence record's Lease holder).
+      node = await this.write(node!, d.status, external || fenceChanged);
+      return d;
+    });
+    this.m.decisions.inc({ phase: decision.status.phase ?? 'none' });
+    if (prevPhase !== decision.status.phase) this.enqueueAllPolicies();
+    for (const a of decision.actions) {
+      if (this.stopped || this.runtime.signal.aborted) break;
+      node = await this.execute(node, a, policy);
+    }
+    const phase = node.status?.phase ?? decision.status.phase;
+    const interval = policy?.detection.intervalMs ?? this.config.resyncMs;
+    if (phase === 'Fencing' || phase === 'Evacuating') return { requeueAfterMs: Math.max(200, Math.min(interval, 2000)) };
+    if (phase === 'Healthy' || phase === 'Maintenance' || (phase === 'Fenced' && !node.status?.fence?.acknowledged)) return { requeueAfterMs: this.config.resyncMs };
+    return { requeueAfterMs: interval };
+  }
+
+  private async outcome(node: ComputeNode, o: Outcome): Promise<ComputeNode> {
+    const fresh = this.nodesInf.get(keyOf(node));
+    const base = fresh && fresh.metadata.resourceVersion && node.metadata.resourceVersion && BigInt(fresh.metadata.resourceVersion) > BigInt(node.metadata.resourceVersion) ? fresh : node;
+    return this.write(base, applyOutcome(base.status ?? {}, o, this.now()), true);
+  }
+
+  private async execute(node: ComputeNode, a: Action, policy: ResolvedPolicy | null): Promise<ComputeNode> {
+    const name = node.metadata.name;
+    const log = this.log.child({ node: name, action: a.type });
+    const done = (result: string) => this.m.actions.inc({ type: a.type, result });
+    try {
+      switch (a.type) {
+        case 'event':
+          this.runtime.events.record(node, a.eventType, a.reason, a.reason, a.note);
+          return node;
+        case 'notify':
+          await this.notifier.notify(node, policy, a);
+          return node;
+        case 'corroborate': {
+          if (!node.spec.ssh || !a.command) {
+            this.store.setCorroboration(name, { network: a.network, at: this.now(), result: 'notConfigured', detail: !node.spec.ssh ? 'no spec.ssh' : 'no corroboration.sshCommand' });
+            done('notConfigured');
+            return node;
+          }
+          const target = await this.deps.sshTarget(node);
+          try {
+            const r = await this.deps.sshSem.run(() => this.deps.ssh.exec(target, a.command!, a.timeoutMs, this.runtime.signal));
+            const works = r.exitCode === 0;
+            this.store.setCorroboration(name, { network: a.network, at: this.now(), result: works ? 'works' : 'failing', detail: `exit ${r.exitCode}${r.stdout ? `: ${r.stdout.trim().slice(0, 200)}` : ''}` });
+            done(works ? 'works' : 'failing');
+          } catch (err) {
+            this.store.setCorroboration(name, { network: a.network, at: this.now(), result: 'unreachable', detail: (err as Error).message });
+            done('unreachable');
+          }
+          return node;
+        }
+        case 'recover': {
+          let o: Outcome;
+          try {
+            const target = await this.deps.sshTarget(node);
+            const r = await this.deps.sshSem.run(() => this.deps.ssh.exec(target, a.command, a.timeoutMs, this.runtime.signal));
+            o = { type: 'recover', ok: r.exitCode === 0, message: `exit ${r.exitCode}${r.stderr ? `: ${r.stderr.trim().slice(0, 200)}` : ''}` };
+          } catch (err) {
+            o = { type: 'recover', ok: false, message: err instanceof SshError ? `${err.kind}: ${err.message}` : (err as Error).message };
+          }
+          done(o.ok ? 'ok' : 'failed');
+          log.info({ kind: a.kind, attempt: a.attempt, ok: o.ok, message: o.message }, 'recovery attempt');
+          return this.outcome(node, o);
+        }
+        case 'powerOn': {
+          let o: Outcome;
+          try {
+            // The power-on rule, checked again against the outside world: never a host hm9k fenced.
+            if (node.status?.fence) throw new Error('fence record present: never powering on');
+            const target = await this.deps.bmcTarget(node);
+            await this.deps.ipmiSem.run(() => this.deps.ipmi.power(target, 'on', this.runtime.signal));
+            o = { type: 'powerOn', ok: true, message: 'power on requested' };
+          } catch (err) {
+            o = { type: 'powerOn', ok: false, message: (err as Error).message };
+          }
+          done(o.ok ? 'ok' : 'failed');
+          const next = await this.outcome(node, o);
+          void this.power.read(next);
+          return next;
+        }
+        case 'powerOff': {
+          if (!policy) return node;
+          let o: Outcome;
+          try {
+            const target = await this.deps.bmcTarget(node);
+            const r = await this.deps.ipmiSem.run(() => this.deps.ipmi.fenceOff(target, policy.fencing, this.runtime.signal));
+            o = { type: 'powerOff', ok: r.confirmed, confirmed: r.confirmed, message: r.message };
+            if (r.confirmed) this.store.setPower(name, 'off', this.now());
+          } catch (err) {
+            o = { type: 'powerOff', ok: false, confirmed: false, message: err instanceof IpmiError ? `BMC ${err.kind}: ${err.message}` : (err as Error).message };
+          }
+          done(o.confirmed ? 'confirmed' : 'failed');
+          log.warn({ fence: a.fenceId, confirmed: o.confirmed, message: o.message }, 'fence power-off');
+          return this.outcome(node, o);
+        }
+        case 'forceDown':
+        case 'disable': {
+          let o: Outcome;
+          try {
+            this.assertPowerOffConfirmed(node);
+            const nova = await this.deps.novaClient();
+            const svc = (await nova.listServices(node.spec.host)).find((s) => s.host === node.spec.host);
+            if (!svc) throw new Error(`no nova-compute service for host ${node.spec.host}`);
+            if (a.type === 'forceDown') await nova.forceDown(svc.id, true);
+            else await nova.disable(svc.id, a.reason);
+            o = { type: a.type, ok: true, message: a.type === 'forceDown' ? 'forced_down=true' : `disabled: ${a.reason}` };
+          } catch (err) {
+            o = { type: a.type, ok: false, message: (err as Error).message };
+          }
+          done(o.ok ? 'ok' : 'failed');
+          return this.outcome(node, o);
+        }
+        case 'evacuate':
+          return await this.evacuate(node, policy!);
+        case 'returnToService': {
+          let o: Outcome;
+          try {
+            const nova = await this.deps.novaClient();
+            const open = (await nova.migrations({ sourceCompute: node.spec.host, type: 'evacuation' })).filter((m) => m.status === 'done');
+            const svc = (await nova.listServices(node.spec.host)).find((s) => s.host === node.spec.host);
+            if (!svc) throw new Error(`no nova-compute service for host ${node.spec.host}`);
+            if (open.length) {
+              o = { type: 'returnToService', ok: false, waiting: true, message: `nova-compute has not restarted yet (${open.length} evacuation migration(s) still done)` };
+            } else {
+              try {
+                if (svc.forced_down) await nova.forceDown(svc.id, false);
+                if (svc.status !== 'enabled') await nova.enable(svc.id);
+                o = { type: 'returnToService', ok: true, waiting: false, message: 'un-forced and enabled' };
+              } catch (err) {
+                const st = (err as { status?: number }).status;
+                o = { type: 'returnToService', ok: false, waiting: true, message: st === 400 ? `Nova refused to un-force (400): nova-compute has not restarted yet` : (err as Error).message };
+              }
+            }
+          } catch (err) {
+            o = { type: 'returnToService', ok: false, waiting: true, message: (err as Error).message };
+          }
+          done(o.ok ? 'ok' : 'waiting');
+          const next = await this.outcome(node, o);
+          if (o.ok) {
+            this.runtime.events.record(next, 'Normal', 'ReturnedToService', 'ReturnToService', `fence ${a.fenceId} cleared; nova-compute un-forced and enabled`);
+            await this.notifier.notify(next, policy, { type: 'notify', key: `returned-${a.fenceId}`, severity: 'info', subject: `[hm9k] ${name}: returned to service`, body: `Fence ${a.fenceId} was acknowledged, the host is up, nova-compute was un-forced and enabled. The node is Healthy.` });
+          }
+          return next;
+        }
+      }
+    } catch (err) {
+      done('error');
+      log.error({ err: (err as Error).message }, 'action failed');
+      throw err;
+    }
+  }
+
+  private assertPowerOffConfirmed(node: ComputeNode): void {
+    const f = node.status?.fence;
+    if (!f || stepState(f, 'confirmOff') !== 'succeeded' || !f.powerOffConfirmedAt) {
+      throw new Error('refusing: power-off not confirmed for this fence');
+    }
+  }
+
+  private async evacuate(node: ComputeNode, policy: ResolvedPolicy): Promise<ComputeNode> {
+    this.assertPowerOffConfirmed(node);
+    const nova = await this.deps.novaClient();
+    if (!node.status?.evacuation) {
+      const plan = await planEvacuation(nova, node.spec.host, policy, this.now());
+      node = await this.write(node, { ...node.status, evacuation: plan, servers: plan.total }, true);
+    }
+    const r = await evacuationTick(nova, node.status!.evacuation!, node.spec.host, policy, {
+      now: this.now,
+      log: (msg, extra) => this.log.info({ node: node.metadata.name, ...extra }, msg),
+      write: async (e) => { node = await this.write(node, { ...node.status, evacuation: e }, true); },
+    });
+    node = await this.write(node, { ...node.status, evacuation: r.evacuation }, true);
+    if (r.finished) {
+      const e = r.evacuation;
+      node = await this.outcome(node, { type: 'evacuationFinished', ok: e.failed === 0, message: `${e.done}/${e.total} done, ${e.failed} failed` });
+      this.m.actions.inc({ type: 'evacuate', result: e.failed ? 'partial' : 'ok' });
+    }
+    return node;
+  }
+
+  // FencePolicy reconciler --------------------------------------------------------------------
+  async reconcilePolicy(key: string): Promise<{ requeueAfterMs?: number } | void> {
+    const fp = this.policiesInf.get(key);
+    if (!fp) return;
+    const e = this.policyEntry(fp);
+    const matched = this.nodesInf.list().filter((n) => matchesSelector(fp.spec.nodeSelector, n.metadata.labels));
+    const governed = matched.filter((n) => !n.spec.maintenance);
+    const unhealthy = governed.filter((n) => isUnhealthy(this.snapshot(n), e.resolved ?? null));
+    const healthy = governed.filter((n) => n.status?.phase === 'Healthy').length;
+    const inFlight = governed.filter((n) => IN_FLIGHT_PHASES.includes(n.status?.phase as never)).length;
+    const storm = e.resolved ? isStorm(e.resolved.safety.maxUnhealthy, governed.length, unhealthy.length) : false;
+    const all = this.nodesInf.list().filter((n) => !n.spec.maintenance);
+    const globalUnhealthy = all.filter((n) => isUnhealthy(this.snapshot(n), this.policyOf(n)?.policy ?? null)).length;
+    const globalStorm = isStorm(this.config.globalMaxUnhealthy, all.length, globalUnhealthy);
+    const now = this.now();
+    const conds = fp.status?.conditions ?? [];
+    const set = (list: Condition[], type: string, status: Condition['status'], reason: string, message: string): Condition[] => {
+      const old = list.find((c) => c.type === type);
+      const c: Condition = { type, status, reason, message, lastTransitionTime: old && old.status === status ? old.lastTransitionTime : iso(now), ...(fp.metadata.generation !== undefined ? { observedGeneration: fp.metadata.generation } : {}) };
+      return [...list.filter((x) => x.type !== type), c].sort((a, b) => a.type.localeCompare(b.type));
+    };
+    let c = set(conds, 'Ready', e.problems.length ? 'False' : 'True', e.problems.length ? 'Invalid' : 'Valid', e.problems.length ? e.problems.join('; ') : 'policy is valid');
+    const stormActive = storm || globalStorm;
+    c = set(c, 'StormActive', stormActive ? 'True' : 'False', stormActive ? (storm ? 'TooManyUnhealthy' : 'GlobalCeiling') : 'WithinLimits',
+      stormActive
+        ? `${storm ? `${unhealthy.length} of ${governed.length} nodes unhealthy exceeds maxUnhealthy ${e.resolved?.safety.maxUnhealthy}` : `${globalUnhealthy} of ${all.length} nodes unhealthy exceeds the global ceiling ${this.config.globalMaxUnhealthy}`}: no node is fenced`
+        : `${unhealthy.length} of ${governed.length} nodes unhealthy`);
+    const paused = !!e.resolved && (e.resolved.safety.paused || e.resolved.safety.dryRun);
+    c = set(c, 'Paused', paused ? 'True' : 'False', e.resolved?.safety.paused ? 'Paused' : e.resolved?.safety.dryRun ? 'DryRun' : 'Active', e.resolved?.safety.paused ? 'policy paused: no action' : e.resolved?.safety.dryRun ? 'dry run: decisions are reported, nothing is done' : 'acting');
+    const wasStorm = conds.find((x) => x.type === 'StormActive')?.status === 'True';
+    if (stormActive && !wasStorm) this.runtime.events.record(fp, 'Warning', 'StormActive', 'StormProtection', c.find((x) => x.type === 'StormActive')!.message);
+    const status: FencePolicyStatus = {
+      ...(fp.metadata.generation !== undefined ? { observedGeneration: fp.metadata.generation } : {}),
+      matchedNodes: matched.length,
+      healthyNodes: healthy,
+      unhealthyNodes: unhealthy.length,
+      remediationsInFlight: inFlight,
+      unhealthy: unhealthy.map((n) => n.metadata.name).sort().slice(0, 50),
+      conditions: c,
+    };
+    if (!equalJson(fp.status ?? {}, status)) await this.runtime.status.patchStatus('FencePolicy', fp, status);
+    this.m.phase.reset();
+    for (const n of this.nodesInf.list()) this.m.phase.inc({ phase: n.status?.phase ?? 'none' });
+    return { requeueAfterMs: this.config.resyncMs };
+  }
+}

@@ -1,0 +1,132 @@
+// Network monitor: Consul blocking queries (shared watchers) sampled once per policy interval into
+// per-node network observations. Unreachable/leaderless observers and absent nodes are unknown.
+import type { Logger } from 'pino';
+import { NETWORKS, type ComputeNode, type NetworkName, type UpDownUnknown } from '../../api/index.js';
+import type { ConsulWatcher } from '../../clients/consul.js';
+import { requireKey } from '../../clients/secrets.js';
+import type { ResolvedPolicy } from '../config.js';
+import type { NodeDeps } from '../deps.js';
+import type { ObservationStore } from '../observations.js';
+
+export interface PolicyEntry {
+  name: string;
+  policy: ResolvedPolicy;
+}
+
+export interface FleetView {
+  nodes(): ComputeNode[];
+  /** The single policy governing the node, or null (none, or several). */
+  policyOf(node: ComputeNode): PolicyEntry | null;
+  policies(): PolicyEntry[];
+}
+
+/** Merges several observers' opinions. Disagreement is reported as down with observersUp > 0 (never fenced on). */
+export function mergeObservers(opinions: { state: UpDownUnknown; reason?: string }[]): { state: UpDownUnknown; up: number; down: number; unknown: number; reason?: string } {
+  const up = opinions.filter((o) => o.state === 'up').length;
+  const down = opinions.filter((o) => o.state === 'down').length;
+  const unknown = opinions.length - up - down;
+  const reasons = opinions.filter((o) => o.state !== 'up' && o.reason).map((o) => o.reason!);
+  const state: UpDownUnknown = down > 0 ? 'down' : up > 0 ? 'up' : 'unknown';
+  return { state, up, down, unknown, ...(reasons.length ? { reason: reasons.join('; ').slice(0, 500) } : {}) };
+}
+
+interface PolicyWatch {
+  signature: string;
+  watchers: Partial<Record<NetworkName, ConsulWatcher[]>>;
+  timer: NodeJS.Timeout;
+}
+
+export class NetworkMonitor {
+  private readonly watches = new Map<string, PolicyWatch>();
+  private stopped = false;
+
+  constructor(private readonly deps: NodeDeps, private readonly store: ObservationStore, private readonly fleet: FleetView, private readonly log: Logger, private readonly now = () => Date.now()) {}
+
+  /** Reconciles watchers and timers with the current policies. */
+  async sync(): Promise<void> {
+    if (this.stopped) return;
+    const seen = new Set<string>();
+    for (const { name, policy } of this.fleet.policies()) {
+      seen.add(name);
+      const signature = JSON.stringify([policy.networks, policy.detection.intervalMs, policy.detection.novaNodeSideCheck]);
+      const old = this.watches.get(name);
+      if (old && old.signature === signature) continue;
+      const watchers: PolicyWatch['watchers'] = {};
+      for (const net of NETWORKS) {
+        const rule = policy.networks[net];
+        if (!rule) continue;
+        const checkIds = net === 'management' && policy.detection.novaNodeSideCheck ? [policy.detection.novaNodeSideCheck] : [];
+        watchers[net] = [];
+        for (const o of rule.observers) {
+          let token: string | undefined;
+          if (o.tokenSecret) {
+            try {
+              token = requireKey(await this.deps.secrets.get(o.tokenSecret), 'token', o.tokenSecret);
+            } catch (err) {
+              this.log.warn({ policy: name, network: net, err: (err as Error).message }, 'Consul token Secret unreadable; observer counts as unknown');
+              continue;
+            }
+          }
+          watchers[net]!.push(this.deps.consul.acquire(o.address, token, checkIds));
+        }
+      }
+      const timer = setInterval(() => this.sample(name), policy.detection.intervalMs);
+      timer.unref?.();
+      this.watches.set(name, { signature, watchers, timer });
+      if (old) await this.release(old);
+      this.sample(name);
+    }
+    for (const [name, w] of this.watches) {
+      if (!seen.has(name)) {
+        this.watches.delete(name);
+        await this.release(w);
+      }
+    }
+  }
+
+  private async release(w: PolicyWatch) {
+    clearInterval(w.timer);
+    for (const list of Object.values(w.watchers)) for (const x of list ?? []) await this.deps.consul.release(x);
+  }
+
+  /** One sample for every node governed by the policy. */
+  sample(policyName: string): void {
+    const w = this.watches.get(policyName);
+    if (!w) return;
+    const now = this.now();
+    for (const node of this.fleet.nodes()) {
+      const p = this.fleet.policyOf(node);
+      if (!p || p.name !== policyName) continue;
+      for (const net of NETWORKS) {
+        const list = w.watchers[net];
+        if (!list) {
+          this.store.dropNetwork(node.metadata.name, net);
+          continue;
+        }
+        const consulName = node.spec.consulNode?.[net] ?? node.spec.host;
+        const maxAge = this.deps.config.consulWaitMs * 2 + 30_000;
+        const opinions = list.length ? list.map((x) => x.nodeState(consulName, maxAge)) : [{ state: 'unknown' as const, reason: 'no usable Consul observer' }];
+        this.store.sampleNetwork(node.metadata.name, net, mergeObservers(opinions), now);
+      }
+    }
+  }
+
+  /** nova-compute as the Consul service check on the management network reports it. */
+  nodeSideNova(node: ComputeNode, checkId: string | undefined): UpDownUnknown {
+    if (!checkId) return 'unknown';
+    const p = this.fleet.policyOf(node);
+    const w = p && this.watches.get(p.name);
+    const list = w?.watchers.management ?? [];
+    const name = node.spec.consulNode?.management ?? node.spec.host;
+    const states = list.map((x) => x.checkState(name, checkId));
+    if (states.includes('down') && !states.includes('up')) return 'down';
+    if (states.includes('up') && !states.includes('down')) return 'up';
+    return 'unknown';
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const w of this.watches.values()) await this.release(w);
+    this.watches.clear();
+  }
+}

@@ -1,0 +1,95 @@
+// Notifications: a Kubernetes Event for every decision; email (deduplicated per node and key within
+// the policy's minInterval, and rate-limited globally); optional webhook.
+import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
+import type { ComputeNode } from '../api/index.js';
+import { requireKey } from '../clients/secrets.js';
+import type { EventRecorder } from '../kube/contract.js';
+import type { NodesProcessConfig, ResolvedPolicy } from './config.js';
+import type { NodeDeps } from './deps.js';
+import type { Action } from './fence/types.js';
+
+type NotifyAction = Extract<Action, { type: 'notify' }>;
+
+export class Notifier {
+  private readonly sent = new Map<string, number>();
+  private tokens: number;
+  private lastRefill: number;
+  /** Sent messages (bounded; for `hm9k dump` and tests). */
+  readonly history: { at: number; node: string; key: string; subject: string; delivered: boolean; error?: string }[] = [];
+
+  constructor(
+    private readonly deps: NodeDeps,
+    private readonly events: EventRecorder,
+    private readonly log: Logger,
+    private readonly config: NodesProcessConfig,
+    private readonly counter?: Counter,
+    private readonly now = () => Date.now(),
+    /** Global email budget: at most `burst` at once, refilled at `perMinute`. */
+    private readonly budget = { burst: 20, perMinute: 10 },
+  ) {
+    this.tokens = budget.burst;
+    this.lastRefill = now();
+  }
+
+  private take(): boolean {
+    const t = this.now();
+    this.tokens = Math.min(this.budget.burst, this.tokens + ((t - this.lastRefill) / 60_000) * this.budget.perMinute);
+    this.lastRefill = t;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  async notify(node: ComputeNode, policy: ResolvedPolicy | null, a: NotifyAction): Promise<void> {
+    this.events.record(node, a.severity === 'info' ? 'Normal' : 'Warning', `Notify${a.key.replace(/[^A-Za-z0-9]/g, '').slice(0, 40)}`, 'Notify', a.subject);
+    const dedupKey = `${node.metadata.name}\u0000${a.key}`;
+    const minInterval = policy?.notifications.minIntervalMs ?? 15 * 60_000;
+    const last = this.sent.get(dedupKey);
+    if (last !== undefined && this.now() - last < minInterval) return;
+    const email = policy?.notifications.email ?? this.config.smtpDefault;
+    const webhook = policy?.notifications.webhook;
+    if (!email && !webhook) return;
+    if (!this.take()) {
+      this.counter?.inc({ result: 'rate_limited' });
+      this.log.warn({ node: node.metadata.name, key: a.key }, 'notification dropped: global email budget exhausted');
+      return;
+    }
+    this.sent.set(dedupKey, this.now());
+    let delivered = true;
+    let error: string | undefined;
+    if (email) {
+      try {
+        let username: string | undefined;
+        let password: string | undefined;
+        if (email.credentialsSecret) {
+          const s = await this.deps.secrets.get(email.credentialsSecret);
+          username = requireKey(s, 'username', email.credentialsSecret);
+          password = requireKey(s, 'password', email.credentialsSecret);
+        }
+        await this.deps.smtp.send(
+          { host: email.smtpHost, port: email.smtpPort, secure: email.secure, ...(username ? { username, password: password ?? '' } : {}) },
+          { from: email.from, to: email.to, subject: a.subject, text: `${a.body}\n\n-- hm9k (severity ${a.severity}, key ${a.key})\n` },
+        );
+        this.counter?.inc({ result: 'sent' });
+      } catch (err) {
+        delivered = false;
+        error = (err as Error).message;
+        // Let a later decision retry: forget the dedup entry.
+        this.sent.delete(dedupKey);
+        this.counter?.inc({ result: 'failed' });
+        this.log.error({ node: node.metadata.name, key: a.key, err: error }, 'email notification failed');
+      }
+    }
+    if (webhook) {
+      try {
+        const res = await fetch(webhook.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ node: node.metadata.name, key: a.key, severity: a.severity, subject: a.subject, body: a.body }), signal: AbortSignal.timeout(10_000) });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      } catch (err) {
+        this.log.warn({ node: node.metadata.name, err: (err as Error).message }, 'webhook notification failed');
+      }
+    }
+    this.history.push({ at: this.now(), node: node.metadata.name, key: a.key, subject: a.subject, delivered, ...(error ? { error } : {}) });
+    if (this.history.length > 200) this.history.shift();
+  }
+}

@@ -1,0 +1,84 @@
+// In-memory observations per node, fed by the monitors and read by the reconciler.
+import type { NetworkName, UpDownUnknown } from '../api/index.js';
+import type { CorroborationObservation, NetworkObservation, NodeObservations, NovaObservation, PowerObservation } from './fence/types.js';
+
+export class ObservationStore {
+  private readonly nodes = new Map<string, NodeObservations>();
+  private readonly listeners: ((node: string) => void)[] = [];
+
+  onChange(fn: (node: string) => void): void {
+    this.listeners.push(fn);
+  }
+
+  private changed(node: string) {
+    for (const l of this.listeners) l(node);
+  }
+
+  get(node: string): NodeObservations {
+    let o = this.nodes.get(node);
+    if (!o) this.nodes.set(node, (o = { networks: {} }));
+    return o;
+  }
+
+  snapshot(node: string): NodeObservations {
+    return structuredClone(this.get(node));
+  }
+
+  delete(node: string): void {
+    this.nodes.delete(node);
+  }
+
+  names(): string[] {
+    return [...this.nodes.keys()];
+  }
+
+  /**
+   * One sample of a network (one tick of the policy interval). Counts consecutive down samples;
+   * `since` moves only when the state changes. Returns true when something changed.
+   */
+  sampleNetwork(node: string, net: NetworkName, s: { state: UpDownUnknown; up: number; down: number; unknown: number; reason?: string }, now: number): boolean {
+    const o = this.get(node);
+    const prev = o.networks[net];
+    const next: NetworkObservation = {
+      state: s.state,
+      since: prev && prev.state === s.state ? prev.since : now,
+      consecutiveDown: s.state === 'down' ? (prev?.state === 'down' ? prev.consecutiveDown + 1 : 1) : 0,
+      observersUp: s.up,
+      observersDown: s.down,
+      observersUnknown: s.unknown,
+      ...(s.reason ? { reason: s.reason } : {}),
+    };
+    o.networks[net] = next;
+    const changed = !prev || prev.state !== next.state || prev.consecutiveDown !== next.consecutiveDown || prev.observersUp !== next.observersUp || prev.reason !== next.reason;
+    if (changed) this.changed(node);
+    return changed;
+  }
+
+  dropNetwork(node: string, net: NetworkName): void {
+    const o = this.get(node);
+    if (o.networks[net]) {
+      delete o.networks[net];
+      this.changed(node);
+    }
+  }
+
+  setNova(node: string, nova: NovaObservation): void {
+    const o = this.get(node);
+    const same = JSON.stringify(o.nova) === JSON.stringify(nova);
+    o.nova = nova;
+    if (!same) this.changed(node);
+  }
+
+  setPower(node: string, state: PowerObservation['state'], now: number, error?: string): void {
+    const o = this.get(node);
+    const prev = o.power;
+    const next: PowerObservation = { state, since: prev && prev.state === state ? prev.since : now, ...(error && state === 'unknown' ? { error } : {}) };
+    o.power = next;
+    if (!prev || prev.state !== state || prev.error !== next.error) this.changed(node);
+  }
+
+  setCorroboration(node: string, c: CorroborationObservation): void {
+    this.get(node).corroboration = c;
+    this.changed(node);
+  }
+}
