@@ -1,0 +1,150 @@
+// The sender: verification rules (table), order, message limit, keep-alive, retry of failed sends,
+// stop hold, dryRun, freshness gate, paused apps.
+import { describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { Sender, sendOrder, type Transport } from '../../src/apps/sender/index.js';
+import { verifyStart, verifyStop } from '../../src/apps/sender/verify.js';
+import { MemoryStore } from '../../src/apps/store/memory.js';
+import { AppsMetrics } from '../../src/apps/status/metrics.js';
+import { resolveAppsConfig, type AppsConfig } from '../../src/apps/config.js';
+import type { DesiredAppState, InstanceHeartbeat, InstanceState, PendingStart, PendingStop, StartMessage, StopMessage } from '../../src/apps/types.js';
+
+const NOW = 1_700_000_000_000;
+const app = (p: Partial<DesiredAppState> = {}): DesiredAppState => ({ appGuid: 'app', version: 'v1', instances: 2, state: 'STARTED', packageState: 'STAGED', ...p });
+let n = 0;
+const inst = (index: number, state: InstanceState, p: Partial<InstanceHeartbeat> = {}): InstanceHeartbeat => ({ droplet: 'app', version: 'v1', instance: `g${++n}`, index, state, state_timestamp: n, dea_guid: 'd', ...p });
+const start = (p: Partial<PendingStart> = {}): PendingStart => ({ kind: 'start', messageId: `s${++n}`, appGuid: 'app', version: 'v1', index: 1, sendOn: NOW, sentOn: 0, keepAliveMs: 0, skipVerification: false, reason: 'MISSING', priority: 0.5, ...p });
+const stop = (target: InstanceHeartbeat, p: Partial<PendingStop> = {}): PendingStop => ({ kind: 'stop', messageId: `t${++n}`, appGuid: 'app', version: target.version, index: target.index, instanceGuid: target.instance, sendOn: NOW, sentOn: 0, keepAliveMs: 30_000, skipVerification: false, reason: 'EXTRA', ...p });
+const state = (d: DesiredAppState | undefined, instances: InstanceHeartbeat[]) => ({ desired: new Map(d ? [['app', d]] : []), instances: new Map([['app', instances]]) });
+
+describe('verification just before sending', () => {
+  it.each([
+    ['start: index still missing', start(), state(app(), [inst(0, 'RUNNING')]), true],
+    ['start: index now running', start(), state(app(), [inst(0, 'RUNNING'), inst(1, 'STARTING')]), false],
+    ['start: app stopped', start(), state(app({ state: 'STOPPED' }), []), false],
+    ['start: app deleted', start(), state(undefined, []), false],
+    ['start: package PENDING', start(), state(app({ packageState: 'PENDING' }), []), false],
+    ['start: new version', start(), state(app({ version: 'v2' }), []), false],
+    ['start: scaled down', start({ index: 1 }), state(app({ instances: 1 }), []), false],
+    ['start: evacuation skips verification', start({ skipVerification: true, reason: 'EVACUATION' }), state(undefined, []), true],
+  ])('%s -> send=%s', (_n, m, s, send) => {
+    expect(verifyStart(m, s).send).toBe(send);
+  });
+
+  const r0 = inst(0, 'RUNNING');
+  const r0b = inst(0, 'RUNNING');
+  const extra = inst(5, 'RUNNING');
+  const evac = inst(1, 'EVACUATING');
+  it.each([
+    ['stop: instance vanished', stop(inst(0, 'RUNNING')), state(app(), [r0]), false, undefined],
+    ['stop: extra index', stop(extra), state(app(), [r0, extra]), true, false],
+    ['stop: undesired app', stop(r0), state(app({ state: 'STOPPED' }), [r0]), true, false],
+    ['stop: old version', stop(r0), state(app({ version: 'v2' }), [r0]), true, false],
+    ['stop: duplicate still duplicated', stop(r0, { reason: 'DUPLICATE' }), state(app(), [r0, r0b]), true, true],
+    ['stop: duplicate no longer duplicated', stop(r0, { reason: 'DUPLICATE' }), state(app(), [r0]), false, undefined],
+    ['stop: evacuating with a RUNNING replacement', stop(evac, { reason: 'EVACUATION_COMPLETE' }), state(app(), [evac, inst(1, 'RUNNING')]), true, true],
+    ['stop: evacuating with a STARTING replacement only', stop(evac, { reason: 'EVACUATION_COMPLETE' }), state(app(), [evac, inst(1, 'STARTING')]), false, undefined],
+    ['stop: crashed since (never stopped)', stop(extra), state(app(), [{ ...extra, state: 'CRASHED' }]), false, undefined],
+  ])('%s -> send=%s', (_n, m, s, send, dup) => {
+    const v = verifyStop(m, s);
+    expect(v.send).toBe(send);
+    if (v.send) expect(v.isDuplicate).toBe(dup);
+  });
+});
+
+it('orders by send_on, then descending priority', () => {
+  const a = start({ sendOn: NOW, priority: 0.2 });
+  const b = start({ sendOn: NOW, priority: 0.9 });
+  const c = start({ sendOn: NOW - 1, priority: 0.1 });
+  expect([a, b, c].sort(sendOrder)).toEqual([c, b, a]);
+});
+
+function world(cfg: Partial<AppsConfig> = {}, fail = false) {
+  const store = new MemoryStore(3000);
+  const sent: (StartMessage | StopMessage)[] = [];
+  const transport: Transport = {
+    async sendStart(m) {
+      if (fail) throw new Error('CC 500');
+      sent.push(m);
+    },
+    async sendStop(m) {
+      if (fail) throw new Error('CC 500');
+      sent.push(m);
+    },
+  };
+  const config = { ...resolveAppsConfig(), ...cfg };
+  let release: string | undefined;
+  const sender = new Sender({ store, transport, config: () => config, metrics: new AppsMetrics(new Registry()), logger: pino({ level: 'silent' }), releaseAnnotation: () => release });
+  // fresh: flushes for one TTL, and a complete fetch
+  store.recordFlush(NOW - 3000);
+  store.recordFlush(NOW);
+  return { store, sent, sender, setRelease: (v: string) => (release = v), setFail: (v: boolean) => (fail = v) };
+}
+
+describe('sender runs', () => {
+  it('sends nothing when state is not fresh', async () => {
+    const w = world();
+    w.store.applyHeartbeat({ dea: 'd', droplets: [] }, NOW);
+    w.store.putPending([start()]);
+    expect(await w.sender.run(NOW)).toEqual([]); // desired never fetched
+    expect(w.sent).toEqual([]);
+  });
+
+  it('at most messageLimit starts per run; stops unlimited; keep-alive keeps sent messages', async () => {
+    const w = world({ messageLimit: 2 });
+    w.store.setDesired(new Map([['app', app({ instances: 5 })]]), NOW);
+    const extras = [inst(7, 'RUNNING'), inst(8, 'RUNNING'), inst(9, 'RUNNING')];
+    w.store.applyHeartbeat({ dea: 'd', droplets: extras }, NOW);
+    w.store.putPending([0, 1, 2, 3].map((index) => start({ index, keepAliveMs: index === 0 ? 30_000 : 0 })));
+    w.store.putPending(extras.map((e) => stop(e)));
+    await w.sender.run(NOW);
+    expect(w.sent.filter((m) => !('instance_guid' in m))).toHaveLength(2);
+    expect(w.sent.filter((m) => 'instance_guid' in m)).toHaveLength(3);
+    expect(w.store.pending().starts.get('app/v1/0')?.sentOn).toBe(NOW); // kept for its keep-alive
+    expect(w.store.pending().starts.has('app/v1/1')).toBe(false); // keep-alive 0: done
+    expect([...w.store.pending().starts.values()].filter((m) => m.sentOn === 0)).toHaveLength(2); // next run
+  });
+
+  it('a failed send stays queued and is retried', async () => {
+    const w = world({}, true);
+    w.store.setDesired(new Map([['app', app()]]), NOW);
+    w.store.applyHeartbeat({ dea: 'd', droplets: [inst(0, 'RUNNING')] }, NOW);
+    w.store.putPending([start()]);
+    const r = await w.sender.run(NOW);
+    expect(r.map((x) => x.outcome)).toEqual(['failed']);
+    expect(w.store.pending().starts.get('app/v1/1')?.sentOn).toBe(0);
+    w.setFail(false);
+    expect((await w.sender.run(NOW + 1000)).map((x) => x.outcome)).toEqual(['sent']);
+    expect(w.sender.stats).toMatchObject({ sent: 1, failed: 1 });
+  });
+
+  it('dryRun decides and reports but sends nothing', async () => {
+    const w = world({ dryRun: true });
+    w.store.setDesired(new Map([['app', app()]]), NOW);
+    w.store.applyHeartbeat({ dea: 'd', droplets: [inst(0, 'RUNNING')] }, NOW);
+    w.store.putPending([start()]);
+    expect((await w.sender.run(NOW)).map((x) => x.outcome)).toEqual(['dryRun']);
+    expect(w.sent).toEqual([]);
+  });
+
+  it('mass stops are held (starts go on) until the annotation carries the hold id', async () => {
+    const w = world();
+    w.store.setDesired(new Map([['app', app({ state: 'STOPPED' })], ['other', { ...app(), appGuid: 'other', instances: 1 }]]), NOW);
+    const running = Array.from({ length: 10 }, (_, i) => inst(i, 'RUNNING'));
+    w.store.applyHeartbeat({ dea: 'd', droplets: running }, NOW);
+    w.store.putPending(running.map((r) => stop(r)));
+    w.store.putPending([start({ appGuid: 'other', index: 0 })]);
+    const r = await w.sender.run(NOW);
+    expect(r.filter((x) => x.outcome === 'held')).toHaveLength(10);
+    expect(w.sent).toHaveLength(1); // the start
+    const id = w.sender.hold!.id;
+    w.setRelease('hold-stale');
+    await w.sender.run(NOW + 1000);
+    expect(w.sent).toHaveLength(1);
+    w.setRelease(id);
+    await w.sender.run(NOW + 2000);
+    expect(w.sent).toHaveLength(11);
+    expect(w.sender.hold).toBeUndefined();
+  });
+});
