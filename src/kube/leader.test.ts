@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import type { V1Lease } from '@kubernetes/client-node';
 import { LeaseElector, decideLease, fingerprint, releaseRecord, validateLeaderConfig, type LeaseClient, type LeaseRecord, type Observation } from './leader.js';
 
@@ -119,15 +120,19 @@ describe('LeaseElector (in-memory API)', () => {
 
   it('exactly one of two leads; the other takes over after release', async () => {
     const mem = memoryLeases();
-    const a = new LeaseElector(mem.client, { ...timings, namespace: 'n', name: 'l', identity: 'a', logger, onLost: () => {} });
+    const reg = new Registry();
+    const a = new LeaseElector(mem.client, { ...timings, namespace: 'n', name: 'l', identity: 'a', logger, metrics: reg, onLost: () => {} });
     const b = new LeaseElector(mem.client, { ...timings, namespace: 'n', name: 'l', identity: 'b', logger, onLost: () => {} });
+    expect(await reg.metrics()).toContain('leader_election_master_status{name="l"} 0');
     a.start();
     await a.waitForLeadership();
+    expect(await reg.metrics()).toContain('leader_election_master_status{name="l"} 1');
     b.start();
     await new Promise((r) => setTimeout(r, 300));
     expect([a.isLeader(), b.isLeader()]).toEqual([true, false]);
     expect(mem.lease()?.spec?.renewTime).toMatch(/\.\d{6}Z$/);
     await a.stop();
+    expect(await reg.metrics()).toContain('leader_election_master_status{name="l"} 0');
     expect(mem.lease()?.spec?.holderIdentity ?? '').toBe('');
     await b.waitForLeadership();
     expect(b.isLeader()).toBe(true);

@@ -147,6 +147,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<ManagedRun
       metrics: registry,
       onLost: () => {
         abort.abort(new Error('leadership lost'));
+        // Only reached without exiting when onLost is overridden: leader-only workers stop at once.
+        if (le.onLost) for (const r of runners) if (r.leaderOnly) void r.stop(0);
         (le.onLost ?? (() => process.exit(1)))();
       },
     });
