@@ -52,7 +52,7 @@ describe('event recorder', () => {
     await r.flush();
     expect(sent).toHaveLength(1);
     const { ns, ev } = sent[0]!;
-    expect(ns).toBe('hm9k'); // cluster-scoped object: our namespace
+    expect(ns).toBe('default'); // cluster-scoped object: the apiserver requires default
     expect(ev).toMatchObject({
       apiVersion: 'events.k8s.io/v1',
       reportingController: 'hm9k.io/nodes',

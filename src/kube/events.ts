@@ -1,7 +1,8 @@
 // events.k8s.io/v1 Events: MicroTime eventTime, reportingController hm9k.io/<component>,
 // reportingInstance = pod name; identical (object, reason, note) within a window are dropped, and
 // each object has its own token bucket (client-go's spam filter: burst 25, one per 5 minutes).
-// record() never throws: failures are logged and counted.
+// record() never throws: failures are logged and counted. Events about a namespaced object go to
+// its namespace; about a cluster-scoped object to "default" (the apiserver accepts nothing else).
 import { EventsV1Api, V1MicroTime, type KubeConfig, type EventsV1Event } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -91,8 +92,14 @@ export interface RecorderOptions {
   component: string;
   /** Pod name (reportingInstance). */
   instance: string;
-  /** Namespace for events about cluster-scoped objects. */
+  /** Fallback namespace when an object carries none (unused for cluster-scoped objects, see below). */
   namespace: string;
+  /**
+   * Namespace of events about cluster-scoped objects. The apiserver requires "default" there
+   * (events.k8s.io validation: regarding.namespace "" must match event namespace "" or "default"),
+   * as client-go does; RBAC must allow creating events in it.
+   */
+  clusterScopedNamespace?: string;
   logger: Logger;
   metrics?: Registry;
   config?: Partial<EventRecorderConfig>;
@@ -152,7 +159,7 @@ export class RateLimitedEventRecorder implements EventRecorder {
   build(regarding: KubeObject & { kind?: string; apiVersion?: string }, type: EventType, reason: string, action: string, note: string): EventsV1Event {
     const md = regarding.metadata;
     const now = this.now();
-    const ns = md.namespace ?? this.opts.namespace;
+    const ns = md.namespace || (this.opts.clusterScopedNamespace ?? 'default');
     const name = `${md.name.slice(0, 200)}.${(BigInt(now) * 1_000_000n).toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`;
     return {
       apiVersion: 'events.k8s.io/v1',

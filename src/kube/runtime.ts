@@ -52,7 +52,8 @@ export interface RuntimeOptions {
   leaderElection?: false | LeaderElectionOptions;
   informer?: Partial<InformerConfig>;
   status?: Partial<StatusWriterConfig>;
-  events?: Partial<EventRecorderConfig>;
+  /** Event dedupe/rate limits; clusterScopedNamespace: where events about cluster-scoped objects go (default "default"). */
+  events?: Partial<EventRecorderConfig> & { clusterScopedNamespace?: string };
   /** Install SIGTERM/SIGINT handlers that stop the runtime and exit 0 (default true). */
   handleSignals?: boolean;
   /** Longest wait for reconciles in progress on shutdown (default 10 s). */
@@ -127,6 +128,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<ManagedRun
     component: options.component,
     instance: podName,
     namespace: options.namespace,
+    clusterScopedNamespace: options.events?.clusterScopedNamespace,
     logger: logger('events'),
     metrics: registry,
     config: options.events,

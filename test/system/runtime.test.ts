@@ -268,6 +268,14 @@ describe('status writer against a real apiserver', () => {
     const mine = evs.items.filter((e) => e.reason === 'Probe' && e.regarding?.name === 's1');
     expect(mine).toHaveLength(1);
     expect(mine[0]).toMatchObject({ reportingController: 'hm9k.io/rt-status', action: 'Test', type: 'Normal' });
+    // about a cluster-scoped object: the event goes to "default" (the only namespace the apiserver accepts)
+    const uid = `u-ghost-${ns}`;
+    rt.events.record({ apiVersion: `${GROUP}/${VERSION}`, kind: 'ComputeNode', metadata: { name: 'ghost', uid } }, 'Warning', 'Probe', 'Test', 'cluster-scoped');
+    await rt.events.flush();
+    const errors = (await rt.metrics.getSingleMetric('hm9k_events_total')!.get()).values.filter((v) => v.labels.result === 'error');
+    expect(errors.reduce((a, v) => a + v.value, 0)).toBe(0);
+    const all = await kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: 'default' });
+    expect(all.items.filter((e) => e.regarding?.uid === uid)).toHaveLength(1);
   });
 });
 
