@@ -145,10 +145,13 @@ export class ReflectorInformer<T extends KubeObject> implements Informer<T> {
     this.running = this.run().catch((err) => this.log.error({ err: errorMessage(err) }, 'informer loop died'));
   }
 
-  async stop(): Promise<void> {
+  /** Stops the loop; does not wait longer than `graceMs` for a LIST in flight (it is then abandoned). */
+  async stop(graceMs = 2000): Promise<void> {
     this.stopCtl.abort();
     this.stopCurrentWatch?.();
-    await this.running;
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([this.running, new Promise<void>((r) => (t = setTimeout(r, graceMs)))]);
+    clearTimeout(t);
   }
 
   /** Forces the current watch to end (tests, diagnostics): the loop re-watches from the last version. */

@@ -56,7 +56,7 @@ export interface RuntimeOptions {
   events?: Partial<EventRecorderConfig> & { clusterScopedNamespace?: string };
   /** Install SIGTERM/SIGINT handlers that stop the runtime and exit 0 (default true). */
   handleSignals?: boolean;
-  /** Longest wait for reconciles in progress on shutdown (default 10 s). */
+  /** Longest wait for reconciles in progress on shutdown (default 5 s; the pod's grace period is 10 s). */
   shutdownTimeoutMs?: number;
 }
 
@@ -269,7 +269,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<ManagedRun
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
         if (!abort.signal.aborted) abort.abort(new Error('shutdown'));
-        const timeout = options.shutdownTimeoutMs ?? 10_000;
+        const timeout = options.shutdownTimeoutMs ?? 5_000;
         await Promise.all(runners.map((r) => r.stop(timeout)));
         for (const fn of stopHooks) {
           try {
