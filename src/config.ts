@@ -147,6 +147,9 @@ export function envToPaths(env: NodeJS.ProcessEnv): [string, string][] {
       .split('__')
       .map((seg) => seg.toLowerCase().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase()))
       .join('.');
+    // Only names whose first segment is a configuration key: HM9K_CACHE, HM9K_KUBECONFIG and the
+    // like belong to the scripts and tests, not to `hm9k run`.
+    if (!(path.split('.')[0]! in ProcessConfigSchema.properties)) continue;
     out.push([path, v]);
   }
   return out;

@@ -38,7 +38,7 @@ describe('process configuration', () => {
   });
 
   it('maps environment names to paths', () => {
-    expect(envToPaths({ HM9K_LEADER_ELECTION__LEASE_DURATION: '5s', PATH: '/bin' })).toEqual([['leaderElection.leaseDuration', '5s']]);
+    expect(envToPaths({ HM9K_LEADER_ELECTION__LEASE_DURATION: '5s', PATH: '/bin', HM9K_CACHE: '/x', HM9K_TEST_KUBECONFIG: 'k' })).toEqual([['leaderElection.leaseDuration', '5s']]);
   });
 
   it('reports every problem with its path', () => {

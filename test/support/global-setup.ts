@@ -1,5 +1,5 @@
 // One local control plane for the whole test run (etcd + kube-apiserver + CRDs). Test files reach it
-// through HM9K_KUBECONFIG and HM9K_CP_STATE (test/support/controlplane.ts); each whole-system file
+// through HM9K_TEST_KUBECONFIG and HM9K_CP_STATE (test/support/controlplane.ts); each whole-system file
 // uses its own namespace. HM9K_NO_CONTROL_PLANE=1 skips it for quick unit-only runs.
 import { LocalControlPlane } from '../../src/devenv/controlplane.js';
 
@@ -8,7 +8,7 @@ let cp: LocalControlPlane | undefined;
 export async function setup(): Promise<void> {
   if (process.env.HM9K_NO_CONTROL_PLANE === '1') return;
   cp = await LocalControlPlane.start();
-  process.env.HM9K_KUBECONFIG = cp.state.kubeconfig;
+  process.env.HM9K_TEST_KUBECONFIG = cp.state.kubeconfig;
   process.env.HM9K_CP_STATE = cp.stateFilePath;
 }
 

@@ -1,0 +1,135 @@
+// `hm9k run`: one half per process (the chart runs two Deployments from one image), or neither, in
+// which case the runtime still starts, watches the resources and reports ready.
+import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { loadConfig, type ProcessConfig } from '../config.js';
+import { parseDuration } from '../api/index.js';
+import { createRuntime, type ManagedRuntime } from '../kube/runtime.js';
+import type { AppsProcessConfig } from '../apps/config.js';
+import { nodesConfig, type NodesProcessConfig } from '../nodes/config.js';
+
+export function parseRunArgs(argv: string[]): { config: ProcessConfig; half: 'apps' | 'nodes' | undefined } {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      apps: { type: 'boolean' },
+      nodes: { type: 'boolean' },
+      config: { type: 'string', short: 'c' },
+      set: { type: 'string', multiple: true },
+      namespace: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      'log-level': { type: 'string' },
+      'metrics-port': { type: 'string' },
+      'health-port': { type: 'string' },
+    },
+    strict: true,
+  });
+  const sets: [string, string][] = (values.set ?? []).map((s) => {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new Error(`--set ${JSON.stringify(s)}: expected path=value`);
+    return [s.slice(0, eq), s.slice(eq + 1)];
+  });
+  const flag = (path: string, v: string | undefined) => (v === undefined ? [] : [[path, v] as [string, string]]);
+  sets.push(
+    ...flag('namespace', values.namespace),
+    ...flag('kubeconfig', values.kubeconfig),
+    ...flag('logLevel', values['log-level']),
+    ...flag('metricsPort', values['metrics-port']),
+    ...flag('healthPort', values['health-port']),
+  );
+  if (values.apps) sets.push(['apps.enabled', 'true']);
+  if (values.nodes) sets.push(['nodes.enabled', 'true']);
+  const config = loadConfig({ ...(values.config ? { file: values.config } : {}), env: process.env, sets });
+  if (config.apps.enabled && config.nodes.enabled) {
+    throw new Error('run the app half and the node half in separate processes (hm9k run --apps; hm9k run --nodes): they must never share an event loop, a Lease or a permission');
+  }
+  return { config, half: config.apps.enabled ? 'apps' : config.nodes.enabled ? 'nodes' : undefined };
+}
+
+export function appsProcessConfig(c: ProcessConfig): AppsProcessConfig {
+  const a = c.apps;
+  return {
+    nats: { servers: a.nats.servers, ...(a.nats.user ? { user: a.nats.user } : {}), ...(a.nats.password ? { pass: a.nats.password } : {}), ...(a.nats.token ? { token: a.nats.token } : {}) },
+    cc: { url: a.cc.url, internalUser: a.cc.internalUser, internalPassword: a.cc.internalPassword, bulkUser: a.cc.bulkUser, bulkPassword: a.cc.bulkPassword },
+    sendVia: a.sendVia,
+    store: a.store.kind === 'etcd' ? { kind: 'etcd', endpoints: a.store.endpoints, prefix: a.store.prefix } : { kind: 'memory' },
+    api: { port: a.api.port, host: a.api.host, user: a.api.user, password: a.api.password, heartbeatEndpoint: a.api.heartbeatEndpoint },
+    desiredAppNamespace: a.desiredAppNamespace || c.namespace,
+    ...(a.policyName ? { policyName: a.policyName } : {}),
+  };
+}
+
+export function nodesProcessConfig(c: ProcessConfig): NodesProcessConfig {
+  const n = c.nodes;
+  return nodesConfig({
+    namespace: c.namespace,
+    cloudsSecret: n.cloudsSecret,
+    cloudName: n.cloudName,
+    globalMaxUnhealthy: n.globalMaxUnhealthy,
+    maxConcurrentRemediations: n.maxConcurrentRemediations,
+    maxParallelIpmi: n.maxParallelIpmi,
+    maxParallelSsh: n.maxParallelSsh,
+    consulWaitMs: parseDuration(n.consulWait),
+    consulMinLoopMs: parseDuration(n.consulMinLoop),
+    powerPollIntervalMs: parseDuration(n.powerPollInterval),
+    novaPollIntervalMs: parseDuration(n.novaPollInterval),
+    httpTimeoutMs: parseDuration(n.httpTimeout),
+    resyncMs: parseDuration(n.resync),
+    ipmitoolPath: n.ipmitoolPath,
+    workers: n.workers,
+  });
+}
+
+export async function startProcess(config: ProcessConfig, half: 'apps' | 'nodes' | undefined): Promise<{ runtime: ManagedRuntime; stop(): Promise<void> }> {
+  const kubeConfig = new KubeConfig();
+  if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
+  else kubeConfig.loadFromDefault();
+  const le = config.leaderElection;
+  const runtime = await createRuntime({
+    component: half ?? 'hm9k',
+    namespace: config.namespace,
+    kubeConfig,
+    logLevel: config.logLevel,
+    bindAddress: config.bindAddress,
+    metricsPort: config.metricsPort,
+    probePort: config.healthPort,
+    ...(config.podName ? { podName: config.podName } : {}),
+    leaderElection: le.enabled
+      ? {
+          ...(le.leaseName ? { leaseName: le.leaseName } : {}),
+          leaseDurationMs: parseDuration(le.leaseDuration),
+          renewDeadlineMs: parseDuration(le.renewDeadline),
+          retryPeriodMs: parseDuration(le.retryPeriod),
+        }
+      : false,
+    informer: { watchTimeoutSeconds: Math.round(parseDuration(config.watch.timeout) / 1000), watchdogMs: parseDuration(config.watch.watchdog), relistPeriodMs: parseDuration(config.watch.resync) },
+  });
+  const log = runtime.logger('run');
+  let stopHalf: () => Promise<void> = async () => {};
+  if (half === 'apps') {
+    const { startApps } = await import('../apps/index.js');
+    const handle = await startApps(runtime, appsProcessConfig(config));
+    stopHalf = () => handle.stop();
+  } else if (half === 'nodes') {
+    const { startNodes } = await import('../nodes/index.js');
+    const handle = await startNodes(runtime, nodesProcessConfig(config));
+    stopHalf = () => handle.stop();
+  } else {
+    // No half configured: watch every kind so that the caches, probes and metrics can be checked.
+    runtime.informer('AppHealthPolicy');
+    runtime.informer('ComputeNode');
+    runtime.informer('FencePolicy');
+    runtime.informer('DesiredApp');
+    log.warn('no subsystem enabled (pass --apps or --nodes): watching resources only');
+  }
+  runtime.onStop(stopHalf);
+  await runtime.start();
+  log.info({ half: half ?? 'none', namespace: config.namespace, ports: runtime.ports() }, 'hm9k started');
+  return { runtime, stop: () => runtime.stop() };
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { config, half } = parseRunArgs(argv);
+  await startProcess(config, half);
+  return 0; // the runtime keeps the process alive and handles SIGTERM
+}
