@@ -151,11 +151,17 @@ export class NovaSim {
     for (const s of this.servers.values()) if (s.host === host) { /* evacuated instances are gone from the host */ }
   }
 
+  private lastAlive = new Map<string, boolean>();
+
   serviceState(svc: SimService): 'up' | 'down' {
-    if (this.isAlive(svc.host)) {
+    const alive = this.isAlive(svc.host);
+    const was = this.lastAlive.get(svc.host);
+    this.lastAlive.set(svc.host, alive);
+    if (alive) {
       const wasDown = Date.now() - svc.lastSeen > this.o.serviceDownTimeMs;
       svc.lastSeen = Date.now();
-      if (wasDown) this.computeStarted(svc.host);
+      // nova-compute (re)started: it cleans up evacuated instances (done -> completed).
+      if (wasDown || was === false) this.computeStarted(svc.host);
     }
     if (svc.forced_down) return 'down';
     return Date.now() - svc.lastSeen > this.o.serviceDownTimeMs ? 'down' : 'up';

@@ -23,6 +23,8 @@ export async function freeTcpPort(): Promise<number> {
 export interface SimSshd {
   host: string;
   port: number;
+  /** Additional ports the same sshd listens on (scripts tell them apart by $SSH_CONNECTION). */
+  extraPorts: number[];
   user: string;
   dir: string;
   privateKey: string;
@@ -34,10 +36,12 @@ export interface SimSshd {
   stop(): Promise<void>;
 }
 
-export async function startSshd(): Promise<SimSshd> {
+export async function startSshd(opts: { extraPorts?: number } = {}): Promise<SimSshd> {
   const dir = await mkdtemp(join(tmpdir(), 'hm9k-sshd-'));
   await chmod(dir, 0o755);
   const port = await freeTcpPort();
+  const extra: number[] = [];
+  for (let i = 0; i < (opts.extraPorts ?? 0); i++) extra.push(await freeTcpPort());
   const user = userInfo().username;
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')]);
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'other_host_key')]);
@@ -48,6 +52,7 @@ export async function startSshd(): Promise<SimSshd> {
   const otherPub = (await readFile(join(dir, 'other_host_key.pub'), 'utf8')).trim().split(/\s+/);
   await writeFile(join(dir, 'sshd_config'), [
     `Port ${port}`,
+    ...extra.map((p) => `Port ${p}`),
     'ListenAddress 127.0.0.1',
     `HostKey ${join(dir, 'host_key')}`,
     `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
@@ -80,9 +85,9 @@ export async function startSshd(): Promise<SimSshd> {
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
-    host: '127.0.0.1', port, user, dir,
+    host: '127.0.0.1', port, extraPorts: extra, user, dir,
     privateKey: await readFile(join(dir, 'user_key'), 'utf8'),
-    knownHosts: `[127.0.0.1]:${port} ${hostPub[0]} ${hostPub[1]}\n`,
+    knownHosts: [port, ...extra].map((p) => `[127.0.0.1]:${p} ${hostPub[0]} ${hostPub[1]}\n`).join(''),
     wrongKnownHosts: `[127.0.0.1]:${port} ${otherPub[0]} ${otherPub[1]}\n`,
     async script(name, body) {
       const p = join(dir, name);

@@ -265,7 +265,8 @@ function handleFence(x: Ctx): void {
     phase(x, 'Fenced', `acknowledged; waiting for the repaired host: ${notUp.length ? `networks ${notUp.join(', ')} not up` : ''}${notUp.length && node.obs.power?.state !== 'on' ? '; ' : ''}${node.obs.power?.state !== 'on' ? 'power not on' : ''}`);
     return;
   }
-  phase(x, 'Fenced', 'acknowledged; returning nova-compute to service');
+  const prevWait = x.status.waitingFor?.startsWith('returning to service:') ? x.status.waitingFor : undefined;
+  phase(x, 'Fenced', prevWait ?? 'acknowledged; returning nova-compute to service');
   x.actions.push({ type: 'returnToService', fenceId: fence.id });
 }
 

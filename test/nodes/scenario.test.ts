@@ -1,0 +1,191 @@
+// Whole-node scenarios against a real kube-apiserver, real ipmi_sim BMCs, a real sshd, a real SMTP
+// listener, the Nova/Keystone simulator and the Consul simulator, at 1/10 production timings or faster.
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ACK_FENCE_ANNOTATION, GROUP, VERSION, type ComputeNode, type FencePolicy, type FencePolicySpec } from '../../src/api/index.js';
+import { createRuntime, type ManagedRuntime } from '../../src/kube/runtime.js';
+import { nodesConfig } from '../../src/nodes/config.js';
+import { startNodes } from '../../src/nodes/index.js';
+import { BMC_PASSWORD, BMC_USER } from '../support/ipmi.js';
+import { kubeConfig, testNamespace } from '../support/controlplane.js';
+import { World } from './world.js';
+
+let lastSeen = new Map<string, string>();
+const logger = pino({ level: process.env.HM9K_TEST_LOG ?? 'silent' });
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 45_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}\n${[...lastSeen].map(([k, v]) => `${k}: ${v}`).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
+  let kc: KubeConfig;
+  let api: CustomObjectsApi;
+  let ns: string;
+  let world: World;
+  let runtime: ManagedRuntime;
+  let nodes: { stop(): Promise<void> };
+  let run: string;
+
+  const cn = (name: string) => `${run}-${name}`;
+  const seen = new Map<string, string>();
+  lastSeen = seen;
+  const getNode = async (name: string) => {
+    const n = (await api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn(name) })) as ComputeNode;
+    seen.set(name, `${n.status?.phase} (${n.status?.waitingFor ?? ''}) fence=${JSON.stringify(n.status?.fence?.steps ?? null)} nets=${JSON.stringify(n.status?.networks)} power=${JSON.stringify(n.status?.power)}`);
+    return n;
+  };
+  const getPolicy = async () => (await api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run })) as FencePolicy;
+
+  async function setup(count: number, safety: FencePolicySpec['safety'] = {}) {
+    run = `t${Math.random().toString(36).slice(2, 7)}`;
+    kc = kubeConfig();
+    api = kc.makeApiClient(CustomObjectsApi);
+    ns = await testNamespace('nodes');
+    world = new World();
+    await world.start(count);
+    for (let i = 0; i < 2; i++) world.nova.addServer('cmp1', { name: `a${i}` });
+    world.nova.addServer('cmp1', { name: 'stopped', vm_state: 'stopped' });
+    world.nova.addServer('cmp2', { name: 'b0' });
+    const core = kc.makeApiClient(CoreV1Api);
+    const secret = (name: string, data: Record<string, string>) => core.createNamespacedSecret({ namespace: ns, body: { metadata: { name }, stringData: data } });
+    await secret('clouds', { 'clouds.yaml': world.nova.cloudsYaml('sim') });
+    await secret('bmc', { username: BMC_USER, password: BMC_PASSWORD });
+    await secret('ssh', { privateKey: world.sshd.privateKey, knownHosts: world.sshd.knownHosts });
+    runtime = await createRuntime({
+      component: 'nodes-test', namespace: ns, kubeConfig: kc, logger, leaderElection: false, metricsPort: false, probePort: false, handleSignals: false,
+      status: { perObjectIntervalMs: 50 },
+    });
+    nodes = await startNodes(runtime, nodesConfig({
+      namespace: ns, cloudsSecret: 'clouds', cloudName: 'sim', globalMaxUnhealthy: '100%',
+      consulWaitMs: 2000, consulMinLoopMs: 50, powerPollIntervalMs: 1000, novaPollIntervalMs: 300, resyncMs: 3000, maxConcurrentRemediations: 5,
+    }));
+    await runtime.start();
+    const dir = world.sshd.dir;
+    const obs = (c: { url: string }) => ({ consul: [{ address: c.url }] });
+    const policy: FencePolicy = {
+      apiVersion: `${GROUP}/${VERSION}`, kind: 'FencePolicy', metadata: { name: run },
+      spec: {
+        nodeSelector: { matchLabels: { 'hm9k.io/test-run': run } },
+        networks: { management: obs(world.consul.management), storage: obs(world.consul.storage), tenant: obs(world.consul.tenant) },
+        detection: { interval: '300ms', failureThreshold: 3, recoveryGracePeriod: '1s', healthyDelay: '1s', corroboration: { sshCommand: `${dir}/check.sh storage`, timeout: '5s' } },
+        recovery: { commands: { storage: `${dir}/recover.sh storage`, novaCompute: `${dir}/recover.sh nova` }, attempts: 1, timeout: '5s', settleTime: '1500ms' },
+        fencing: { powerOffTimeout: '5s', powerWait: '200ms', pollInterval: '200ms', ipmiTimeout: '5s' },
+        evacuation: { concurrency: 2, perServerTimeout: '20s' },
+        safety: { maxUnhealthy: '40%', maxConcurrentRemediations: 2, ...safety },
+        notifications: { email: { smtpHost: '127.0.0.1', smtpPort: world.smtp.port, from: 'hm9k@example.org', to: ['ops@example.org'] }, minInterval: '1m' },
+      },
+    };
+    await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', body: policy });
+    for (const n of world.nodes) {
+      const body: ComputeNode = {
+        apiVersion: `${GROUP}/${VERSION}`, kind: 'ComputeNode', metadata: { name: cn(n.name), labels: { 'hm9k.io/test-run': run } },
+        spec: { host: n.name, bmc: { address: '127.0.0.1', port: n.bmc.port, cipherSuite: 3, credentialsSecret: 'bmc' }, ssh: { address: '127.0.0.1', port: n.sshPort, user: world.sshd.user, credentialsSecret: 'ssh' } },
+      };
+      await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', body });
+    }
+    // Everyone Healthy first.
+    for (const n of world.nodes) await until(`${n.name} Healthy`, async () => (await getNode(n.name)).status?.phase === 'Healthy');
+  }
+
+  afterEach(async () => {
+    await nodes?.stop();
+    await runtime?.stop();
+    if (api && run) {
+      for (const n of world?.nodes ?? []) await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn(n.name) }).catch(() => undefined);
+      await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run }).catch(() => undefined);
+    }
+    await world?.stop();
+  });
+  beforeEach(() => { run = ''; });
+
+  it('storage network lost and unrecoverable -> fenced, forced down, servers evacuated, email; ack -> back in service', async () => {
+    await setup(3);
+    const n1 = world.node('cmp1')!;
+    await world.setRecoveryFails('cmp1', true);
+    n1.broken.storage = true;
+    const fenced = await until('cmp1 Fenced', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 60_000);
+    const fence = fenced.status!.fence!;
+    // Fenced: power off confirmed by the BMC (ipmi_sim reports off), steps recorded with the lease holder.
+    expect(await n1.bmc.power()).toBe('off');
+    expect(fence.powerOffConfirmedAt).toBeTruthy();
+    expect(fence.leaseHolder).toBe(runtime.leader.identity);
+    expect(fence.steps.map((s) => `${s.name}:${s.state}`)).toEqual(['powerOff:succeeded', 'confirmOff:succeeded', 'forceDown:succeeded', 'disable:succeeded', 'evacuate:succeeded']);
+    expect(world.recoverCalls).toContain('cmp1:storage');
+    // Nova: forced down, disabled with the marker; every server evacuated to another host.
+    const svc = world.nova.services.get('cmp1')!;
+    expect(svc).toMatchObject({ forced_down: true, status: 'disabled', disabled_reason: `hm9k fence ${fence.id}` });
+    const servers = [...world.nova.servers.values()];
+    expect(servers.filter((s) => s.host === 'cmp1')).toEqual([]);
+    expect(servers.find((s) => s.name === 'stopped')?.vm_state).toBe('stopped');
+    expect(fenced.status!.evacuation).toMatchObject({ total: 3, done: 3, failed: 0 });
+    // One evacuation per server.
+    const perServer = new Map<string, number>();
+    for (const m of world.nova.migrations) perServer.set(m.instance_uuid, (perServer.get(m.instance_uuid) ?? 0) + 1);
+    expect([...perServer.values()].every((c) => c === 1)).toBe(true);
+    // Email with the details.
+    const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'));
+    expect(mail.raw).toContain(fence.id);
+    expect(mail.raw).toContain('acknowledge-fence');
+    // Other nodes untouched.
+    expect((await getNode('cmp2')).status?.phase).toBe('Healthy');
+    expect(await world.node('cmp2')!.bmc.power()).toBe('on');
+
+    // Operator repairs the host (powers it on, fixes storage) and acknowledges the fence id.
+    await world.setRecoveryFails('cmp1', false);
+    n1.broken.storage = false;
+    await n1.bmc.setPower('on');
+    const cur = await getNode('cmp1');
+    cur.metadata.annotations = { ...cur.metadata.annotations, [ACK_FENCE_ANNOTATION]: fence.id };
+    await api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn('cmp1'), body: cur });
+    await until('cmp1 Healthy again', async () => (await getNode('cmp1')).status?.phase === 'Healthy', 60_000);
+    expect(world.nova.services.get('cmp1')).toMatchObject({ forced_down: false, status: 'enabled', disabled_reason: null });
+    expect((await getNode('cmp1')).status?.fence).toBeUndefined();
+  });
+
+  it('BMC not answering during a fence -> FenceFailed, nothing evacuated, operators told', async () => {
+    await setup(3);
+    const n1 = world.node('cmp1')!;
+    await world.setRecoveryFails('cmp1', true);
+    await n1.bmc.kill();
+    n1.broken.storage = true;
+    const failed = await until('cmp1 FenceFailed', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'FenceFailed' ? n : undefined; }, 60_000);
+    expect(failed.status?.fence?.steps.find((s) => s.name === 'confirmOff')?.state).toBe('failed');
+    expect(failed.status?.evacuation).toBeUndefined();
+    expect(world.nova.migrations).toEqual([]);
+    expect(world.nova.services.get('cmp1')).toMatchObject({ forced_down: false, status: 'enabled' });
+    const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('FENCE FAILED'));
+    expect(mail.raw).toContain('NOT evacuated');
+  });
+
+  it('a partition failing 3 of 5 nodes -> storm, nothing fenced', async () => {
+    await setup(5, { maxUnhealthy: '40%' });
+    for (const name of ['cmp1', 'cmp2', 'cmp3']) {
+      await world.setRecoveryFails(name, true);
+      world.node(name)!.broken.storage = true;
+    }
+    const p = await until('StormActive', async () => { const p = await getPolicy(); return p.status?.conditions?.find((c) => c.type === 'StormActive')?.status === 'True' ? p : undefined; });
+    expect(p.status?.unhealthyNodes).toBe(3);
+    // Every failed node reaches the point where it would act, and is held by the storm.
+    for (const name of ['cmp1', 'cmp2', 'cmp3']) {
+      const n = await until(`${name} held by storm`, async () => { const n = await getNode(name); return n.status?.waitingFor?.includes('storm') ? n : undefined; });
+      expect(n.status?.fence).toBeUndefined();
+      expect(n.status?.phase).toBe('Suspect');
+    }
+    for (const n of world.nodes) expect(await n.bmc.power()).toBe('on');
+    expect(world.nova.migrations).toEqual([]);
+    expect([...world.nova.services.values()].every((s) => !s.forced_down)).toBe(true);
+    await world.smtp.waitFor((m) => m.subject.includes('fence held') || m.subject.includes('recovery held'));
+  });
+});
