@@ -80,7 +80,7 @@ export class NovaSim {
   delayMs = 0;
   /** Servers whose evacuation fails (migration failed, vm_state error). */
   readonly failEvacuationOf = new Set<string>();
-  /** Servers whose evacuation never finishes. */
+  /** Servers whose evacuation stays in pre-migrating until removed from this set. */
   readonly stallEvacuationOf = new Set<string>();
   port = 0;
   private o: Required<Omit<NovaSimOptions, 'region'>> & { region: string };
@@ -374,8 +374,8 @@ export class NovaSim {
     const step = this.o.migrationStepMs;
     const touch = () => { mig.updated_at = new Date().toISOString(); };
     this.later(step, () => { mig.status = 'pre-migrating'; touch(); });
-    this.later(step * 2, () => {
-      if (this.stallEvacuationOf.has(s.id)) return;
+    const finish = () => {
+      if (this.stallEvacuationOf.has(s.id)) return this.later(step, finish);
       if (!target || this.failEvacuationOf.has(s.id)) {
         mig.status = 'failed'; touch();
         s.vm_state = 'error'; s.task_state = null;
@@ -384,7 +384,8 @@ export class NovaSim {
       mig.status = 'done'; touch();
       s.host = target; s.task_state = null;
       s.vm_state = n >= 2095 ? 'stopped' : wasVm === 'error' ? 'active' : wasVm;
-    });
+    };
+    this.later(step * 2, finish);
     return this.json(res, 200, n >= 2014 ? {} : { adminPass: 'x' }, mv);
   }
 }

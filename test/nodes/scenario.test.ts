@@ -48,30 +48,24 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
   };
   const getPolicy = async () => (await api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run })) as FencePolicy;
 
-  async function setup(count: number, safety: FencePolicySpec['safety'] = {}) {
+  async function setup(count: number, safety: FencePolicySpec['safety'] = {}, servers = true) {
     run = `t${Math.random().toString(36).slice(2, 7)}`;
     kc = kubeConfig();
     api = kc.makeApiClient(CustomObjectsApi);
     ns = await testNamespace('nodes');
     world = new World();
     await world.start(count);
-    for (let i = 0; i < 2; i++) world.nova.addServer('cmp1', { name: `a${i}` });
-    world.nova.addServer('cmp1', { name: 'stopped', vm_state: 'stopped' });
-    world.nova.addServer('cmp2', { name: 'b0' });
+    if (servers) {
+      for (let i = 0; i < 2; i++) world.nova.addServer('cmp1', { name: `a${i}` });
+      world.nova.addServer('cmp1', { name: 'stopped', vm_state: 'stopped' });
+      world.nova.addServer('cmp2', { name: 'b0' });
+    }
     const core = kc.makeApiClient(CoreV1Api);
     const secret = (name: string, data: Record<string, string>) => core.createNamespacedSecret({ namespace: ns, body: { metadata: { name }, stringData: data } });
     await secret('clouds', { 'clouds.yaml': world.nova.cloudsYaml('sim') });
     await secret('bmc', { username: BMC_USER, password: BMC_PASSWORD });
     await secret('ssh', { privateKey: world.sshd.privateKey, knownHosts: world.sshd.knownHosts });
-    runtime = await createRuntime({
-      component: 'nodes-test', namespace: ns, kubeConfig: kc, logger, leaderElection: false, metricsPort: false, probePort: false, handleSignals: false,
-      status: { perObjectIntervalMs: 50 },
-    });
-    nodes = await startNodes(runtime, nodesConfig({
-      namespace: ns, cloudsSecret: 'clouds', cloudName: 'sim', globalMaxUnhealthy: '100%',
-      consulWaitMs: 2000, consulMinLoopMs: 50, powerPollIntervalMs: 1000, novaPollIntervalMs: 300, resyncMs: 3000, maxConcurrentRemediations: 5,
-    }));
-    await runtime.start();
+    await startController();
     const dir = world.sshd.dir;
     const obs = (c: { url: string }) => ({ consul: [{ address: c.url }] });
     const policy: FencePolicy = {
@@ -97,6 +91,18 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     }
     // Everyone Healthy first.
     for (const n of world.nodes) await until(`${n.name} Healthy`, async () => (await getNode(n.name)).status?.phase === 'Healthy');
+  }
+
+  async function startController() {
+    runtime = await createRuntime({
+      component: 'nodes-test', namespace: ns, kubeConfig: kc, logger, leaderElection: false, metricsPort: false, probePort: false, handleSignals: false,
+      status: { perObjectIntervalMs: 50 },
+    });
+    nodes = await startNodes(runtime, nodesConfig({
+      namespace: ns, cloudsSecret: 'clouds', cloudName: 'sim', globalMaxUnhealthy: '100%',
+      consulWaitMs: 2000, consulMinLoopMs: 50, powerPollIntervalMs: 1000, novaPollIntervalMs: 300, resyncMs: 3000, maxConcurrentRemediations: 5,
+    }));
+    await runtime.start();
   }
 
   afterEach(async () => {
@@ -187,5 +193,103 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(world.nova.migrations).toEqual([]);
     expect([...world.nova.services.values()].every((s) => !s.forced_down)).toBe(true);
     await world.smtp.waitFor((m) => m.subject.includes('fence held') || m.subject.includes('recovery held'));
+  });
+
+  it('storage network down, the recovery command fixes it -> Healthy again, nothing fenced', async () => {
+    await setup(3);
+    world.node('cmp1')!.broken.storage = true;
+    await until('recovery ran', () => world.recoverCalls.includes('cmp1:storage'));
+    await until('cmp1 Healthy', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Healthy' && n.status.networks?.storage?.state === 'up'; });
+    expect((await getNode('cmp1')).status?.fence).toBeUndefined();
+    expect(await world.node('cmp1')!.bmc.power()).toBe('on');
+    expect(world.nova.migrations).toEqual([]);
+    await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('recovered'));
+  });
+
+  it('management or tenant network down -> email only', async () => {
+    await setup(3);
+    world.node('cmp2')!.broken.management = true;
+    world.node('cmp3')!.broken.tenant = true;
+    await world.smtp.waitFor((m) => m.subject.includes('cmp2') && m.subject.includes('management network down'));
+    await world.smtp.waitFor((m) => m.subject.includes('cmp3') && m.subject.includes('tenant network down'));
+    expect((await getNode('cmp2')).status?.phase).toBe('Degraded');
+    expect(world.recoverCalls).toEqual([]);
+    expect(world.nova.migrations).toEqual([]);
+    for (const n of world.nodes) expect(await n.bmc.power()).toBe('on');
+  });
+
+  it("a node's storage Consul agent dies while its storage network works -> no fence, email", async () => {
+    await setup(3);
+    world.node('cmp1')!.agentBroken.storage = true;
+    await world.setNodeSaysWorks('cmp1', 'storage', true);
+    const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('agent broken'));
+    expect(mail.raw).toContain('storage network works');
+    const n = await getNode('cmp1');
+    expect(n.status?.phase).toBe('Degraded');
+    expect(n.status?.fence).toBeUndefined();
+    expect(await world.node('cmp1')!.bmc.power()).toBe('on');
+    expect(world.nova.migrations).toEqual([]);
+  });
+
+  it('host found powered off -> powered on; power-on fails -> email', async () => {
+    await setup(3);
+    const n2 = world.node('cmp2')!;
+    await n2.bmc.setPower('off');
+    await until('cmp2 powered on by hm9k', async () => (await n2.bmc.power()) === 'on');
+    await until('cmp2 Healthy', async () => (await getNode('cmp2')).status?.phase === 'Healthy');
+    const n3 = world.node('cmp3')!;
+    await n3.bmc.refusePowerOn(true);
+    await n3.bmc.setPower('off');
+    await world.smtp.waitFor((m) => m.subject.includes('cmp3') && m.subject.includes('power-on FAILED'));
+    expect(await n3.bmc.power()).toBe('off');
+    expect((await getNode('cmp3')).status?.fence).toBeUndefined();
+    expect(world.nova.migrations).toEqual([]);
+  });
+
+  it('a Consul cluster unreachable -> that network unknown, no action', async () => {
+    await setup(3);
+    await world.consul.storage.stop();
+    for (const name of ['cmp1', 'cmp2', 'cmp3']) {
+      await until(`${name} Unknown`, async () => { const n = await getNode(name); return n.status?.phase === 'Unknown' && n.status.networks?.storage?.state === 'unknown'; });
+    }
+    expect(world.recoverCalls).toEqual([]);
+    expect(world.nova.migrations).toEqual([]);
+    for (const n of world.nodes) expect(await n.bmc.power()).toBe('on');
+    expect((await getNode('cmp1')).status?.networks?.management?.state).toBe('up');
+  });
+
+  it('controller stopped mid-evacuation -> restarted -> finishes without evacuating any server twice', async () => {
+    await setup(3);
+    const ids = [...world.nova.servers.values()].filter((s) => s.host === 'cmp1').map((s) => s.id);
+    for (const id of ids) world.nova.stallEvacuationOf.add(id);
+    await world.setRecoveryFails('cmp1', true);
+    world.node('cmp1')!.broken.storage = true;
+    await until('evacuation under way', async () => (await getNode('cmp1')).status?.evacuation?.servers.some((s) => s.state === 'requested'));
+    // The controller goes away in the middle of the evacuation (its in-memory state is lost).
+    await nodes.stop();
+    await runtime.stop();
+    for (const id of ids) world.nova.stallEvacuationOf.delete(id);
+    await startController();
+    const n = await until('cmp1 Fenced after restart', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 60_000);
+    expect(n.status?.evacuation).toMatchObject({ total: 3, done: 3, failed: 0 });
+    const perServer = new Map<string, number>();
+    for (const m of world.nova.migrations) perServer.set(m.instance_uuid, (perServer.get(m.instance_uuid) ?? 0) + 1);
+    expect([...perServer.keys()].sort()).toEqual([...ids].sort());
+    expect([...perServer.values()].every((c) => c === 1)).toBe(true);
+    expect(n.status?.fence?.steps.filter((s) => s.name === 'powerOff')).toHaveLength(1);
+  });
+
+  it('an evacuation the simulator fails for one server -> the others still done, the failure recorded and emailed', async () => {
+    await setup(3);
+    const bad = [...world.nova.servers.values()].find((s) => s.name === 'a0')!;
+    world.nova.failEvacuationOf.add(bad.id);
+    await world.setRecoveryFails('cmp1', true);
+    world.node('cmp1')!.broken.storage = true;
+    const n = await until('cmp1 Fenced', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 60_000);
+    expect(n.status?.evacuation).toMatchObject({ total: 3, done: 2, failed: 1 });
+    expect(n.status?.evacuation?.servers.find((s) => s.id === bad.id)).toMatchObject({ state: 'failed' });
+    expect(n.status?.fence?.steps.find((s) => s.name === 'evacuate')?.state).toBe('failed');
+    const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'));
+    expect(mail.raw).toContain(`${bad.id}: failed`);
   });
 });
