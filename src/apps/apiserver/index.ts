@@ -1,7 +1,8 @@
 // The API server (hm9000.md section 4): POST /bulk_app_state for Cloud Controller (basic auth;
 // `{}` when this replica's actual state is not fresh or the body is bad), POST /dea/heartbeat
-// (202, re-published on NATS so every replica sees it; 400 on an empty or unparseable body),
-// GET /healthz and /readyz (ready only while actual state is fresh).
+// (202, re-published on NATS so every replica sees it; 400 on an empty or unparseable body; basic
+// auth only when heartbeatAuth is set, as HM9000 had none), GET /dump (basic auth; what
+// `hm9k dump` renders), GET /healthz and /readyz (ready only while actual state is fresh).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -15,6 +16,10 @@ export interface ApiServerOptions {
   user: string;
   password: string;
   heartbeatEndpoint?: boolean;
+  /** Require the same basic auth on POST /dea/heartbeat (default false, as HM9000). */
+  heartbeatAuth?: boolean;
+  /** The body of GET /dump (basic auth); 404 when absent. */
+  dump?: () => unknown;
   store: MemoryStore;
   isFresh: () => boolean;
   /** Publishes a heartbeat body on NATS dea.heartbeat. */
@@ -124,7 +129,19 @@ export class ApiServer {
       }
       return json(200, bulkAppState(this.opts.store, parsed, this.opts.isFresh()));
     }
+    if (req.method === 'GET' && path === '/dump' && this.opts.dump) {
+      if (!this.authorized(req)) {
+        res.writeHead(401).end();
+        return;
+      }
+      return json(200, this.opts.dump());
+    }
     if (req.method === 'POST' && path === '/dea/heartbeat' && this.opts.heartbeatEndpoint !== false) {
+      if (this.opts.heartbeatAuth && !this.authorized(req)) {
+        req.resume();
+        res.writeHead(401).end();
+        return;
+      }
       const text = (await this.body(req)) ?? '';
       const p = parseHeartbeat(text);
       if (!p.ok) {
