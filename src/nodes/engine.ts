@@ -171,14 +171,14 @@ export class NodesEngine implements FleetView {
     return this.match(node).entry;
   }
 
-  private snapshot(node: ComputeNode): NodeSnapshot {
+  private snapshot(node: ComputeNode, clone = true): NodeSnapshot {
     return {
       name: node.metadata.name,
       spec: node.spec,
       annotations: node.metadata.annotations ?? {},
       ...(node.metadata.generation !== undefined ? { generation: node.metadata.generation } : {}),
       status: node.status ?? {},
-      obs: this.store.snapshot(node.metadata.name),
+      obs: clone ? this.store.snapshot(node.metadata.name) : this.store.get(node.metadata.name),
     };
   }
 
@@ -192,7 +192,7 @@ export class NodesEngine implements FleetView {
     for (const n of all) {
       if (n.spec.maintenance) continue;
       const pe = this.policyOf(n);
-      const unhealthy = isUnhealthy(this.snapshot(n), pe?.policy ?? null);
+      const unhealthy = isUnhealthy(this.snapshot(n, false), pe?.policy ?? null);
       const busy = n.metadata.name !== name && (this.inFlight.has(n.metadata.name) || IN_FLIGHT_PHASES.includes(this.phaseOf(n) as never));
       s.global.total++;
       if (unhealthy) s.global.unhealthy++;
@@ -431,12 +431,12 @@ export class NodesEngine implements FleetView {
     const e = this.policyEntry(fp);
     const matched = this.nodesInf.list().filter((n) => matchesSelector(fp.spec.nodeSelector, n.metadata.labels));
     const governed = matched.filter((n) => !n.spec.maintenance);
-    const unhealthy = governed.filter((n) => isUnhealthy(this.snapshot(n), e.resolved ?? null));
+    const unhealthy = governed.filter((n) => isUnhealthy(this.snapshot(n, false), e.resolved ?? null));
     const healthy = governed.filter((n) => n.status?.phase === 'Healthy').length;
     const inFlight = governed.filter((n) => IN_FLIGHT_PHASES.includes(n.status?.phase as never)).length;
     const storm = e.resolved ? isStorm(e.resolved.safety.maxUnhealthy, governed.length, unhealthy.length) : false;
     const all = this.nodesInf.list().filter((n) => !n.spec.maintenance);
-    const globalUnhealthy = all.filter((n) => isUnhealthy(this.snapshot(n), this.policyOf(n)?.policy ?? null)).length;
+    const globalUnhealthy = all.filter((n) => isUnhealthy(this.snapshot(n, false), this.policyOf(n)?.policy ?? null)).length;
     const globalStorm = isStorm(this.config.globalMaxUnhealthy, all.length, globalUnhealthy);
     const now = this.now();
     const conds = fp.status?.conditions ?? [];

@@ -292,4 +292,22 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'));
     expect(mail.raw).toContain(`${bad.id}: failed`);
   });
+
+  it('steady state writes nothing', async () => {
+    await setup(3);
+    const p0 = await until('policy status', async () => { const p = await getPolicy(); return p.status?.matchedNodes === 3 && p.status.healthyNodes === 3 ? p : undefined; });
+    for (const name of ['cmp1', 'cmp2', 'cmp3']) {
+      await until(`${name} settled`, async () => { const n = await getNode(name); return n.status?.power?.state === 'on' && n.status.nova?.apiState === 'up' && (n.status.conditions ?? []).every((c) => c.status !== 'Unknown'); });
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    const statusBefore = await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).status));
+    const before = await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).metadata.resourceVersion));
+    // Many sampling intervals and more than one resync period pass with nothing changing.
+    await new Promise((r) => setTimeout(r, 4000));
+    const after = await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).metadata.resourceVersion));
+    const statusAfter = await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).status));
+    expect(statusAfter).toEqual(statusBefore);
+    expect(after).toEqual(before);
+    expect((await getPolicy()).metadata.resourceVersion).toBe(p0.metadata.resourceVersion);
+  });
 });

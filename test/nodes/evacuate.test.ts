@@ -1,0 +1,96 @@
+// The evacuation engine against the Nova simulator: bounded concurrency, preconditions, restart
+// safety (never twice), 2.95+ restart of servers that were active.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ComputeNodeStatus } from '../../src/api/index.js';
+import { KeystoneClient, parseCloudsYaml } from '../../src/clients/keystone.js';
+import { NovaClient } from '../../src/clients/nova.js';
+import { resolvePolicy } from '../../src/nodes/config.js';
+import { evacuationTick, planEvacuation } from '../../src/nodes/evacuate.js';
+import { NovaSim } from '../../src/sim/nova.js';
+
+type Evac = NonNullable<ComputeNodeStatus['evacuation']>;
+
+describe('evacuation engine', () => {
+  let sim: NovaSim;
+  let nova: NovaClient;
+  const policy = (mv = '2.94', concurrency = 2) => resolvePolicy({ networks: { storage: { consul: [{ address: 'http://a:1' }] } }, evacuation: { concurrency, microversion: mv, perServerTimeout: '30s' } });
+  beforeEach(async () => {
+    sim = new NovaSim({ migrationStepMs: 30 });
+    await sim.start();
+    sim.addHost('src');
+    sim.addHost('dst');
+    nova = new NovaClient(new KeystoneClient(parseCloudsYaml(sim.cloudsYaml(), 'sim')));
+    sim.setAlive('src', false);
+    await nova.forceDown(sim.services.get('src')!.id, true);
+  });
+  afterEach(async () => { await sim.stop(); });
+
+  async function runToEnd(e: Evac, p = policy(), writes: Evac[] = []) {
+    const io = { now: () => Date.now(), log: () => undefined, write: async (x: Evac) => { writes.push(structuredClone(x)); } };
+    let maxRequested = 0;
+    for (let i = 0; i < 200; i++) {
+      const r = await evacuationTick(nova, e, 'src', p, io);
+      e = r.evacuation;
+      maxRequested = Math.max(maxRequested, e.servers.filter((s) => s.state === 'requested').length);
+      if (r.finished) return { e, maxRequested };
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    throw new Error('evacuation did not finish');
+  }
+
+  it('evacuates every server once, with bounded concurrency; intent is written before each request', async () => {
+    for (let i = 0; i < 5; i++) sim.addServer('src');
+    const writes: Evac[] = [];
+    const plan = await planEvacuation(nova, 'src', policy(), Date.now());
+    expect(plan.total).toBe(5);
+    const { e, maxRequested } = await runToEnd(plan, policy('2.94', 2), writes);
+    expect(e).toMatchObject({ done: 5, failed: 0 });
+    expect(maxRequested).toBeLessThanOrEqual(2);
+    expect(sim.migrations).toHaveLength(5);
+    expect(writes.length).toBeGreaterThanOrEqual(5);
+    expect([...sim.servers.values()].every((s) => s.host === 'dst')).toBe(true);
+  });
+
+  it('after a restart between intent and request, asks Nova and requests exactly once', async () => {
+    const s = sim.addServer('src');
+    const plan = await planEvacuation(nova, 'src', policy(), Date.now());
+    // The intent says requested, but the controller died before the POST.
+    plan.servers[0]!.state = 'requested';
+    const { e } = await runToEnd(plan);
+    expect(e.done).toBe(1);
+    expect(sim.migrations.filter((m) => m.instance_uuid === s.id)).toHaveLength(1);
+  });
+
+  it('a server already evacuated before the restart is not requested again', async () => {
+    const s = sim.addServer('src');
+    const plan = await planEvacuation(nova, 'src', policy(), Date.now());
+    await nova.evacuate(s.id, { microversion: '2.94' });
+    const { e } = await runToEnd(plan);
+    expect(e.done).toBe(1);
+    expect(sim.migrations).toHaveLength(1);
+  });
+
+  it('preconditions: a busy server waits, a building one is skipped', async () => {
+    const busy = sim.addServer('src', { task_state: 'rebooting' });
+    sim.addServer('src', { vm_state: 'building' });
+    const plan = await planEvacuation(nova, 'src', policy(), Date.now());
+    const io = { now: () => Date.now(), log: () => undefined, write: async () => undefined };
+    const r = await evacuationTick(nova, plan, 'src', policy(), io);
+    expect(r.evacuation.servers.find((x) => x.id === busy.id)?.state).toBe('pending');
+    expect(r.evacuation.servers.find((x) => x.id !== busy.id)).toMatchObject({ state: 'skipped' });
+    busy.task_state = null;
+    const { e } = await runToEnd(r.evacuation);
+    expect(e).toMatchObject({ done: 1, failed: 1 });
+  });
+
+  it('at 2.95+ servers end stopped: those that were active are started again', async () => {
+    const a = sim.addServer('src');
+    const st = sim.addServer('src', { vm_state: 'stopped' });
+    const plan = await planEvacuation(nova, 'src', policy('2.95'), Date.now());
+    expect(plan.microversion).toBe('2.95');
+    const { e } = await runToEnd(plan, policy('2.95'));
+    expect(e.done).toBe(2);
+    expect(sim.servers.get(a.id)?.vm_state).toBe('active');
+    expect(sim.servers.get(st.id)?.vm_state).toBe('stopped');
+  });
+});
