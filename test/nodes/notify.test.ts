@@ -1,0 +1,57 @@
+// Notifications: Events always; email deduplicated per node and key, rate-limited, with a real SMTP listener.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import type { ComputeNode } from '../../src/api/index.js';
+import { StaticSecrets } from '../../src/clients/secrets.js';
+import type { EventRecorder } from '../../src/kube/contract.js';
+import { nodesConfig, resolvePolicy } from '../../src/nodes/config.js';
+import { NodeDeps } from '../../src/nodes/deps.js';
+import { Notifier } from '../../src/nodes/notify.js';
+import { startSmtp, type SimSmtp } from '../support/smtp.js';
+
+describe('notifier', () => {
+  let smtp: SimSmtp;
+  let deps: NodeDeps;
+  const events: string[] = [];
+  const recorder: EventRecorder = { record: (_o, type, reason, _a, note) => { events.push(`${type}/${reason}/${note}`); } };
+  const node = { apiVersion: 'hm9k.io/v1alpha1', kind: 'ComputeNode', metadata: { name: 'cmp1' }, spec: { host: 'cmp1' } } as ComputeNode;
+  beforeAll(async () => {
+    smtp = await startSmtp();
+    deps = new NodeDeps(nodesConfig({ namespace: 'x', cloudsSecret: 'c', cloudName: 'c' }), new StaticSecrets({ mail: { username: 'u', password: 'p' } }));
+  });
+  afterAll(async () => { await deps.stop(); await smtp.stop(); });
+
+  const policy = () => resolvePolicy({ networks: { storage: { consul: [{ address: 'http://a:1' }] } }, notifications: { email: { smtpHost: '127.0.0.1', smtpPort: smtp.port, from: 'hm9k@x.org', to: ['ops@x.org'] }, minInterval: '1h' } });
+  const msg = (key: string) => ({ type: 'notify' as const, key, severity: 'warning' as const, subject: `[hm9k] cmp1: ${key}`, body: 'details' });
+
+  it('deduplicates per node and key; Events are always written', async () => {
+    let now = 1_000_000;
+    const n = new Notifier(deps, recorder, pino({ level: 'silent' }), nodesConfig({ namespace: 'x', cloudsSecret: 'c', cloudName: 'c' }), undefined, () => now);
+    await n.notify(node, policy(), msg('storage-down'));
+    await n.notify(node, policy(), msg('storage-down'));
+    await n.notify(node, policy(), msg('other'));
+    expect(smtp.mails.filter((m) => m.subject.includes('storage-down'))).toHaveLength(1);
+    expect(smtp.mails.filter((m) => m.subject.includes('other'))).toHaveLength(1);
+    expect(events.filter((e) => e.includes('storage-down'))).toHaveLength(2);
+    now += 3_600_001;
+    await n.notify(node, policy(), msg('storage-down'));
+    expect(smtp.mails.filter((m) => m.subject.includes('storage-down'))).toHaveLength(2);
+  });
+
+  it('rate-limits globally', async () => {
+    const n = new Notifier(deps, recorder, pino({ level: 'silent' }), nodesConfig({ namespace: 'x', cloudsSecret: 'c', cloudName: 'c' }), undefined, () => 5, { burst: 2, perMinute: 1 });
+    const before = smtp.mails.length;
+    for (let i = 0; i < 5; i++) await n.notify(node, policy(), msg(`burst-${i}`));
+    expect(smtp.mails.length - before).toBe(2);
+  });
+
+  it('a failed delivery is retried by a later notification (not deduplicated)', async () => {
+    const n = new Notifier(deps, recorder, pino({ level: 'silent' }), nodesConfig({ namespace: 'x', cloudsSecret: 'c', cloudName: 'c' }), undefined, () => 7);
+    smtp.rejectWith = 451;
+    await n.notify(node, policy(), msg('retry-me'));
+    expect(n.history.at(-1)).toMatchObject({ delivered: false });
+    smtp.rejectWith = undefined;
+    await n.notify(node, policy(), msg('retry-me'));
+    expect(smtp.mails.filter((m) => m.subject.includes('retry-me'))).toHaveLength(1);
+  });
+});
