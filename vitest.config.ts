@@ -6,6 +6,8 @@ export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
+    // Node 20 lacks Promise.withResolvers, which nock 15 needs (see test/support/node20.ts).
+    setupFiles: ['test/support/node20.ts'],
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 180_000,

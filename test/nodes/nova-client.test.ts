@@ -1,5 +1,5 @@
 // Keystone + Nova clients against the Nova simulator, and nock for edge cases.
-import './polyfill.js';
+import '../support/node20.js';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KeystoneClient, OpenStackError, parseCloudsYaml } from '../../src/clients/keystone.js';
