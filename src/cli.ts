@@ -10,6 +10,7 @@ Usage:
   hm9k crds [--write DIR]                                               print (or write) the CRDs
   hm9k dump [--json] [--kubeconfig FILE] [--apps-url URL [--apps-user U]]   show what hm9k sees
   hm9k demo [--script all|NAME] [--exit] [--interactive]                run the demo world on loopback
+  hm9k config-reference                                                 print docs/configuration.md
   hm9k version                                                          print the version
 `;
 
@@ -21,6 +22,11 @@ async function main(argv: string[]): Promise<number> {
       if (values.write) {
         for (const f of writeCrds(values.write)) process.stderr.write(`wrote ${f}\n`);
       } else process.stdout.write(crdsYaml());
+      return 0;
+    }
+    case 'config-reference': {
+      const { configurationReference } = await import('./cli/config-reference.js');
+      process.stdout.write(configurationReference());
       return 0;
     }
     case 'version':

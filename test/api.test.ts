@@ -43,3 +43,10 @@ describe('durations', () => {
     expect(formatDuration(250)).toBe('250ms');
   });
 });
+
+describe('docs/configuration.md', () => {
+  it('matches the schemas (regenerate: node bin/hm9k.js config-reference > docs/configuration.md)', async () => {
+    const { configurationReference } = await import('../src/cli/config-reference.js');
+    expect(readFileSync('docs/configuration.md', 'utf8')).toBe(configurationReference());
+  });
+});
