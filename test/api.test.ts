@@ -50,3 +50,15 @@ describe('docs/configuration.md', () => {
     expect(readFileSync('docs/configuration.md', 'utf8')).toBe(configurationReference());
   });
 });
+
+describe('docs/grafana/hm9k-dashboard.json', () => {
+  it('only charts metrics that the code registers', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const dash = JSON.parse(readFileSync('docs/grafana/hm9k-dashboard.json', 'utf8')) as { panels: { targets?: { expr: string }[] }[] };
+    const names = new Set(dash.panels.flatMap((p) => p.targets ?? []).flatMap((t) => t.expr.match(/\b(hm9k|controller_runtime|workqueue|leader_election)_[a-z_]+/g) ?? []));
+    expect(names.size).toBeGreaterThan(10);
+    const src = execFileSync('grep', ['-rhoE', "'(hm9k|controller_runtime|workqueue|leader_election)_[a-z_]+'", 'src'], { encoding: 'utf8' });
+    const registered = new Set(src.split('\n').map((l) => l.replace(/'/g, '')).filter(Boolean));
+    expect([...names].filter((n) => !registered.has(n))).toEqual([]);
+  });
+});
