@@ -52,6 +52,7 @@ export const ProcessConfigSchema = Type.Object(
             user: Str('Basic auth user CC uses for /bulk_app_state.', { default: '' }),
             password: Str('Its password (HM9K_APPS__API__PASSWORD).', { default: '' }),
             heartbeatEndpoint: Bool('Accept POST /dea/heartbeat.', true),
+            heartbeatAuth: Bool('Require the same basic auth on POST /dea/heartbeat (HM9000 had none).', false),
           },
           { default: {}, additionalProperties: false },
         ),

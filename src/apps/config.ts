@@ -136,6 +136,8 @@ export interface AppsProcessConfig {
     password: string;
     /** Serve POST /dea/heartbeat (re-published on NATS). Default true. */
     heartbeatEndpoint?: boolean;
+    /** Require the API's basic auth on POST /dea/heartbeat too. Default false (HM9000 had none). */
+    heartbeatAuth?: boolean;
   };
   /** Namespace of the DesiredApp objects the fetcher manages. */
   desiredAppNamespace: string;

@@ -3,23 +3,24 @@
 // (etcd, status). A new leader sends nothing until one keep-alive plus one grace period has passed,
 // unless it loaded pending actions and crash counts from etcd.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { RELEASE_STOP_HOLD_ANNOTATION, type AppHealthPolicy, type DesiredApp } from '../api/index.js';
-import type { Informer, Runtime } from '../kube/contract.js';
+import { RELEASE_STOP_HOLD_ANNOTATION, type AppHealthPolicy, type AppHealthPolicyStatus, type DesiredApp } from '../api/index.js';
+import { keyOf, type Informer, type Runtime } from '../kube/contract.js';
 import { CcClient } from '../clients/cc.js';
 import { analyze, type AnalysisCounts, type AppSummary, type Decisions } from './analyzer/index.js';
 import { ApiServer } from './apiserver/index.js';
 import { resolveAppsConfig, type AppsConfig, type AppsProcessConfig } from './config.js';
 import { Fetcher } from './fetcher/index.js';
-import { DesiredAppProjection, kubeDesiredAppApi, type DesiredAppApi, type ProjectionResult } from './fetcher/projection.js';
+import { DesiredAppProjection, isManaged, kubeDesiredAppApi, sameProjection, type DesiredAppApi, type ProjectionResult } from './fetcher/projection.js';
+import { buildAppsDump } from './dump.js';
 import { HEARTBEAT_SUBJECT, Listener } from './listener/index.js';
 import { Sender, type SendRecord, type Transport } from './sender/index.js';
-import { desiredAppStatus, policyStatus } from './status/index.js';
+import { desiredAppStatus, policyStatus, policyStatusToWrite, sameSummary } from './status/index.js';
 import { AppsMetrics } from './status/metrics.js';
 import { createStore } from './store/index.js';
 import { EtcdStore } from './store/etcd.js';
 import { desiredIsFresh } from './store/freshness.js';
 import type { MemoryStore } from './store/memory.js';
-import { isDesired, isStartingOrRunning, startKey, type DropletExited } from './types.js';
+import { isDesired, isStartingOrRunning, startKey, type AppOverrides, type DropletExited } from './types.js';
 
 export { resolveAppsConfig, scaleTimings, type AppsConfig, type AppsProcessConfig } from './config.js';
 
@@ -86,9 +87,50 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
 
   const projection = project ? new DesiredAppProjection(hooks.desiredAppApi ?? kubeDesiredAppApi(runtime.kubeConfig), pc.desiredAppNamespace) : undefined;
   const fetcher = new Fetcher({ cc, store, config, metrics, logger: runtime.logger('fetcher'), releaseAnnotation });
-  const overrides = () => (desiredApps ? DesiredAppProjection.overridesFrom(desiredApps.list(), store.desired()) : (projection?.overrides() ?? new Map()));
+  // Overrides (paused, crash backoff) from the DesiredApp objects, recomputed only when an object or
+  // the desired state changed (not on every call: the sender and analyzer ask every cycle).
+  let overridesCache: { desired: unknown; value: ReadonlyMap<string, AppOverrides> } | undefined;
+  const overrides = (): ReadonlyMap<string, AppOverrides> => {
+    if (!desiredApps) return projection?.overrides() ?? new Map();
+    const desired = store.desired();
+    if (!overridesCache || overridesCache.desired !== desired) overridesCache = { desired, value: DesiredAppProjection.overridesFrom(desiredApps.list(), desired) };
+    return overridesCache.value;
+  };
   const lastActions = new Map<string, SendRecord>();
-  const objectFor = (app: string) => desiredApps?.get(`${pc.desiredAppNamespace}/${app}`);
+  const guidOf = (o: DesiredApp) => o.spec?.appGuid ?? o.metadata.name;
+  /** Informer key of the object of each app (name = guid unless a person named it otherwise). */
+  const keyByGuid = new Map<string, string>();
+  const objectFor = (app: string) => desiredApps?.get(keyByGuid.get(app) ?? `${pc.desiredAppNamespace}/${app}`);
+
+  // DesiredApp status is computed and written only for apps marked dirty: their summary differs
+  // from the one last written, they had an action, or their object was created or its spec changed.
+  // In steady state nothing is dirty, so 50k apps cost nothing per cycle.
+  const statusDirty = new Set<string>();
+  const writtenSummary = new Map<string, AppSummary | undefined>();
+  let projectionDirty = false;
+  if (desiredApps) {
+    const track = (o: DesiredApp) => {
+      keyByGuid.set(guidOf(o), keyOf(o));
+      statusDirty.add(guidOf(o));
+    };
+    desiredApps.on('add', (o) => {
+      overridesCache = undefined;
+      track(o);
+    });
+    desiredApps.on('update', (o, old) => {
+      if (old && old.metadata.generation === o.metadata.generation && old.metadata.uid === o.metadata.uid && guidOf(old) === guidOf(o)) return; // a status write (ours)
+      overridesCache = undefined;
+      track(o);
+    });
+    desiredApps.on('delete', (o) => {
+      overridesCache = undefined;
+      const guid = guidOf(o);
+      if (keyByGuid.get(guid) === keyOf(o)) keyByGuid.delete(guid);
+      writtenSummary.delete(guid);
+      // A managed object deleted while its app is desired is recreated soon (never means "undesired").
+      if (isManaged(o) && store.desired().has(guid)) projectionDirty = true;
+    });
+  }
 
   const sender = new Sender({
     store,
@@ -101,6 +143,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     onOutcome: (r) => {
       lastActions.set(r.message.appGuid, r);
       if (r.outcome === 'held') return;
+      statusDirty.add(r.message.appGuid);
       const regarding = objectFor(r.message.appGuid) ?? policy();
       if (!regarding) return;
       const verb = r.message.kind === 'start' ? 'Start' : 'Stop';
@@ -155,48 +198,147 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     if (!onlyApps) {
       last = d;
       lastCounts = d.counts;
-      lastSummaries = d.apps;
+      if (d.acted || d.notActingReason === 'Paused') {
+        for (const [guid, s] of d.apps) if (!sameSummary(writtenSummary.get(guid), s)) statusDirty.add(guid);
+        for (const guid of writtenSummary.keys()) if (!d.apps.has(guid)) statusDirty.add(guid);
+        lastSummaries = d.apps;
+      }
       metrics.setCounts(d.counts);
     } else {
-      for (const [k, v] of d.apps) lastSummaries.set(k, v);
+      for (const [k, v] of d.apps) {
+        lastSummaries.set(k, v);
+        if (!sameSummary(writtenSummary.get(k), v)) statusDirty.add(k);
+      }
     }
     if (d.starts.length || d.stops.length) log.info({ starts: d.starts.length, stops: d.stops.length, fastPath: !!onlyApps }, 'analysis queued messages');
     return d;
   };
 
-  const writeStatus = async (now: number) => {
+  // AppHealthPolicy status: never awaited by the loop (the writer may delay it); a change only in
+  // lastCompleteFetch is not written on its own.
+  let policyWrite: Promise<unknown> | undefined;
+  let lastPolicyStatus: { name: string; uid?: string; status: AppHealthPolicyStatus } | undefined;
+  const writePolicyStatus = (now: number, actualFresh: boolean, desiredFresh: boolean) => {
     const cfg = config();
     const p = policy();
+    if (!p || policyWrite) return;
+    const st = policyStatus(p, {
+      now,
+      actualFresh,
+      desiredFresh,
+      ...(store.freshnessState().streakStart !== undefined ? { actualStreakStart: store.freshnessState().streakStart } : {}),
+      ...(store.lastCompleteFetch() !== undefined ? { lastCompleteFetch: store.lastCompleteFetch() } : {}),
+      ...(fetcher.lastError ? { fetchError: fetcher.lastError } : {}),
+      ...(lastCounts ? { counts: lastCounts } : {}),
+      pending: store.pending(),
+      ...(sender.hold ? { stopHold: sender.hold } : {}),
+      ...(sender.budget.releasedHoldId ? { releasedHoldId: sender.budget.releasedHoldId } : {}),
+      ...(fetcher.shrinkHold ? { shrinkHold: fetcher.shrinkHold } : {}),
+      sender: sender.stats,
+      paused: cfg.paused,
+      dryRun: cfg.dryRun,
+    });
+    const same = lastPolicyStatus && lastPolicyStatus.name === p.metadata.name && lastPolicyStatus.uid === p.metadata.uid;
+    const toWrite = policyStatusToWrite(st, same ? lastPolicyStatus!.status : (p.status as AppHealthPolicyStatus | undefined));
+    if (!toWrite) return;
+    policyWrite = runtime.status
+      .patchStatus('AppHealthPolicy', p, toWrite)
+      .then(() => {
+        lastPolicyStatus = { name: p.metadata.name, ...(p.metadata.uid ? { uid: p.metadata.uid } : {}), status: toWrite };
+      })
+      .catch((err) => log.warn({ err: (err as Error).message }, 'AppHealthPolicy status write failed'))
+      .finally(() => {
+        policyWrite = undefined;
+      });
+  };
+
+  // DesiredApp status: the dirty apps only, a few writes in flight at a time, in the background
+  // (the status writer rate-limits per object and globally; the loop never waits for it).
+  let statusDrain: Promise<void> | undefined;
+  const retryStatus = new Set<string>();
+  const writeAppStatus = async (guid: string) => {
+    const obj = objectFor(guid);
+    if (!obj) return; // no object (yet): its 'add' marks it dirty again
+    const summary = lastSummaries.get(guid);
+    const st = desiredAppStatus(obj, summary, lastActions.get(guid), Date.now(), store.desired().has(guid));
+    try {
+      await runtime.status.patchStatus('DesiredApp', obj, st);
+      writtenSummary.set(guid, summary);
+    } catch (err) {
+      retryStatus.add(guid);
+      log.warn({ err: (err as Error).message, app: guid }, 'DesiredApp status write failed');
+    }
+  };
+  const drainAppStatus = () => {
+    if (statusDrain || !desiredApps) return;
+    statusDrain = (async () => {
+      const inFlight = 8;
+      while (statusDirty.size > 0 && leading && !stopped) {
+        const batch: string[] = [];
+        for (const guid of statusDirty) {
+          batch.push(guid);
+          statusDirty.delete(guid);
+          if (batch.length >= inFlight) break;
+        }
+        await Promise.all(batch.map(writeAppStatus));
+      }
+    })().finally(() => {
+      statusDrain = undefined;
+    });
+  };
+
+  const writeStatus = (now: number) => {
+    const cfg = config();
     const actualFresh = store.actualFreshness.isFresh(now);
     const desiredFresh = desiredIsFresh(store.lastCompleteFetch(), now, cfg.desiredFreshnessTtlMs);
-    if (p) {
-      const st = policyStatus(p, {
-        now,
-        actualFresh,
-        desiredFresh,
-        ...(store.freshnessState().streakStart !== undefined ? { actualStreakStart: store.freshnessState().streakStart } : {}),
-        ...(store.lastCompleteFetch() !== undefined ? { lastCompleteFetch: store.lastCompleteFetch() } : {}),
-        ...(fetcher.lastError ? { fetchError: fetcher.lastError } : {}),
-        ...(lastCounts ? { counts: lastCounts } : {}),
-        pending: store.pending(),
-        ...(sender.hold ? { stopHold: sender.hold } : {}),
-        ...(sender.budget.releasedHoldId ? { releasedHoldId: sender.budget.releasedHoldId } : {}),
-        ...(fetcher.shrinkHold ? { shrinkHold: fetcher.shrinkHold } : {}),
-        sender: sender.stats,
-        paused: cfg.paused,
-        dryRun: cfg.dryRun,
-      });
-      await runtime.status.patchStatus('AppHealthPolicy', p, st).catch((err) => log.warn({ err: (err as Error).message }, 'AppHealthPolicy status write failed'));
+    writePolicyStatus(now, actualFresh, desiredFresh);
+    // While not fresh, DesiredApp status stays as last written (the policy's conditions say why):
+    // a NATS blip must not rewrite every app's status.
+    if (actualFresh && desiredFresh && desiredApps) {
+      for (const g of retryStatus) statusDirty.add(g);
+      retryStatus.clear();
+      drainAppStatus();
     }
-    if (desiredApps) {
-      const desired = store.desired();
-      const fresh = actualFresh && desiredFresh;
-      for (const obj of desiredApps.list()) {
-        const guid = obj.spec?.appGuid ?? obj.metadata.name;
-        const st = desiredAppStatus(obj, fresh ? lastSummaries.get(guid) : undefined, lastActions.get(guid), now, desired.has(guid));
-        await runtime.status.patchStatus('DesiredApp', obj, st).catch((err) => log.warn({ err: (err as Error).message, app: guid }, 'DesiredApp status write failed'));
+  };
+
+  // Stop holds and their release are reported as Events on the AppHealthPolicy.
+  let holdReported: string | undefined;
+  let releaseReported: string | undefined;
+  let staleReported: string | undefined;
+  const reportHold = () => {
+    const p = policy();
+    if (!p) return;
+    const h = sender.hold;
+    if (h && h.id !== holdReported) {
+      holdReported = h.id;
+      runtime.events.record(p, 'Warning', 'StopHold', 'HoldStops', `${h.reason}. Every stop is held, starts go on; release with: kubectl annotate ahp ${p.metadata.name} ${RELEASE_STOP_HOLD_ANNOTATION}=${h.id} --overwrite`.slice(0, 1000));
+    }
+    const ann = releaseAnnotation();
+    if (h && ann && ann !== h.id && ann !== fetcher.shrinkHold?.id && `${h.id}/${ann}` !== staleReported) {
+      staleReported = `${h.id}/${ann}`;
+      runtime.events.record(p, 'Warning', 'StaleStopHoldRelease', 'HoldStops', `The annotation ${RELEASE_STOP_HOLD_ANNOTATION}=${ann} does not name the current hold ${h.id}: stops stay held.`);
+    }
+    const rel = sender.budget.releasedHoldId;
+    if (rel && rel !== releaseReported) {
+      releaseReported = rel;
+      runtime.events.record(p, 'Normal', 'StopHoldReleased', 'ReleaseStops', `Stop hold ${rel} released by annotation: the held stops are sent.`);
+    }
+  };
+
+  /** Whether the DesiredApp objects (as the informer sees them) already project the desired state: then no LIST and no write. */
+  const projectionInSync = (): boolean => {
+    if (!desiredApps || !desiredApps.hasSynced()) return false;
+    const desired = store.desired();
+    for (const [guid, d] of desired) {
+      const o = objectFor(guid);
+      if (!o) {
+        if (/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(guid)) return false;
+        continue; // not projectable (name rules): sync would skip it too
       }
+      if (isManaged(o) && !sameProjection(o.spec, d)) return false;
     }
+    for (const o of desiredApps.list()) if (isManaged(o) && !desired.has(guidOf(o))) return false;
+    return true;
   };
 
   let fetching = false;
@@ -208,13 +350,30 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
       const outcome = await fetcher.fetchOnce(now, runtime.signal);
       const p = policy();
       if (outcome.guarded && p) runtime.events.record(p, 'Warning', 'ShrinkGuard', 'KeepLastGoodDesiredState', `${outcome.guarded.reason} (id ${fetcher.shrinkHold?.id})`);
-      if (projection && outcome.ok && leading && (store.desired() !== before || !lastProjection)) {
+      if (projection && outcome.ok && leading && (!lastProjection || projectionDirty || (store.desired() !== before && !projectionInSync()))) {
+        projectionDirty = false;
         lastProjection = await projection.sync(store.desired());
         if (lastProjection.created || lastProjection.updated || lastProjection.deleted) log.info({ created: lastProjection.created, updated: lastProjection.updated, deleted: lastProjection.deleted }, 'DesiredApp projection updated');
       }
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'DesiredApp projection failed');
       lastProjection = undefined;
+    } finally {
+      fetching = false;
+    }
+  };
+
+  /** A person deleted managed objects of desired apps: recreate them without waiting for the next fetch. */
+  const resyncProjection = async () => {
+    if (!projection || fetching) return;
+    fetching = true;
+    projectionDirty = false;
+    try {
+      lastProjection = await projection.sync(store.desired());
+      if (lastProjection.created) log.info({ created: lastProjection.created }, 'DesiredApp objects recreated');
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'DesiredApp projection failed');
+      projectionDirty = true;
     } finally {
       fetching = false;
     }
@@ -256,10 +415,17 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
       }
       return;
     }
-    if (!leading) await becomeLeader(now);
+    if (!leading) {
+      // Never lead on defaults: the policy (dryRun, paused, guards) and the overrides (paused apps)
+      // must be known first.
+      if (!policies.hasSynced() || (desiredApps && !desiredApps.hasSynced())) return;
+      await becomeLeader(now);
+    }
     if (now >= nextFetch) {
       nextFetch = now + cfg.fetchIntervalMs;
       void fetchAndProject(now);
+    } else if (projectionDirty && projection && !fetching && store.lastCompleteFetch() !== undefined) {
+      void resyncProjection();
     }
     if (now >= nextAnalyze) {
       nextAnalyze = now + cfg.analyzeIntervalMs;
@@ -269,10 +435,11 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     if (now >= nextSend && now >= sendAllowedAfter) {
       nextSend = now + cfg.sendIntervalMs;
       await sender.run(now);
+      reportHold();
     }
     if (now >= nextStatus) {
       nextStatus = now + Math.min(cfg.analyzeIntervalMs, cfg.sendIntervalMs);
-      await writeStatus(now);
+      writeStatus(now);
     }
   };
 
@@ -300,12 +467,17 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
         const fresh = store.actualFreshness.isFresh(now) && desiredIsFresh(store.lastCompleteFetch(), now, cfg.desiredFreshnessTtlMs);
         const key = startKey(exit.droplet, exit.version, exit.index);
         const runningThere = store.instancesOf(exit.droplet).some((i) => i.version === exit.version && i.index === exit.index && isStartingOrRunning(i.state));
-        if (fresh && !cfg.paused && isDesired(d) && d.version === exit.version && exit.index < d.instances && !runningThere && !store.pending().starts.has(key) && !overrides().get(exit.droplet)?.paused) {
+        // It replaces a start queued but not yet sent for another reason (a MISSING start waits a
+        // grace period and has no keep-alive), as HM9000's evacuator saved its start over it.
+        const queued = store.pending().starts.get(key);
+        const replaceable = !queued || (queued.sentOn === 0 && queued.reason !== 'EVACUATION');
+        if (fresh && !cfg.paused && isDesired(d) && d.version === exit.version && exit.index < d.instances && !runningThere && replaceable && !overrides().get(exit.droplet)?.paused) {
           store.putPending([{ kind: 'start', messageId: `start-${key}-${now}`, appGuid: exit.droplet, version: exit.version, index: exit.index, sendOn: now, sentOn: 0, keepAliveMs: cfg.keepAliveMs, skipVerification: true, reason: 'EVACUATION', priority: 2 }]);
         }
       }
       await analyzeOnce(now, apps);
       await sender.run(now, apps);
+      reportHold();
     }).catch((err) => log.error({ err: (err as Error).message }, 'fast path failed'));
   };
 
@@ -318,6 +490,11 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     user: pc.api.user,
     password: pc.api.password,
     heartbeatEndpoint: pc.api.heartbeatEndpoint !== false,
+    heartbeatAuth: pc.api.heartbeatAuth === true,
+    dump: () => {
+      const now = Date.now();
+      return buildAppsDump(store, now, desiredIsFresh(store.lastCompleteFetch(), now, config().desiredFreshnessTtlMs));
+    },
     store,
     isFresh: () => store.actualFreshness.isFresh(Date.now()),
     publishHeartbeat: (body) => nats.publish(HEARTBEAT_SUBJECT, body),
@@ -343,6 +520,8 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
       stopped = true;
       clearTimeout(timer);
       await chain.catch(() => undefined);
+      await statusDrain?.catch(() => undefined);
+      await policyWrite?.catch(() => undefined);
       await listener.stop();
       await api.stop();
       await nats.close().catch(() => undefined);

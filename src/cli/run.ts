@@ -53,7 +53,7 @@ export function appsProcessConfig(c: ProcessConfig): AppsProcessConfig {
     cc: { url: a.cc.url, internalUser: a.cc.internalUser, internalPassword: a.cc.internalPassword, bulkUser: a.cc.bulkUser, bulkPassword: a.cc.bulkPassword },
     sendVia: a.sendVia,
     store: a.store.kind === 'etcd' ? { kind: 'etcd', endpoints: a.store.endpoints, prefix: a.store.prefix } : { kind: 'memory' },
-    api: { port: a.api.port, host: a.api.host, user: a.api.user, password: a.api.password, heartbeatEndpoint: a.api.heartbeatEndpoint },
+    api: { port: a.api.port, host: a.api.host, user: a.api.user, password: a.api.password, heartbeatEndpoint: a.api.heartbeatEndpoint, heartbeatAuth: a.api.heartbeatAuth },
     desiredAppNamespace: a.desiredAppNamespace || c.namespace,
     ...(a.policyName ? { policyName: a.policyName } : {}),
   };

@@ -58,11 +58,13 @@ describe('memory store', () => {
     expect(s.expireDeas(T0 + 33 * S, 30 * S)).toEqual(['d1']);
     expect(s.instancesOf('app').map((i) => i.instance)).toEqual(['c']);
   });
-  it('droplet.exited: CRASHED marks crashed at once; DEA_EVACUATION removes the instance', () => {
+  it('droplet.exited: CRASHED marks crashed at once; DEA_EVACUATION marks it evacuating (it still runs); STOPPED removes it', () => {
     const s = new MemoryStore(30 * S);
     s.applyHeartbeat(hb('d1', ['a', 0, 'RUNNING'], ['b', 1, 'RUNNING']), T0);
     s.applyExited({ droplet: 'app', version: 'v1', instance: 'a', index: 0, reason: 'CRASHED', crash_timestamp: 5 }, T0);
     s.applyExited({ droplet: 'app', version: 'v1', instance: 'b', index: 1, reason: 'DEA_EVACUATION' }, T0);
+    expect(s.instancesOf('app').map((i) => `${i.instance}:${i.state}`).sort()).toEqual(['a:CRASHED', 'b:EVACUATING']);
+    s.applyExited({ droplet: 'app', version: 'v1', instance: 'b', index: 1, reason: 'STOPPED' }, T0);
     expect(s.instancesOf('app').map((i) => `${i.instance}:${i.state}`)).toEqual(['a:CRASHED']);
     expect(s.applyExited({ droplet: 'app', version: 'v1', instance: 'zzz', index: 1, reason: 'CRASHED' }, T0)).toBeUndefined();
   });

@@ -63,7 +63,7 @@ const specOf = (d: DesiredAppState, keep?: DesiredAppSpec): DesiredAppSpec => ({
   ...(keep?.crashBackoff !== undefined ? { crashBackoff: keep.crashBackoff } : {}),
 });
 
-const sameProjection = (a: DesiredAppSpec, d: DesiredAppState) =>
+export const sameProjection = (a: DesiredAppSpec, d: DesiredAppState) =>
   a.appGuid === d.appGuid && a.version === d.version && a.instances === d.instances && a.state === d.state && a.packageState === d.packageState;
 
 export const isManaged = (o: DesiredApp) => o.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;

@@ -107,3 +107,44 @@ export function desiredAppStatus(obj: DesiredApp, summary: AppSummary | undefine
     conditions: mergeConditions(obj.status?.conditions, conds, now, obj.metadata.generation),
   };
 }
+
+/** True when two summaries would give the same DesiredApp status (so nothing needs to be computed or written). */
+export function sameSummary(a: AppSummary | undefined, b: AppSummary | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  if (a.running !== b.running || a.starting !== b.starting || a.crashed !== b.crashed || a.missing !== b.missing) return false;
+  if (a.undesiredRunning !== b.undesiredRunning || a.converged !== b.converged || a.paused !== b.paused) return false;
+  if (a.flapping.length !== b.flapping.length || a.gaveUp.length !== b.gaveUp.length) return false;
+  for (let i = 0; i < a.flapping.length; i++) if (a.flapping[i]!.index !== b.flapping[i]!.index || a.flapping[i]!.crashCount !== b.flapping[i]!.crashCount) return false;
+  for (let i = 0; i < a.gaveUp.length; i++) if (a.gaveUp[i] !== b.gaveUp[i]) return false;
+  const da = a.desired;
+  const db = b.desired;
+  if (!da || !db) return da === db;
+  return da.version === db.version && da.instances === db.instances && da.state === db.state && da.packageState === db.packageState;
+}
+
+/** Deep equality of JSON values (key order ignored). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((x, i) => sameJson(x, bb[i]));
+  }
+  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  return ka.length === kb.length && ka.every((k) => sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
+/**
+ * The AppHealthPolicy status to write, or undefined when it differs from the last written one only
+ * in lastCompleteFetch (a fetch every minute must not mean a write every minute: the
+ * DesiredStateFresh condition says whether fetches succeed; the timestamp rides along with the next
+ * real change).
+ */
+export function policyStatusToWrite(next: AppHealthPolicyStatus, lastWritten: AppHealthPolicyStatus | undefined): AppHealthPolicyStatus | undefined {
+  if (!lastWritten) return next;
+  const keep = { ...next, ...(lastWritten.lastCompleteFetch !== undefined ? { lastCompleteFetch: lastWritten.lastCompleteFetch } : {}) };
+  return sameJson(keep, lastWritten) ? undefined : next;
+}

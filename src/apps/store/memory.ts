@@ -116,13 +116,17 @@ export class MemoryStore {
     return gone;
   }
 
-  /** droplet.exited: CRASHED marks the instance crashed at once; any other reason removes it. */
+  /**
+   * droplet.exited: CRASHED marks the instance crashed at once; DEA_EVACUATION marks it EVACUATING
+   * (it still runs until its replacement does: removing it would make its index look missing);
+   * any other reason removes it.
+   */
   applyExited(exit: DropletExited, now: number): InstanceHeartbeat | undefined {
     const inst = this.byApp.get(exit.droplet)?.get(exit.instance);
     if (!inst) return undefined;
     const dea = this.deas.get(inst.dea_guid);
-    if (exit.reason === 'CRASHED') {
-      const crashed: InstanceHeartbeat = { ...inst, state: 'CRASHED', state_timestamp: exit.crash_timestamp ?? now / 1000 };
+    if (exit.reason === 'CRASHED' || exit.reason === 'DEA_EVACUATION') {
+      const crashed: InstanceHeartbeat = exit.reason === 'CRASHED' ? { ...inst, state: 'CRASHED', state_timestamp: exit.crash_timestamp ?? now / 1000 } : { ...inst, state: 'EVACUATING', state_timestamp: now / 1000 };
       dea?.instances.set(inst.instance, crashed);
       this.index(crashed);
       this.note(K.instance(inst.dea_guid, inst.instance), crashed);
