@@ -78,6 +78,20 @@ export const ProcessConfigSchema = Type.Object(
         resync: Duration('Healthy nodes are re-evaluated at least this often.', '30s'),
         ipmitoolPath: Str('Path of ipmitool.', { default: 'ipmitool' }),
         workers: Int('Node reconcile workers.', { minimum: 1, default: 4 }),
+        serverCountInterval: Duration('Period of the fleet-wide server count in Nova (ComputeNode status.servers).', '60s'),
+        smtpDefault: Type.Optional(
+          Type.Object(
+            {
+              smtpHost: Str('SMTP server host.', { pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$' }),
+              smtpPort: Int('SMTP port.', { minimum: 1, maximum: 65535, default: 587 }),
+              secure: Bool('Implicit TLS (port 465).', false),
+              from: Str('Sender address.', { pattern: '^[^@\\s]+@[^@\\s]+$' }),
+              to: Type.Array(Str('Recipient address.', { pattern: '^[^@\\s]+@[^@\\s]+$' }), { minItems: 1, maxItems: 20, description: 'Recipients.' }),
+              credentialsSecret: Type.Optional(Str('Secret (in namespace) with keys username and password.', { pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 })),
+            },
+            { additionalProperties: false, description: 'Email for node notifications when a FencePolicy names none.' },
+          ),
+        ),
       },
       { default: {}, additionalProperties: false, description: 'The node half.' },
     ),

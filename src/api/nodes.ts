@@ -217,7 +217,14 @@ export const FencePolicySpec = withRules(
             failureThreshold: Type.Optional(Int('Consecutive failing samples before a node is Suspect.', { minimum: 1, maximum: 100, default: 3 })),
             recoveryGracePeriod: Type.Optional(Duration('Time a failure may heal by itself before hm9k acts.', '60s')),
             healthyDelay: Type.Optional(Duration('Time a node must look healthy before it is Healthy again.', '30s')),
-            novaNodeSideCheck: Type.Optional(Str('Consul service check id that reports nova-compute on the node; empty uses the SSH command.', { maxLength: 128 })),
+            novaNodeSideCheck: Type.Optional(Str('Consul service check id that reports nova-compute on the node; empty uses novaNodeSideCommand over SSH.', { maxLength: 128 })),
+            novaNodeSideCommand: Type.Optional(
+              Str(
+                'Command run over SSH (spec.ssh) to check nova-compute on the node when novaNodeSideCheck is empty. LSB status codes: exit 0 = running, exit 3 = not running (what systemctl is-active returns for an inactive or failed unit); any other exit, or an SSH failure, = unknown (never acted on). An empty string disables the check.',
+                { maxLength: 1024, default: 'systemctl is-active --quiet nova-compute' },
+              ),
+            ),
+            novaNodeSideInterval: Type.Optional(Duration('Period of the SSH nova-compute check (at most maxParallelSsh sessions at once across the fleet).', '60s')),
             corroboration: Type.Optional(
               Type.Object(
                 {

@@ -77,6 +77,19 @@ export function nodesProcessConfig(c: ProcessConfig): NodesProcessConfig {
     resyncMs: parseDuration(n.resync),
     ipmitoolPath: n.ipmitoolPath,
     workers: n.workers,
+    serverCountIntervalMs: parseDuration(n.serverCountInterval),
+    ...(n.smtpDefault
+      ? {
+          smtpDefault: {
+            smtpHost: n.smtpDefault.smtpHost,
+            smtpPort: n.smtpDefault.smtpPort,
+            secure: n.smtpDefault.secure,
+            from: n.smtpDefault.from,
+            to: [...n.smtpDefault.to],
+            ...(n.smtpDefault.credentialsSecret ? { credentialsSecret: n.smtpDefault.credentialsSecret } : {}),
+          },
+        }
+      : {}),
   });
 }
 

@@ -21,6 +21,9 @@ export interface ResolvedPolicy {
     recoveryGracePeriodMs: number;
     healthyDelayMs: number;
     novaNodeSideCheck?: string;
+    /** SSH command checking nova-compute on the node (only when novaNodeSideCheck is empty). */
+    novaNodeSideCommand?: string;
+    novaNodeSideIntervalMs: number;
     corroboration: { sshCommand?: string; timeoutMs: number; requireSsh: boolean };
   };
   recovery: {
@@ -41,6 +44,8 @@ export interface ResolvedPolicy {
 }
 
 export const DEFAULT_ACTIONS: Record<NetworkName, NetworkAction> = { storage: 'RecoverThenFence', management: 'Notify', tenant: 'Notify' };
+
+export const DEFAULT_NODE_SIDE_COMMAND = 'systemctl is-active --quiet nova-compute';
 
 const dur = (v: string | undefined, def: string): number => parseDuration(v ?? def);
 
@@ -75,6 +80,8 @@ export function resolvePolicy(spec: FencePolicySpec): ResolvedPolicy {
       recoveryGracePeriodMs: dur(d.recoveryGracePeriod, '60s'),
       healthyDelayMs: dur(d.healthyDelay, '30s'),
       ...(d.novaNodeSideCheck ? { novaNodeSideCheck: d.novaNodeSideCheck } : {}),
+      ...(!d.novaNodeSideCheck && (d.novaNodeSideCommand ?? DEFAULT_NODE_SIDE_COMMAND) ? { novaNodeSideCommand: d.novaNodeSideCommand ?? DEFAULT_NODE_SIDE_COMMAND } : {}),
+      novaNodeSideIntervalMs: dur(d.novaNodeSideInterval, '60s'),
       corroboration: {
         ...(d.corroboration?.sshCommand ? { sshCommand: d.corroboration.sshCommand } : {}),
         timeoutMs: dur(d.corroboration?.timeout, '20s'),
@@ -153,6 +160,7 @@ export function validatePolicy(spec: FencePolicySpec): string[] {
   if (p.fencing.pollIntervalMs <= 0) problems.push('fencing.pollInterval must be positive');
   if (p.fencing.powerOffTimeoutMs < p.fencing.powerWaitMs) problems.push('fencing.powerOffTimeout must be at least fencing.powerWait');
   if (p.detection.intervalMs <= 0) problems.push('detection.interval must be positive');
+  if (p.detection.novaNodeSideCommand && p.detection.novaNodeSideIntervalMs < 1000) problems.push('detection.novaNodeSideInterval must be at least 1s (one SSH session per node per period)');
   for (const [n, rule] of Object.entries(p.networks)) {
     if (rule && rule.action !== 'Notify' && !p.recovery.commands[n as NetworkName]) {
       problems.push(`networks.${n}.action ${rule.action} needs recovery.commands.${n}`);
@@ -208,6 +216,8 @@ export interface NodesProcessConfig {
   powerPollIntervalMs: number;
   /** Nova service monitor period. */
   novaPollIntervalMs: number;
+  /** Period of the fleet-wide server count (status.servers): one paged servers/detail list. */
+  serverCountIntervalMs: number;
   /** Path of ipmitool. */
   ipmitoolPath: string;
   /** HTTP timeout of one Nova/Keystone request. */
@@ -229,6 +239,7 @@ export const DEFAULT_NODES_CONFIG: Omit<NodesProcessConfig, 'namespace' | 'cloud
   consulMinLoopMs: 1000,
   powerPollIntervalMs: 60_000,
   novaPollIntervalMs: 10_000,
+  serverCountIntervalMs: 60_000,
   ipmitoolPath: 'ipmitool',
   httpTimeoutMs: 30_000,
   workers: 4,
