@@ -272,7 +272,11 @@ function planApp(
   const plan: AppPlan = { starts: [], stops: [], gaveUp: [] };
   const wantsStart = (version: string, index: number) => plan.starts.some((s) => s.version === version && s.index === index);
   const byVersion = new Map<string, InstanceHeartbeat[]>();
-  for (const i of instances) byVersion.set(i.version, [...(byVersion.get(i.version) ?? []), i]);
+  for (const i of instances) {
+    const list = byVersion.get(i.version);
+    if (list) list.push(i);
+    else byVersion.set(i.version, [i]);
+  }
 
   const desiredVersion = isDesired(desired) ? desired.version : undefined;
   const undesiredInstances = instances.filter((i) => i.version !== desiredVersion);
@@ -371,9 +375,8 @@ function summarize(
   }
   const missing = view.desiredIndices().filter((i) => view.startingOrRunningAt(i).length === 0).length;
   const undesiredRunning = instances.filter((i) => isStartingOrRunning(i.state) && !(isDesired(desired) && i.version === desired.version && i.index < desired.instances)).length;
-  return {
+  const summary: AppSummary = {
     appGuid,
-    ...(desired ? { desired } : {}),
     paused: config.paused || !!overrides?.paused,
     running: current.filter((i) => i.state === 'RUNNING').length,
     starting: current.filter((i) => i.state === 'STARTING').length,
@@ -384,6 +387,8 @@ function summarize(
     undesiredRunning,
     converged: missing === 0 && undesiredRunning === 0 && view.desiredIndices().every((i) => view.startingOrRunningAt(i).length <= 1),
   };
+  if (desired) summary.desired = desired; // (no conditional spread: this runs for every app)
+  return summary;
 }
 
 function addCounts(c: AnalysisCounts, desired: DesiredAppState | undefined, instances: readonly InstanceHeartbeat[]): void {

