@@ -148,8 +148,14 @@ class IndexView {
   isMissing(index: number) {
     return this.at(index).length === 0;
   }
-  desiredIndices() {
-    return Array.from({ length: this.desiredInstances }, (_, i) => i);
+  private indices: number[] | undefined;
+  /** 0..instances-1, built once per view (called several times per app and pass). */
+  desiredIndices(): readonly number[] {
+    if (!this.indices) {
+      this.indices = new Array<number>(Math.max(0, this.desiredInstances));
+      for (let i = 0; i < this.indices.length; i++) this.indices[i] = i;
+    }
+    return this.indices;
   }
   /** Start priority: the share of desired indices that have no STARTING/RUNNING instance. */
   priority() {
