@@ -104,12 +104,12 @@ export class NovaClient {
     return this.updateService(id, { status: 'enabled' });
   }
 
-  /** Every server on `host` (all tenants), following limit/marker pages. */
-  async listServers(host: string, pageSize = 1000): Promise<NovaServer[]> {
+  /** Every server on `host` (all tenants; every host when undefined), following limit/marker pages. */
+  async listServers(host: string | undefined, pageSize = 1000): Promise<NovaServer[]> {
     const out: NovaServer[] = [];
     let marker: string | undefined;
     for (let page = 0; page < 10_000; page++) {
-      const q = new URLSearchParams({ all_tenants: '1', host, limit: String(pageSize), ...(marker ? { marker } : {}) });
+      const q = new URLSearchParams({ all_tenants: '1', ...(host ? { host } : {}), limit: String(pageSize), ...(marker ? { marker } : {}) });
       const r = (await this.call('GET', `/servers/detail?${q}`, undefined, MIN_MICROVERSION)) as { servers?: NovaServer[] };
       if (!Array.isArray(r.servers)) throw new OpenStackError('servers/detail: no servers array', 200, undefined, 'malformed');
       out.push(...r.servers);

@@ -4,6 +4,9 @@
 import type { Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import {
+  FENCE_FINALIZER,
+  GROUP,
+  VERSION,
   type ComputeNode,
   type ComputeNodeStatus,
   type Condition,
@@ -12,6 +15,7 @@ import {
 } from '../api/index.js';
 import { IpmiError } from '../clients/ipmi.js';
 import { SshError } from '../clients/ssh.js';
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { keyOf, type Informer, type Runtime, type WorkQueue } from '../kube/contract.js';
 import { resolvePolicy, validatePolicy, type NodesProcessConfig, type ResolvedPolicy } from './config.js';
 import type { NodeDeps } from './deps.js';
@@ -20,6 +24,7 @@ import { IN_FLIGHT_PHASES, applyOutcome, decide, isStorm, isUnhealthy, stepState
 import type { Action, FleetSummary, NodeSnapshot, Outcome } from './fence/types.js';
 import { matchesSelector } from './match.js';
 import { NetworkMonitor, type FleetView, type PolicyEntry } from './monitors/network.js';
+import { NodeSideMonitor } from './monitors/nodeside.js';
 import { NovaMonitor } from './monitors/nova.js';
 import { PowerMonitor } from './monitors/power.js';
 import { Notifier } from './notify.js';
@@ -41,6 +46,11 @@ class Mutex {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A fence is in progress (hm9k's finalizer holds the ComputeNode until it reaches Fenced or FenceFailed). */
+export function fenceInProgress(s: ComputeNodeStatus | undefined): boolean {
+  return !!s?.fence && (s.phase === 'Fencing' || s.phase === 'Evacuating');
+}
 
 function equalJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
@@ -67,6 +77,9 @@ export class NodesEngine implements FleetView {
   readonly network: NetworkMonitor;
   readonly novaMonitor: NovaMonitor;
   readonly power: PowerMonitor;
+  readonly nodeSide: NodeSideMonitor;
+  private readonly objects: CustomObjectsApi;
+  private monitorsStarted = false;
   readonly notifier: Notifier;
   private readonly nodesInf: Informer<ComputeNode>;
   private readonly policiesInf: Informer<FencePolicy>;
@@ -95,7 +108,9 @@ export class NodesEngine implements FleetView {
     this.nodesInf = runtime.informer('ComputeNode');
     this.policiesInf = runtime.informer('FencePolicy');
     this.network = new NetworkMonitor(deps, this.store, this, runtime.logger('nodes-network'), this.now);
-    this.novaMonitor = new NovaMonitor(deps, this.store, this, this.network, runtime.logger('nodes-nova'), this.m.errors);
+    this.novaMonitor = new NovaMonitor(deps, this.store, this, this.network, runtime.logger('nodes-nova'), this.m.errors, this.now);
+    this.nodeSide = new NodeSideMonitor(deps, this.store, this, runtime.logger('nodes-nodeside'), this.m.errors, this.now, runtime.signal);
+    this.objects = runtime.kubeConfig.makeApiClient(CustomObjectsApi);
     this.power = new PowerMonitor(deps, this.store, this, runtime.logger('nodes-power'), this.m.errors, this.now);
     this.notifier = new Notifier(deps, runtime.events, runtime.logger('nodes-notify'), config, this.m.notifications, this.now);
   }
@@ -112,6 +127,7 @@ export class NodesEngine implements FleetView {
       this.policyQueue.add(keyOf(p));
       for (const n of this.nodesInf.list()) this.nodeQueue.add(keyOf(n));
       void this.network.sync().catch((err: Error) => this.log.error({ err: err.message }, 'network monitor sync failed'));
+      if (this.monitorsStarted) this.nodeSide.sync();
     };
     this.policiesInf.on('add', policyChanged);
     this.policiesInf.on('update', policyChanged);
@@ -123,6 +139,8 @@ export class NodesEngine implements FleetView {
       await this.network.sync();
       this.novaMonitor.start();
       this.power.start();
+      this.monitorsStarted = true;
+      this.nodeSide.sync();
     })().catch((err: Error) => { if (!this.stopped) this.log.error({ err: err.message }, 'nodes monitors failed to start'); });
   }
 
@@ -130,6 +148,7 @@ export class NodesEngine implements FleetView {
     this.stopped = true;
     this.novaMonitor.stop();
     this.power.stop();
+    this.nodeSide.stop();
     await this.network.stop();
     await this.deps.stop();
   }
@@ -224,9 +243,32 @@ export class NodesEngine implements FleetView {
     return stored;
   }
 
+  /**
+   * Adds or removes hm9k's finalizer with a merge patch carrying the resourceVersion (a stale view
+   * gets 409 and is retried), then waits until the cache shows it. Only metadata.finalizers changes.
+   */
+  private async setFinalizer(node: ComputeNode, present: boolean): Promise<ComputeNode> {
+    const list = node.metadata.finalizers ?? [];
+    if (list.includes(FENCE_FINALIZER) === present) return node;
+    const finalizers = present ? [...list, FENCE_FINALIZER] : list.filter((f) => f !== FENCE_FINALIZER);
+    const stored = (await this.objects.patchClusterCustomObject(
+      { group: GROUP, version: VERSION, plural: 'computenodes', name: node.metadata.name, body: { metadata: { resourceVersion: node.metadata.resourceVersion, finalizers } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    )) as ComputeNode;
+    this.log.info({ node: node.metadata.name, finalizer: FENCE_FINALIZER, present }, present ? 'finalizer added: fence in progress' : 'finalizer removed');
+    if (stored.metadata.resourceVersion) await this.nodesInf.waitForVersion(keyOf(stored), stored.metadata.resourceVersion, 10_000).catch(() => undefined);
+    return stored;
+  }
+
   async reconcileNode(key: string): Promise<{ requeueAfterMs?: number } | void> {
     let node = this.nodesInf.get(key);
     if (!node) return;
+    if (node.metadata.deletionTimestamp && !fenceInProgress(node.status)) {
+      // Being deleted with no fence in progress: start nothing; let it go.
+      if (node.metadata.finalizers?.includes(FENCE_FINALIZER)) await this.setFinalizer(node, false);
+      this.inFlight.delete(node.metadata.name);
+      return;
+    }
     const { entry, reason } = this.match(node);
     const policy = entry?.policy ?? null;
     const prevPhase = node.status?.phase;
@@ -244,13 +286,21 @@ export class NodesEngine implements FleetView {
       const fenceChanged = !equalJson(node!.status?.fence, d.status.fence);
       // Intent first: an update carrying resourceVersion (and the fence record's Lease holder).
       node = await this.write(node!, d.status, external || fenceChanged);
+      // A fence in progress holds the object (finalizer) before its first external effect, so a
+      // ComputeNode deleted mid-fence finishes the fence before it goes.
+      if (fenceInProgress(d.status) && !node!.metadata.finalizers?.includes(FENCE_FINALIZER)) node = await this.setFinalizer(node!, true);
       return d;
     });
     this.m.decisions.inc({ phase: decision.status.phase ?? 'none' });
     if (prevPhase !== decision.status.phase) this.enqueueAllPolicies();
-    for (const a of decision.actions) {
+    // The decision's Events first, so that `kubectl describe` lists a decision before its outcome.
+    const ordered = [...decision.actions.filter((a) => a.type === 'event'), ...decision.actions.filter((a) => a.type !== 'event')];
+    for (const a of ordered) {
       if (this.stopped || this.runtime.signal.aborted) break;
       node = await this.execute(node, a, policy);
+    }
+    if (!fenceInProgress(node.status) && node.metadata.finalizers?.includes(FENCE_FINALIZER) && !this.runtime.signal.aborted) {
+      node = await this.setFinalizer(this.latest(node), false);
     }
     const phase = node.status?.phase ?? decision.status.phase;
     const interval = policy?.detection.intervalMs ?? this.config.resyncMs;
@@ -259,10 +309,19 @@ export class NodesEngine implements FleetView {
     return { requeueAfterMs: interval };
   }
 
-  private async outcome(node: ComputeNode, o: Outcome): Promise<ComputeNode> {
+  /** The newer of `node` and the cached copy. */
+  private latest(node: ComputeNode): ComputeNode {
     const fresh = this.nodesInf.get(keyOf(node));
-    const base = fresh && fresh.metadata.resourceVersion && node.metadata.resourceVersion && BigInt(fresh.metadata.resourceVersion) > BigInt(node.metadata.resourceVersion) ? fresh : node;
+    return fresh && fresh.metadata.resourceVersion && node.metadata.resourceVersion && BigInt(fresh.metadata.resourceVersion) > BigInt(node.metadata.resourceVersion) ? fresh : node;
+  }
+
+  private async outcome(node: ComputeNode, o: Outcome): Promise<ComputeNode> {
+    const base = this.latest(node);
     return this.write(base, applyOutcome(base.status ?? {}, o, this.now()), true);
+  }
+
+  private event(node: ComputeNode, type: 'Normal' | 'Warning', reason: string, note: string): void {
+    this.runtime.events.record(node, type, reason, reason, note);
   }
 
   private async execute(node: ComputeNode, a: Action, policy: ResolvedPolicy | null): Promise<ComputeNode> {
@@ -287,11 +346,17 @@ export class NodesEngine implements FleetView {
           try {
             const r = await this.deps.sshSem.run(() => this.deps.ssh.exec(target, a.command!, a.timeoutMs, this.runtime.signal));
             const works = r.exitCode === 0;
-            this.store.setCorroboration(name, { network: a.network, at: this.now(), result: works ? 'works' : 'failing', detail: `exit ${r.exitCode}${r.stdout ? `: ${r.stdout.trim().slice(0, 200)}` : ''}` });
+            const detail = `exit ${r.exitCode}${r.stdout ? `: ${r.stdout.trim().slice(0, 200)}` : ''}`;
+            this.store.setCorroboration(name, { network: a.network, at: this.now(), result: works ? 'works' : 'failing', detail });
             done(works ? 'works' : 'failing');
+            this.event(node, works ? 'Normal' : 'Warning', works ? 'NotCorroborated' : 'Corroborated',
+              works
+                ? `SSH check on the node says its ${a.network} network works (${detail}): the Consul agent is broken, not the network; not fencing`
+                : `SSH check on the node confirms the ${a.network} network failure (${detail})`);
           } catch (err) {
             this.store.setCorroboration(name, { network: a.network, at: this.now(), result: 'unreachable', detail: (err as Error).message });
             done('unreachable');
+            this.event(node, 'Warning', 'CorroborationUnavailable', `SSH check of the ${a.network} network could not run: ${(err as Error).message.slice(0, 300)}`);
           }
           return node;
         }
@@ -306,6 +371,7 @@ export class NodesEngine implements FleetView {
           }
           done(o.ok ? 'ok' : 'failed');
           log.info({ kind: a.kind, attempt: a.attempt, ok: o.ok, message: o.message }, 'recovery attempt');
+          this.event(node, o.ok ? 'Normal' : 'Warning', o.ok ? 'RecoveryCommandSucceeded' : 'RecoveryCommandFailed', `recovery attempt ${a.attempt} (${a.kind}): ${o.message}`);
           return this.outcome(node, o);
         }
         case 'powerOn': {
@@ -320,6 +386,7 @@ export class NodesEngine implements FleetView {
             o = { type: 'powerOn', ok: false, message: (err as Error).message };
           }
           done(o.ok ? 'ok' : 'failed');
+          this.event(node, o.ok ? 'Normal' : 'Warning', o.ok ? 'PowerOnRequested' : 'PowerOnFailed', `power-on attempt ${a.attempt}: ${o.message}`);
           const next = await this.outcome(node, o);
           void this.power.read(next);
           return next;
@@ -337,6 +404,8 @@ export class NodesEngine implements FleetView {
           }
           done(o.confirmed ? 'confirmed' : 'failed');
           log.warn({ fence: a.fenceId, confirmed: o.confirmed, message: o.message }, 'fence power-off');
+          this.event(node, o.confirmed ? 'Normal' : 'Warning', o.confirmed ? 'PowerOffConfirmed' : 'PowerOffFailed',
+            `fence ${a.fenceId}: ${o.confirmed ? o.message : `power-off not confirmed (${o.message}); nothing will be evacuated`}`);
           return this.outcome(node, o);
         }
         case 'forceDown':
@@ -354,6 +423,8 @@ export class NodesEngine implements FleetView {
             o = { type: a.type, ok: false, message: (err as Error).message };
           }
           done(o.ok ? 'ok' : 'failed');
+          this.event(node, o.ok ? 'Normal' : 'Warning', a.type === 'forceDown' ? (o.ok ? 'ServiceForcedDown' : 'ForceDownFailed') : (o.ok ? 'ServiceDisabled' : 'DisableFailed'),
+            `fence ${a.fenceId}: ${o.ok ? `nova-compute ${o.message}` : o.message.slice(0, 300)}`);
           return this.outcome(node, o);
         }
         case 'evacuate':
@@ -408,7 +479,9 @@ export class NodesEngine implements FleetView {
     const nova = await this.deps.novaClient();
     if (!node.status?.evacuation) {
       const plan = await planEvacuation(nova, node.spec.host, policy, this.now());
+      this.store.setServers(node.metadata.name, plan.total);
       node = await this.write(node, { ...node.status, evacuation: plan, servers: plan.total }, true);
+      this.event(node, 'Normal', 'EvacuationStarted', `evacuating ${plan.total} server(s) from ${node.spec.host} at microversion ${plan.microversion}, ${policy.evacuation.concurrency} at a time${policy.evacuation.targetHost ? ` to ${policy.evacuation.targetHost}` : ''}`);
     }
     const r = await evacuationTick(nova, node.status!.evacuation!, node.spec.host, policy, {
       now: this.now,
@@ -419,6 +492,7 @@ export class NodesEngine implements FleetView {
     if (r.finished) {
       const e = r.evacuation;
       node = await this.outcome(node, { type: 'evacuationFinished', ok: e.failed === 0, message: `${e.done}/${e.total} done, ${e.failed} failed` });
+      this.event(node, e.failed ? 'Warning' : 'Normal', e.failed ? 'EvacuationIncomplete' : 'EvacuationDone', evacuationSummary(e));
       this.m.actions.inc({ type: 'evacuate', result: e.failed ? 'partial' : 'ok' });
     }
     return node;
@@ -455,6 +529,7 @@ export class NodesEngine implements FleetView {
     c = set(c, 'Paused', paused ? 'True' : 'False', e.resolved?.safety.paused ? 'Paused' : e.resolved?.safety.dryRun ? 'DryRun' : 'Active', e.resolved?.safety.paused ? 'policy paused: no action' : e.resolved?.safety.dryRun ? 'dry run: decisions are reported, nothing is done' : 'acting');
     const wasStorm = conds.find((x) => x.type === 'StormActive')?.status === 'True';
     if (stormActive && !wasStorm) this.runtime.events.record(fp, 'Warning', 'StormActive', 'StormProtection', c.find((x) => x.type === 'StormActive')!.message);
+    if (!stormActive && wasStorm) this.runtime.events.record(fp, 'Normal', 'StormEnded', 'StormProtection', `storm over: ${c.find((x) => x.type === 'StormActive')!.message}; fencing allowed again`);
     const status: FencePolicyStatus = {
       ...(fp.metadata.generation !== undefined ? { observedGeneration: fp.metadata.generation } : {}),
       matchedNodes: matched.length,
@@ -469,4 +544,14 @@ export class NodesEngine implements FleetView {
     for (const n of this.nodesInf.list()) this.m.phase.inc({ phase: n.status?.phase ?? 'none' });
     return { requeueAfterMs: this.config.resyncMs };
   }
+}
+
+/** One line per outcome kind: where the servers went, which failed and why (bounded for an Event note). */
+export function evacuationSummary(e: NonNullable<ComputeNodeStatus['evacuation']>): string {
+  const to = new Map<string, number>();
+  for (const s of e.servers) if (s.state === 'done' && s.to) to.set(s.to, (to.get(s.to) ?? 0) + 1);
+  const failed = e.servers.filter((s) => s.state === 'failed' || s.state === 'skipped');
+  const parts = [`${e.done} of ${e.total} server(s) evacuated${to.size ? ` (${[...to].map(([h, n]) => `${n} to ${h}`).join(', ')})` : ''}`];
+  if (failed.length) parts.push(`${failed.length} failed: ${failed.slice(0, 5).map((s) => `${s.id} ${s.state}${s.error ? ` (${s.error.slice(0, 80)})` : ''}`).join('; ')}${failed.length > 5 ? '; ...' : ''}`);
+  return parts.join('; ');
 }

@@ -42,7 +42,7 @@ export class Notifier {
   }
 
   async notify(node: ComputeNode, policy: ResolvedPolicy | null, a: NotifyAction): Promise<void> {
-    this.events.record(node, a.severity === 'info' ? 'Normal' : 'Warning', `Notify${a.key.replace(/[^A-Za-z0-9]/g, '').slice(0, 40)}`, 'Notify', a.subject);
+    this.events.record(node, a.severity === 'info' ? 'Normal' : 'Warning', notifyReason(a.key, node.metadata.name), 'Notify', a.subject);
     const dedupKey = `${node.metadata.name}\u0000${a.key}`;
     const minInterval = policy?.notifications.minIntervalMs ?? 15 * 60_000;
     const last = this.sent.get(dedupKey);
@@ -92,4 +92,11 @@ export class Notifier {
     this.history.push({ at: this.now(), node: node.metadata.name, key: a.key, subject: a.subject, delivered, ...(error ? { error } : {}) });
     if (this.history.length > 200) this.history.shift();
   }
+}
+
+/** A readable Event reason from a notification key: `fence-failed-<fence id>` -> NotifyFenceFailed. */
+export function notifyReason(key: string, node: string): string {
+  const id = new RegExp(`-${node.slice(0, 40).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-[a-z0-9]+$`);
+  const base = key.replace(id, '');
+  return `Notify${base.split(/[^A-Za-z0-9]+/).filter(Boolean).map((w) => w[0]!.toUpperCase() + w.slice(1)).join('')}`.slice(0, 64);
 }

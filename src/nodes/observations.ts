@@ -77,6 +77,23 @@ export class ObservationStore {
     if (!prev || prev.state !== state || prev.error !== next.error) this.changed(node);
   }
 
+  /** Servers on the host per Nova. */
+  setServers(node: string, count: number): void {
+    const o = this.get(node);
+    if (o.servers === count) return;
+    o.servers = count;
+    this.changed(node);
+  }
+
+  /** nova-compute on the node per the SSH command; also folded into the Nova observation at once. */
+  setNodeSideSsh(node: string, state: UpDownUnknown, at: number, detail?: string): void {
+    const o = this.get(node);
+    const prev = o.nodeSideSsh?.state;
+    o.nodeSideSsh = { state, at, ...(detail ? { detail } : {}) };
+    if (o.nova && o.nova.nodeSide !== state) o.nova = { ...o.nova, nodeSide: state };
+    if (prev !== state) this.changed(node);
+  }
+
   setCorroboration(node: string, c: CorroborationObservation): void {
     this.get(node).corroboration = c;
     this.changed(node);

@@ -1,14 +1,15 @@
 // Whole-node scenarios against a real kube-apiserver, real ipmi_sim BMCs, a real sshd, a real SMTP
 // listener, the Nova/Keystone simulator and the Consul simulator, at 1/10 production timings or faster.
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ACK_FENCE_ANNOTATION, GROUP, VERSION, type ComputeNode, type FencePolicy, type FencePolicySpec } from '../../src/api/index.js';
+import { ACK_FENCE_ANNOTATION, FENCE_FINALIZER, GROUP, VERSION, type ComputeNode, type FencePolicy, type FencePolicySpec } from '../../src/api/index.js';
 import { createRuntime, type ManagedRuntime } from '../../src/kube/runtime.js';
 import { nodesConfig } from '../../src/nodes/config.js';
 import { startNodes } from '../../src/nodes/index.js';
 import { BMC_PASSWORD, BMC_USER } from '../support/ipmi.js';
 import { kubeConfig, testNamespace } from '../support/controlplane.js';
+import { quiesce } from './helpers.js';
 import { World } from './world.js';
 
 let lastSeen = new Map<string, string>();
@@ -48,7 +49,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
   };
   const getPolicy = async () => (await api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run })) as FencePolicy;
 
-  async function setup(count: number, safety: FencePolicySpec['safety'] = {}, servers = true) {
+  async function setup(count: number, safety: FencePolicySpec['safety'] = {}, servers = true, tweak: (spec: FencePolicySpec) => void = () => {}) {
     run = `t${Math.random().toString(36).slice(2, 7)}`;
     kc = kubeConfig();
     api = kc.makeApiClient(CustomObjectsApi);
@@ -81,6 +82,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
         notifications: { email: { smtpHost: '127.0.0.1', smtpPort: world.smtp.port, from: 'hm9k@example.org', to: ['ops@example.org'] }, minInterval: '1m' },
       },
     };
+    tweak(policy.spec);
     await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', body: policy });
     for (const n of world.nodes) {
       const body: ComputeNode = {
@@ -100,7 +102,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     });
     nodes = await startNodes(runtime, nodesConfig({
       namespace: ns, cloudsSecret: 'clouds', cloudName: 'sim', globalMaxUnhealthy: '100%',
-      consulWaitMs: 2000, consulMinLoopMs: 50, powerPollIntervalMs: 1000, novaPollIntervalMs: 300, resyncMs: 3000, maxConcurrentRemediations: 5,
+      consulWaitMs: 2000, consulMinLoopMs: 50, powerPollIntervalMs: 1000, novaPollIntervalMs: 300, serverCountIntervalMs: 600, resyncMs: 3000, maxConcurrentRemediations: 5,
     }));
     await runtime.start();
   }
@@ -112,6 +114,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
       for (const n of world?.nodes ?? []) await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn(n.name) }).catch(() => undefined);
       await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run }).catch(() => undefined);
     }
+    await quiesce(world);
     await world?.stop();
   });
   beforeEach(() => { run = ''; });
@@ -128,6 +131,8 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(fence.powerOffConfirmedAt).toBeTruthy();
     expect(fence.leaseHolder).toBe(runtime.leader.identity);
     expect(fence.steps.map((s) => `${s.name}:${s.state}`)).toEqual(['powerOff:succeeded', 'confirmOff:succeeded', 'forceDown:succeeded', 'disable:succeeded', 'evacuate:succeeded']);
+    // hm9k's finalizer is gone once Fenced is reached.
+    await until('finalizer removed', async () => !(await getNode('cmp1')).metadata.finalizers?.includes(FENCE_FINALIZER));
     expect(world.recoverCalls).toContain('cmp1:storage');
     // Nova: forced down, disabled with the marker; every server evacuated to another host.
     const svc = world.nova.services.get('cmp1')!;
@@ -169,6 +174,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     const failed = await until('cmp1 FenceFailed', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'FenceFailed' ? n : undefined; }, 60_000);
     expect(failed.status?.fence?.steps.find((s) => s.name === 'confirmOff')?.state).toBe('failed');
     expect(failed.status?.evacuation).toBeUndefined();
+    await until('finalizer removed on FenceFailed', async () => !(await getNode('cmp1')).metadata.finalizers?.includes(FENCE_FINALIZER));
     expect(world.nova.migrations).toEqual([]);
     expect(world.nova.services.get('cmp1')).toMatchObject({ forced_down: false, status: 'enabled' });
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('FENCE FAILED'));
@@ -297,8 +303,10 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     await setup(3);
     const p0 = await until('policy status', async () => { const p = await getPolicy(); return p.status?.matchedNodes === 3 && p.status.healthyNodes === 3 ? p : undefined; });
     for (const name of ['cmp1', 'cmp2', 'cmp3']) {
-      await until(`${name} settled`, async () => { const n = await getNode(name); return n.status?.power?.state === 'on' && n.status.nova?.apiState === 'up' && (n.status.conditions ?? []).every((c) => c.status !== 'Unknown'); });
+      await until(`${name} settled`, async () => { const n = await getNode(name); return n.status?.power?.state === 'on' && n.status.nova?.apiState === 'up' && n.status.servers !== undefined && (n.status.conditions ?? []).every((c) => c.status !== 'Unknown'); });
     }
+    // status.servers comes from Nova (the periodic count), not only from an evacuation.
+    expect(await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).status?.servers))).toEqual([3, 1, 0]);
     await new Promise((r) => setTimeout(r, 1000));
     const statusBefore = await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).status));
     const before = await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).metadata.resourceVersion));
@@ -309,5 +317,126 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(statusAfter).toEqual(statusBefore);
     expect(after).toEqual(before);
     expect((await getPolicy()).metadata.resourceVersion).toBe(p0.metadata.resourceVersion);
+    // A server scheduled to cmp3 shows up in its status at the next count.
+    world.nova.addServer('cmp3', { name: 'c0' });
+    await until('cmp3 counts 1 server', async () => (await getNode('cmp3')).status?.servers === 1);
+  });
+
+  it('a ComputeNode deleted mid-fence keeps its finalizer until the fence is finished, then goes', async () => {
+    await setup(3);
+    const ids = [...world.nova.servers.values()].filter((s) => s.host === 'cmp1').map((s) => s.id);
+    for (const id of ids) world.nova.stallEvacuationOf.add(id);
+    await world.setRecoveryFails('cmp1', true);
+    world.node('cmp1')!.broken.storage = true;
+    const mid = await until('evacuation under way', async () => { const n = await getNode('cmp1'); return n.status?.evacuation?.servers.some((s) => s.state === 'requested') ? n : undefined; });
+    expect(mid.metadata.finalizers).toContain(FENCE_FINALIZER);
+    expect(mid.status?.fence?.powerOffConfirmedAt).toBeTruthy();
+    await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn('cmp1') });
+    const deleting = await getNode('cmp1');
+    expect(deleting.metadata.deletionTimestamp).toBeTruthy();
+    expect(deleting.metadata.finalizers).toContain(FENCE_FINALIZER);
+    for (const id of ids) world.nova.stallEvacuationOf.delete(id);
+    await until('cmp1 gone', async () => {
+      try {
+        await getNode('cmp1');
+        return false;
+      } catch (err) {
+        return (err as { code?: number }).code === 404;
+      }
+    }, 60_000);
+    // The fence finished before the object went: every server evacuated once, service forced down and marked.
+    expect([...world.nova.servers.values()].filter((s) => s.host === 'cmp1')).toEqual([]);
+    const perServer = new Map<string, number>();
+    for (const m of world.nova.migrations) perServer.set(m.instance_uuid, (perServer.get(m.instance_uuid) ?? 0) + 1);
+    expect([...perServer.keys()].sort()).toEqual([...ids].sort());
+    expect([...perServer.values()].every((c) => c === 1)).toBe(true);
+    expect(world.nova.services.get('cmp1')).toMatchObject({ forced_down: true, status: 'disabled' });
+    expect(world.nova.services.get('cmp1')?.disabled_reason).toMatch(/^hm9k fence /);
+    expect(await world.node('cmp1')!.bmc.power()).toBe('off');
+  });
+
+  it('kubectl describe tells the story: Events for a fenced node, in order', async () => {
+    await setup(3);
+    await world.setRecoveryFails('cmp1', true);
+    world.node('cmp1')!.broken.storage = true;
+    const fenced = await until('cmp1 Fenced', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 60_000);
+    const fenceId = fenced.status!.fence!.id;
+    // A stale acknowledgement (an older fence id) is rejected; the right one is accepted.
+    const ack = async (value: string) => {
+      const cur = await getNode('cmp1');
+      cur.metadata.annotations = { ...cur.metadata.annotations, [ACK_FENCE_ANNOTATION]: value };
+      await api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn('cmp1'), body: cur });
+    };
+    await ack('cmp1-stale');
+    const events = kc.makeApiClient(EventsV1Api);
+    const list = async () => {
+      const r = await events.listNamespacedEvent({ namespace: 'default', fieldSelector: `regarding.name=${cn('cmp1')}` });
+      return r.items
+        .filter((e) => e.regarding?.kind === 'ComputeNode')
+        .sort((a, b) => String(a.eventTime ?? a.metadata?.creationTimestamp).localeCompare(String(b.eventTime ?? b.metadata?.creationTimestamp)))
+        .map((e) => ({ type: e.type, reason: e.reason ?? '', note: e.note ?? '' }));
+    };
+    await until('stale acknowledgement rejected', async () => (await list()).some((e) => e.reason === 'AcknowledgementRejected'));
+    expect((await getNode('cmp1')).status?.fence?.acknowledged).toBeFalsy();
+    await world.setRecoveryFails('cmp1', false);
+    world.node('cmp1')!.broken.storage = false;
+    await world.node('cmp1')!.bmc.setPower('on');
+    await ack(fenceId);
+    await until('cmp1 Healthy again', async () => (await getNode('cmp1')).status?.phase === 'Healthy', 60_000);
+    await until('ReturnedToService event', async () => (await list()).some((e) => e.reason === 'ReturnedToService'));
+    const story = await list();
+    const reasons = story.map((e) => e.reason);
+    // Every decision has its Event, in the order it happened.
+    const expected = ['RecoveryCommandFailed', 'Corroborated', 'Fence', 'PowerOffConfirmed', 'ServiceForcedDown', 'ServiceDisabled', 'EvacuationStarted', 'EvacuationDone', 'NotifyFenced', 'AcknowledgementRejected', 'FenceAcknowledged', 'ReturnedToService'];
+    let at = -1;
+    for (const r of expected) {
+      const i = reasons.indexOf(r, at + 1);
+      expect(i, `${r} after position ${at} in ${reasons.join(', ')}`).toBeGreaterThan(at);
+      at = i;
+    }
+    expect(reasons.indexOf('Recover')).toBeLessThan(reasons.indexOf('RecoveryCommandFailed'));
+    const note = (r: string) => story.find((e) => e.reason === r)!.note;
+    expect(note('Fence')).toContain(fenceId);
+    expect(note('EvacuationDone')).toMatch(/3 of 3 server\(s\) evacuated \(\d to cmp[23]/);
+    expect(note('AcknowledgementRejected')).toContain('stale');
+    expect(note('PowerOffConfirmed')).toContain(fenceId);
+    // No warning without a reason a person can read.
+    for (const e of story) expect(e.note.length).toBeGreaterThan(10);
+    // The conditions say what happened in words.
+    const n = await getNode('cmp1');
+    expect(n.status?.conditions?.find((c) => c.type === 'NetworkHealthy')).toMatchObject({ status: 'True', reason: 'AllNetworksUp' });
+    const f = fenced.status!.conditions!.find((c) => c.type === 'Fenced')!;
+    expect(f).toMatchObject({ status: 'True', reason: 'Latched' });
+    expect(f.message).toContain(`${ACK_FENCE_ANNOTATION}=${fenceId}`);
+    expect(fenced.status!.conditions!.find((c) => c.type === 'Evacuated')).toMatchObject({ status: 'True', reason: 'EvacuationDone', message: '3 of 3 servers evacuated, 0 failed' });
+    expect(fenced.status!.conditions!.find((c) => c.type === 'ServiceHealthy')).toMatchObject({ status: 'False', reason: 'ForcedDown' });
+  });
+
+  it('nova-compute checked on the node over SSH when no Consul check is configured: not running -> restarted', async () => {
+    await setup(3, {}, true, (spec) => {
+      spec.detection = { ...spec.detection, novaNodeSideCommand: `${world.sshd.dir}/nova.sh`, novaNodeSideInterval: '1s' };
+    });
+    await world.sshd.script('nova.sh', [
+      'port=$(echo "$SSH_CONNECTION" | awk \'{print $4}\')',
+      `D=${world.sshd.dir}`,
+      '[ -e "$D/novadead-$port" ] && { echo inactive; exit 3; }',
+      'echo active; exit 0',
+    ].join('\n'));
+    // recover.sh marks recover-nova-<port>; the world's nova-compute restarts when it sees it.
+    const dead = (n: string) => `${world.sshd.dir}/novadead-${world.node(n)!.sshPort}`;
+    const marker = (n: string) => `${world.sshd.dir}/recover-nova-${world.node(n)!.sshPort}`;
+    for (const name of ['cmp1', 'cmp2', 'cmp3']) await until(`${name} node side up`, async () => (await getNode(name)).status?.nova?.nodeSide === 'up');
+    const { writeFile, rm } = await import('node:fs/promises');
+    const { existsSync } = await import('node:fs');
+    await writeFile(dead('cmp2'), '1');
+    const down = await until('cmp2 node side down', async () => { const n = await getNode('cmp2'); return n.status?.nova?.nodeSide === 'down' ? n : undefined; });
+    expect(down.status?.conditions?.find((c) => c.type === 'ServiceHealthy')).toMatchObject({ status: 'False', reason: 'NotRunningOnNode' });
+    await until('nova-compute restart requested over SSH', () => existsSync(marker('cmp2')));
+    await rm(marker('cmp2'), { force: true });
+    await rm(dead('cmp2'), { force: true });
+    await until('cmp2 Healthy with nova-compute running', async () => { const n = await getNode('cmp2'); return n.status?.phase === 'Healthy' && n.status.nova?.nodeSide === 'up'; }, 30_000);
+    expect(world.nova.migrations).toEqual([]);
+    expect(await world.node('cmp2')!.bmc.power()).toBe('on');
+    await until('cmp1 still running nova-compute', async () => (await getNode('cmp1')).status?.nova?.nodeSide === 'up');
   });
 });

@@ -136,8 +136,9 @@ function observe(x: Ctx) {
       ...(nova.disabledReason ? { disabledReason: nova.disabledReason.slice(0, 255) } : {}),
       nodeSide: nova.nodeSide,
     };
-    if (nova.servers !== undefined) st.servers = nova.servers;
   }
+  const servers = node.obs.servers ?? nova?.servers;
+  if (servers !== undefined) st.servers = servers;
   const p = node.obs.power;
   if (p) st.power = { state: p.state, readAt: iso(p.since), ...(p.error ? { error: p.error.slice(0, 512) } : {}) };
   void c;
@@ -150,29 +151,46 @@ function conditions(x: Ctx) {
   const nets = Object.entries(x.status.networks ?? {});
   const down = nets.filter(([, v]) => v?.state === 'down').map(([k]) => k);
   const unknown = nets.filter(([, v]) => v?.state === 'unknown').map(([k]) => k);
+  const detail = (k: string) => {
+    const v = (x.status.networks as Record<string, { since?: string; reason?: string } | undefined>)[k];
+    return `${k}${v?.since ? ` since ${v.since}` : ''}${v?.reason ? ` (${v.reason})` : ''}`;
+  };
   conds = down.length
-    ? setCondition(conds, 'NetworkHealthy', 'False', 'NetworkDown', `down: ${down.join(', ')}`, now, g)
+    ? setCondition(conds, 'NetworkHealthy', 'False', 'NetworkDown', `Consul reports the node's ${down.length > 1 ? 'networks' : 'network'} down: ${down.map(detail).join('; ')}`, now, g)
     : unknown.length
-      ? setCondition(conds, 'NetworkHealthy', 'Unknown', 'NetworkUnknown', `unknown: ${unknown.join(', ')}`, now, g)
+      ? setCondition(conds, 'NetworkHealthy', 'Unknown', 'NetworkUnknown', `cannot tell (hm9k does not act on this): ${unknown.map(detail).join('; ')}`, now, g)
       : setCondition(conds, 'NetworkHealthy', 'True', 'AllNetworksUp', 'every watched network is up', now, g);
   const nova = x.status.nova;
+  const side = `on the node: ${nova?.nodeSide === 'up' ? 'running' : nova?.nodeSide === 'down' ? 'not running' : 'not checked or unknown'}`;
   conds = !nova || nova.apiState === 'unknown'
-    ? setCondition(conds, 'ServiceHealthy', 'Unknown', 'NovaUnknown', 'nova-compute state not known', now, g)
+    ? setCondition(conds, 'ServiceHealthy', 'Unknown', 'NovaUnknown', 'nova-compute state not known: Nova unreadable or the host has no nova-compute service', now, g)
     : nova.apiState === 'up' && nova.nodeSide !== 'down'
-      ? setCondition(conds, 'ServiceHealthy', 'True', 'ServiceUp', 'nova-compute is up', now, g)
-      : setCondition(conds, 'ServiceHealthy', 'False', nova.forcedDown ? 'ForcedDown' : 'ServiceDown', `nova-compute api=${nova.apiState} node=${nova.nodeSide ?? 'unknown'}${nova.forcedDown ? ' forced down' : ''}`, now, g);
+      ? setCondition(conds, 'ServiceHealthy', 'True', 'ServiceUp', `Nova reports nova-compute up (${nova.status ?? 'enabled'}); ${side}`, now, g)
+      : setCondition(conds, 'ServiceHealthy', 'False', nova.forcedDown ? 'ForcedDown' : nova.apiState === 'down' ? 'ServiceDown' : 'NotRunningOnNode',
+        nova.forcedDown
+          ? `nova-compute forced down in Nova${nova.disabledReason ? ` and disabled ("${nova.disabledReason}")` : ''}; ${side}`
+          : `Nova reports nova-compute ${nova.apiState}; ${side}`, now, g);
   const p = x.status.power;
   conds = !p || p.state === 'unknown'
     ? setCondition(conds, 'PoweredOn', 'Unknown', 'PowerUnknown', p?.error ?? 'power state not read', now, g)
     : setCondition(conds, 'PoweredOn', p.state === 'on' ? 'True' : 'False', p.state === 'on' ? 'PowerOn' : 'PowerOff', `chassis power is ${p.state}`, now, g);
   const f = x.status.fence;
+  const failedFence = f && (['powerOff', 'confirmOff'] as StepName[]).some((s) => stepState(f, s) === 'failed');
   conds = f
-    ? setCondition(conds, 'Fenced', 'True', f.acknowledged ? 'Acknowledged' : 'Latched', `fence ${f.id}: ${f.reason}`, now, g)
+    ? failedFence
+      ? setCondition(conds, 'Fenced', 'False', 'PowerOffNotConfirmed', `fence ${f.id} failed: the BMC did not confirm power off, nothing was evacuated; check the host, then acknowledge with ${ACK_FENCE_ANNOTATION}=${f.id}`, now, g)
+      : f.acknowledged
+        ? setCondition(conds, 'Fenced', 'True', 'Acknowledged', `fence ${f.id} acknowledged by an operator; returning to service once every network is up and nova-compute has restarted`, now, g)
+        : !f.powerOffConfirmedAt
+          ? setCondition(conds, 'Fenced', 'Unknown', 'PoweringOff', `fence ${f.id} in progress (${f.reason}): powering off through the BMC`, now, g)
+          : setCondition(conds, 'Fenced', 'True', 'Latched', `fence ${f.id} (${f.reason}); power-off confirmed ${f.powerOffConfirmedAt}; latched until an operator repairs the host and annotates ${ACK_FENCE_ANNOTATION}=${f.id}`, now, g)
     : setCondition(conds, 'Fenced', 'False', 'NotFenced', 'no fence in effect', now, g);
   const e = x.status.evacuation;
   if (e) {
     const complete = e.done + e.failed >= e.total;
-    conds = setCondition(conds, 'Evacuated', complete && e.failed === 0 ? 'True' : 'False', complete ? (e.failed ? 'EvacuationFailed' : 'EvacuationDone') : 'InProgress', `${e.done}/${e.total} done, ${e.failed} failed`, now, g);
+    const failedIds = e.servers.filter((s) => s.state === 'failed' || s.state === 'skipped').map((s) => `${s.id}${s.error ? ` (${s.error})` : ''}`);
+    conds = setCondition(conds, 'Evacuated', complete && e.failed === 0 ? 'True' : 'False', complete ? (e.failed ? 'EvacuationFailed' : 'EvacuationDone') : 'InProgress',
+      `${e.done} of ${e.total} servers evacuated, ${e.failed} failed${failedIds.length ? `: ${failedIds.slice(0, 5).join('; ')}${failedIds.length > 5 ? '; ...' : ''}` : ''}${complete ? '' : ', the rest in progress'}`, now, g);
   } else {
     conds = conds.filter((c) => c.type !== 'Evacuated');
   }
@@ -183,10 +201,14 @@ function conditions(x: Ctx) {
 function handleFence(x: Ctx): void {
   const { node, policy } = x;
   let fence = x.status.fence!;
-  const ack = node.annotations[ACK_FENCE_ANNOTATION] === fence.id;
+  const given = node.annotations[ACK_FENCE_ANNOTATION];
+  const ack = given === fence.id;
   if (ack && !fence.acknowledged) {
     fence = { ...fence, acknowledged: true };
-    event(x, 'Normal', 'FenceAcknowledged', `operator acknowledged fence ${fence.id}`);
+    event(x, 'Normal', 'FenceAcknowledged', `acknowledgement accepted: ${ACK_FENCE_ANNOTATION}=${fence.id} matches the fence id`);
+  } else if (given !== undefined && !ack && !fence.acknowledged) {
+    event(x, 'Warning', 'AcknowledgementRejected',
+      `acknowledgement rejected as stale: ${ACK_FENCE_ANNOTATION}=${given.slice(0, 80)} does not match the current fence id ${fence.id}; the fence stays latched`);
   }
   x.status.fence = fence;
   const failed = (['powerOff', 'confirmOff'] as StepName[]).some((s) => stepState(fence, s) === 'failed');
@@ -287,8 +309,14 @@ export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet:
   const result = (): Decision => {
     conditions(x);
     if (before !== status.phase) {
-      event(x, ['FenceFailed', 'Fencing', 'Fenced', 'Suspect', 'Unknown'].includes(status.phase ?? '') ? 'Warning' : 'Normal', `Phase${status.phase}`,
-        `${before ?? 'none'} -> ${status.phase}${status.waitingFor ? `: ${status.waitingFor}` : ''}`);
+      // One Event per decision where possible (the per-object Event budget is small): the phase change
+      // rides on the decision's own Event, else it gets one of its own.
+      const own = actions.find((a): a is Extract<Action, { type: 'event' }> => a.type === 'event');
+      if (own) own.note = `${own.note} [phase ${before ?? 'none'} -> ${status.phase}]`;
+      else {
+        event(x, ['FenceFailed', 'Fencing', 'Fenced', 'Suspect', 'Unknown'].includes(status.phase ?? '') ? 'Warning' : 'Normal', `Phase${status.phase}`,
+          `${before ?? 'none'} -> ${status.phase}${status.waitingFor ? `: ${status.waitingFor}` : ''}`);
+      }
     }
     return { status, actions, inFlight: IN_FLIGHT_PHASES.includes(status.phase!), unhealthy: isUnhealthy(node, policy) };
   };
@@ -442,6 +470,7 @@ function recoverFlow(x: Ctx, kind: NetworkName | 'novaCompute', action: 'Recover
     const gate = remediationGate(x, true) ?? (policy.safety.dryRun ? 'dry run' : undefined);
     if (gate) {
       phase(x, 'Suspect', `${what}; recovery held: ${gate}`);
+      event(x, 'Warning', gate.startsWith('storm') ? 'RecoveryHeldStorm' : 'RecoveryHeld', `would run recovery for ${kind}, but ${gate}`);
       notify(x, `recovery-held-${kind}`, 'warning', `${kind} failure, recovery held`, `${what}.\nhm9k would run the recovery command but: ${gate}.`);
       return result();
     }
@@ -499,6 +528,7 @@ function fenceFlow(x: Ctx, net: NetworkName, what: string, since: number, result
   const gate = remediationGate(x, true);
   if (gate) {
     phase(x, 'Suspect', `${what}; fence held: ${gate}`);
+    event(x, 'Warning', gate.startsWith('storm') ? 'FenceHeldStorm' : 'FenceHeld', `would fence (${what}), but ${gate}: nothing fenced`);
     notify(x, gate.startsWith('storm') ? 'storm' : `fence-held`, 'critical', `fence held (${gate.split(':')[0]})`, `${what}.\nRecovery failed and hm9k would fence this node, but: ${gate}.\nNothing was fenced.`);
     return result();
   }

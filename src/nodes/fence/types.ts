@@ -49,6 +49,10 @@ export interface NodeObservations {
   nova?: NovaObservation;
   power?: PowerObservation;
   corroboration?: CorroborationObservation;
+  /** Servers on the host per Nova (the fleet-wide periodic count, or the evacuation plan). */
+  servers?: number;
+  /** nova-compute on the node as the SSH command reports it (when no Consul check is configured). */
+  nodeSideSsh?: { state: UpDownUnknown; at: number; detail?: string };
 }
 
 export interface NodeSnapshot {
