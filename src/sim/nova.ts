@@ -80,6 +80,11 @@ export class NovaSim {
   delayMs = 0;
   /** Servers whose evacuation fails (migration failed, vm_state error). */
   readonly failEvacuationOf = new Set<string>();
+  /**
+   * Called with every request (`METHOD /path`) before it is handled; a test can act at an exact point
+   * (e.g. kill the controller when its first evacuate arrives: Nova still carries it out).
+   */
+  onRequest: ((what: string) => void | Promise<void>) | undefined;
   /** Servers whose evacuation stays in pre-migrating until removed from this set. */
   readonly stallEvacuationOf = new Set<string>();
   port = 0;
@@ -205,6 +210,7 @@ export class NovaSim {
     const url = new URL(req.url ?? '/', this.url);
     const path = url.pathname;
     this.requests.push(`${req.method} ${path}`);
+    if (this.onRequest) await this.onRequest(`${req.method} ${path}`);
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.failNext && this.failNext.count > 0 && (!this.failNext.match || this.failNext.match.test(`${req.method} ${path}`))) {
       this.failNext.count--;
