@@ -8,7 +8,8 @@ const USAGE = `hm9k ${VERSION}: keeps Cloud Foundry apps and OpenStack compute n
 Usage:
   hm9k run [--apps] [--nodes] [--config FILE] [--set path=value ...]   run the controller
   hm9k crds [--write DIR]                                               print (or write) the CRDs
-  hm9k dump [--json] [--kubeconfig FILE] [--apps-url URL [--apps-user U]]   show what hm9k sees
+  hm9k dump [--json] [--kubeconfig FILE] [--apps-url URL [--apps-user U]] [--skip-nodes]
+                                                                        show what hm9k sees (password: HM9K_APPS__API__PASSWORD)
   hm9k demo [--script all|NAME] [--exit] [--interactive]                run the demo world on loopback
   hm9k config-reference                                                 print docs/configuration.md
   hm9k version                                                          print the version

@@ -13,6 +13,8 @@ export interface DumpOptions {
   appsUrl?: string;
   appsUser?: string;
   appsPassword?: string;
+  /** Leave out the nodes (no kubeconfig needed). */
+  skipNodes?: boolean;
   now?: Date;
 }
 
@@ -47,12 +49,14 @@ export async function dump(opts: DumpOptions): Promise<string> {
     out.apps = await fetchApps(opts.appsUrl, opts.appsUser, opts.appsPassword);
     parts.push(renderApps(out.apps, now));
   }
-  const kc = new KubeConfig();
-  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-  else kc.loadFromDefault();
-  const { nodes, policies } = await fetchNodes(kc);
-  out.nodes = nodes.map(nodeDump);
-  parts.push(renderNodes(nodes, policies, now));
+  if (!opts.skipNodes) {
+    const kc = new KubeConfig();
+    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+    else kc.loadFromDefault();
+    const { nodes, policies } = await fetchNodes(kc);
+    out.nodes = nodes.map(nodeDump);
+    parts.push(renderNodes(nodes, policies, now));
+  }
   return opts.json ? `${JSON.stringify(out, null, 2)}\n` : parts.join('\n');
 }
 
@@ -65,6 +69,7 @@ export async function dumpCommand(argv: string[]): Promise<number> {
       'apps-url': { type: 'string' },
       'apps-user': { type: 'string' },
       'apps-password-env': { type: 'string' },
+      'skip-nodes': { type: 'boolean' },
     },
   });
   // The password is read from the environment only, never from the command line.
@@ -72,6 +77,7 @@ export async function dumpCommand(argv: string[]): Promise<number> {
   process.stdout.write(
     await dump({
       json: values.json === true,
+      skipNodes: values['skip-nodes'] === true,
       ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
       ...(values['apps-url'] ? { appsUrl: values['apps-url'] } : {}),
       ...((values['apps-user'] ?? process.env.HM9K_APPS__API__USER) ? { appsUser: values['apps-user'] ?? process.env.HM9K_APPS__API__USER } : {}),
