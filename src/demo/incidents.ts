@@ -1,0 +1,431 @@
+// The scripted incidents. Each one changes the world the way the real failure would, waits for
+// hm9k to react, and asserts the outcome from the simulators' records (Cloud Controller requests,
+// DEA fleet, Nova, BMC power, captured mail), the resources' status and the Events: which actions
+// were taken and which were not. Each ends by restoring the world, so any order works.
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { ACK_FENCE_ANNOTATION, GROUP, VERSION, type AppHealthPolicy, type ComputeNode, type DesiredApp, type FencePolicy } from '../api/index.js';
+import type { AppsDump } from '../apps/dump.js';
+import type { Narrator, Observer } from './narrator.js';
+import { CREDENTIALS, NAMESPACE, type DemoWorld } from './world.js';
+
+export interface Ctx {
+  world: DemoWorld;
+  n: Narrator;
+  obs: Observer;
+  custom: CustomObjectsApi;
+  appsApiUrl: string;
+  /** Aborted on Ctrl-C / SIGTERM. */
+  signal: AbortSignal;
+}
+
+export class IncidentFailed extends Error {}
+
+/** Assertions of one incident: each is narrated; the first failure ends the incident. */
+export class Checks {
+  readonly failures: string[] = [];
+  passed = 0;
+  constructor(private readonly n: Narrator, private readonly signal: AbortSignal, private readonly flush: () => Promise<void> = async () => undefined) {}
+
+  that(ok: boolean, what: string, detail?: string): void {
+    if (ok) {
+      this.passed++;
+      this.n.say('check', `ok    ${what}`);
+    } else {
+      const msg = `${what}${detail ? ` (${detail})` : ''}`;
+      this.failures.push(msg);
+      this.n.say('check', `FAIL  ${msg}`);
+    }
+  }
+
+  /** Waits until fn returns a truthy value; throws IncidentFailed with `what` after timeoutMs. */
+  async until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, detail?: () => string): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    for (;;) {
+      if (this.signal.aborted) throw new IncidentFailed('interrupted');
+      try {
+        const v = await fn();
+        if (v) {
+          await this.flush();
+          return v;
+        }
+      } catch (err) {
+        last = err;
+      }
+      if (Date.now() > deadline) {
+        const msg = `timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${what}${last ? `: ${(last as Error).message}` : ''}${detail ? `; ${detail()}` : ''}`;
+        this.failures.push(msg);
+        this.n.say('check', `FAIL  ${msg}`);
+        throw new IncidentFailed(msg);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+export interface Incident {
+  name: string;
+  title: string;
+  /** Runs the incident; returns the one-line outcome. */
+  run(ctx: Ctx, check: Checks): Promise<string>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+type StartBody = { droplet: string; version: string; instance_index: number };
+type StopBody = StartBody & { instance_guid: string; is_duplicate: boolean };
+
+const getNode = async (c: Ctx, name: string) => (await c.custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name })) as ComputeNode;
+const getPolicy = async (c: Ctx, name: string) => (await c.custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name })) as FencePolicy;
+const getApp = async (c: Ctx, name: string) => (await c.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NAMESPACE, plural: 'desiredapps', name })) as DesiredApp;
+const listAhp = async (c: Ctx) => ((await c.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'apphealthpolicies' })) as { items: AppHealthPolicy[] }).items;
+
+async function appsDump(c: Ctx): Promise<AppsDump> {
+  const res = await fetch(new URL('/dump', c.appsApiUrl), {
+    headers: { accept: 'application/json', authorization: `Basic ${Buffer.from(`${CREDENTIALS.apiUser}:${CREDENTIALS.apiPassword}`).toString('base64')}` },
+    signal: AbortSignal.timeout(5000),
+  });
+  if (!res.ok) throw new Error(`GET /dump: HTTP ${res.status}`);
+  return (await res.json()) as AppsDump;
+}
+
+const cond = (o: { status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] } }, type: string) => o.status?.conditions?.find((x) => x.type === type);
+
+function nodeSummary(n: ComputeNode): string {
+  const s = n.status ?? {};
+  return `${n.metadata.name}: ${s.phase ?? '?'}${s.waitingFor ? ` (${s.waitingFor})` : ''}`;
+}
+
+/** Every ComputeNode Healthy (the world is back to normal after a node incident). */
+async function allNodesHealthy(c: Ctx, check: Checks, timeoutMs = 60_000): Promise<void> {
+  let last: ComputeNode[] = [];
+  await check.until('every compute node Healthy', async () => {
+    last = ((await c.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes' })) as { items: ComputeNode[] }).items;
+    return last.length > 0 && last.every((n) => n.status?.phase === 'Healthy');
+  }, timeoutMs, () => last.filter((n) => n.status?.phase !== 'Healthy').map(nodeSummary).join('; '));
+}
+
+/** The text of a captured mail (headers From/To/Subject and the decoded text body). */
+export function mailText(raw: string): { headers: Record<string, string>; body: string } {
+  const split = raw.search(/\r?\n\r?\n/);
+  const head = split < 0 ? raw : raw.slice(0, split);
+  let body = split < 0 ? '' : raw.slice(split).replace(/^\r?\n\r?\n/, '');
+  const headers: Record<string, string> = {};
+  for (const line of head.replace(/\r?\n[ \t]+/g, ' ').split(/\r?\n/)) {
+    const i = line.indexOf(':');
+    if (i > 0) headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
+  }
+  if (/quoted-printable/i.test(headers['content-transfer-encoding'] ?? '')) {
+    const bytes = body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+    body = Buffer.from(bytes, 'latin1').toString('utf8');
+  } else if (/base64/i.test(headers['content-transfer-encoding'] ?? '')) {
+    body = Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
+  }
+  return { headers, body: body.replace(/\r\n/g, '\n').trimEnd() };
+}
+
+function showMail(n: Narrator, raw: string): void {
+  const { headers, body } = mailText(raw);
+  n.block([
+    `+-- mail ----------------------------------------------------------------------`,
+    `| From: ${headers.from ?? ''}`,
+    `| To: ${headers.to ?? ''}`,
+    `| Subject: ${headers.subject ?? ''}`,
+    '|',
+    ...body.split('\n').map((l) => `| ${l}`),
+    `+------------------------------------------------------------------------------`,
+  ], '    ');
+}
+
+async function annotate(c: Ctx, name: string, key: string, value: string): Promise<void> {
+  const cur = await getNode(c, name);
+  cur.metadata.annotations = { ...cur.metadata.annotations, [key]: value };
+  await c.custom.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name, body: cur });
+}
+
+let rolloutSeq = 1;
+
+// ---------------------------------------------------------------------------------------------
+// the incidents
+
+const deaDies: Incident = {
+  name: 'dea-dies',
+  title: 'a DEA dies silently -> its instances are restarted on the other DEAs',
+  async run(c, check) {
+    const { fleet, cc } = c.world;
+    const alive = new Set(fleet.instances().map((i) => i.dea));
+    const victim = [...alive].sort((a, b) => fleet.instances().filter((i) => i.dea === b && i.appGuid !== 'crashy').length - fleet.instances().filter((i) => i.dea === a && i.appGuid !== 'crashy').length)[0]!;
+    const lost = fleet.instances().filter((i) => i.dea === victim && i.state === 'RUNNING');
+    const startsBefore = cc.starts().length;
+    const stopsBefore = cc.stops().length;
+    const t0 = Date.now();
+    c.n.say('world', `${victim} dies silently: no more heartbeats, no exit messages (it ran ${lost.map((i) => `${i.appGuid}[${i.index}]`).join(', ')})`);
+    fleet.kill(victim);
+    const runningAt = (app: string, index: number) => fleet.instances(app).some((i) => i.index === index && i.state === 'RUNNING' && i.dea !== victim);
+    await check.until('the lost instances running again on other DEAs', () => lost.every((i) => runningAt(i.appGuid, i.index)), 60_000,
+      () => `still missing: ${lost.filter((i) => !runningAt(i.appGuid, i.index)).map((i) => `${i.appGuid}[${i.index}]`).join(', ')}`);
+    const starts = cc.starts().slice(startsBefore).map((r) => r.body as StartBody);
+    for (const i of lost) check.that(starts.some((s) => s.droplet === i.appGuid && s.instance_index === i.index && s.version === i.version), `hm9k asked CC to start ${i.appGuid}[${i.index}], now on ${fleet.instances(i.appGuid).find((x) => x.index === i.index)?.dea}`);
+    const lostKeys = new Set(lost.map((i) => `${i.appGuid}/${i.index}`));
+    const extra = starts.filter((s) => !lostKeys.has(`${s.droplet}/${s.instance_index}`) && s.droplet !== 'crashy');
+    check.that(extra.length === 0, 'no start for any instance that was not lost', extra.map((s) => `${s.droplet}[${s.instance_index}]`).join(', '));
+    check.that(cc.stops().length === stopsBefore, 'nothing stopped');
+    const apps = [...new Set(lost.map((i) => i.appGuid))];
+    await check.until('StartMissing Events on the affected DesiredApps', () => apps.every((a) => c.obs.eventsFor('DesiredApp', a, t0).some((e) => e.reason === 'StartMissing')), 30_000);
+    check.that(true, `StartMissing Events on ${apps.map((a) => `desiredapp/${a}`).join(', ')}`);
+    await check.until('DesiredApp status shows every desired instance running', async () => {
+      for (const a of apps) {
+        const o = await getApp(c, a);
+        if ((o.status?.running ?? 0) < o.spec.instances) return false;
+      }
+      return true;
+    }, 30_000);
+    check.that(true, `DesiredApp status: ${apps.join(', ')} fully running`);
+    const replacement = fleet.addDea();
+    c.n.say('world', `an operator replaces ${victim} with an empty ${replacement}`);
+    return `${lost.length} instances of the dead ${victim} restarted on other DEAs (${starts.length} starts, 0 stops)`;
+  },
+};
+
+const crashLoop: Incident = {
+  name: 'crash-loop',
+  title: 'an app crash-loops -> restarted at once 3 times, then with backoff (Flapping)',
+  async run(c, check) {
+    const { fleet, cc } = c.world;
+    const app = 'crashy';
+    const index = 0;
+    const target = await check.until(`${app}[${index}] running`, () => fleet.instances(app).find((i) => i.index === index && i.state === 'RUNNING'), 60_000);
+    const other = fleet.instances(app).find((i) => i.index === 1 && i.state === 'RUNNING');
+    const version = target.version;
+    const startsBefore = cc.starts().length;
+    const stopsBefore = cc.stops().length;
+    const t0 = Date.now();
+    c.n.say('world', `${app} gets a bad configuration: ${app}[${index}] crashes now, and again after every start`);
+    fleet.crashOnStart.add(app);
+    try {
+      fleet.crash(target.guid);
+      const flapping = await check.until(`desiredapp/${app} Flapping=True`, async () => {
+        const o = await getApp(c, app);
+        return cond(o, 'Flapping')?.status === 'True' ? o : undefined;
+      }, 60_000);
+      check.that(true, `desiredapp/${app} condition Flapping=True: ${cond(flapping, 'Flapping')?.message ?? ''}`);
+      // Backoff: a crash count past crashesBeforeBackoff and a pending restart that waits.
+      const backoff = await check.until('a restart pending with a backoff delay (hm9k dump)', async () => {
+        const d = (await appsDump(c)).apps.find((a) => a.appGuid === app);
+        const count = d?.crashCounts.find((x) => x.index === index && x.version === version)?.count ?? 0;
+        const pending = d?.pendingStarts.find((p) => p.index === index && !p.sent && p.dueInMs > 500);
+        return count >= 4 && pending ? { count, dueInMs: pending.dueInMs } : undefined;
+      }, 60_000);
+      const starts = cc.starts().slice(startsBefore).map((r) => r.body as StartBody).filter((s) => s.droplet === app);
+      check.that(starts.filter((s) => s.instance_index === index).length >= 3, `restarted at once 3 times before backoff (${starts.filter((s) => s.instance_index === index).length} starts of ${app}[${index}] so far)`);
+      check.that(true, `crash count ${backoff.count}: next restart of ${app}[${index}] waits ${(backoff.dueInMs / 1000).toFixed(1)}s (backoff doubles per crash)`);
+      check.that(!starts.some((s) => s.instance_index !== index), `${app}[1] not restarted`);
+      check.that(!!other && fleet.instances(app).some((i) => i.guid === other.guid && i.state === 'RUNNING'), `${app}[1] kept running (same instance)`);
+      check.that(cc.stops().length === stopsBefore, 'nothing stopped (crashed instances are never stopped)');
+      await check.until(`StartCrashed Event on desiredapp/${app}`, () => c.obs.eventsFor('DesiredApp', app, t0).some((e) => e.reason === 'StartCrashed'), 30_000);
+      check.that(true, `StartCrashed Event on desiredapp/${app}`);
+      return `${app}[${index}] restarted at once ${Math.min(3, starts.length)} times, then backoff (crash count ${backoff.count}, next restart in ${(backoff.dueInMs / 1000).toFixed(1)}s); Flapping=True; ${app}[1] untouched`;
+    } finally {
+      fleet.crashOnStart.delete(app);
+      c.n.say('world', `the configuration of ${app} is fixed: its next restart (at the backoff slot) will stay up`);
+    }
+  },
+};
+
+const rollout: Incident = {
+  name: 'rollout',
+  title: 'a new version is rolled out -> new instances started, then the old ones stopped',
+  async run(c, check) {
+    const { fleet, cc } = c.world;
+    const app = 'api';
+    const desired = cc.apps.get(app)!;
+    const from = desired.version;
+    const to = `${app}-v${++rolloutSeq}`;
+    const old = fleet.instances(app).filter((i) => i.version === from);
+    const startsBefore = cc.starts().length;
+    const stopsBefore = cc.stops().length;
+    const t0 = Date.now();
+    c.n.say('world', `cf push ${app}: the Cloud Controller now desires ${desired.instances} x ${to} (was ${from})`);
+    cc.updateApp(app, { version: to });
+    const done = () => {
+      const now = fleet.instances(app);
+      return now.filter((i) => i.version === to && i.state === 'RUNNING').length === desired.instances && !now.some((i) => i.version === from);
+    };
+    await check.until(`${desired.instances} x ${to} running and no ${from} left`, done, 60_000,
+      () => fleet.instances(app).map((i) => `${i.version}[${i.index}] ${i.state}`).join(', '));
+    const starts = cc.starts().slice(startsBefore).filter((r) => (r.body as StartBody).droplet === app);
+    const stops = cc.stops().slice(stopsBefore);
+    for (let i = 0; i < desired.instances; i++) check.that(starts.some((r) => (r.body as StartBody).version === to && (r.body as StartBody).instance_index === i), `start ${app}[${i}] ${to}`);
+    for (const o of old) check.that(stops.some((r) => (r.body as StopBody).instance_guid === o.guid), `stop old ${app}[${o.index}] ${from}`);
+    const lastStart = Math.max(...starts.map((r) => r.at));
+    const firstStop = Math.min(...stops.filter((r) => (r.body as StopBody).droplet === app).map((r) => r.at));
+    check.that(firstStop >= lastStart, 'the old instances were stopped only after every new one had been started');
+    const others = stops.filter((r) => (r.body as StopBody).droplet !== app);
+    check.that(others.length === 0, 'no other app stopped', others.map((r) => (r.body as StopBody).droplet).join(', '));
+    const ahp = (await listAhp(c))[0];
+    check.that(!!ahp && !ahp.status?.stopHold, 'no stop hold (the stops stayed within the stop budget)');
+    check.that(!c.obs.events.some((e) => e.at >= t0 - 2000 && e.reason === 'ShrinkGuard'), 'no shrink guard (a version change of 3 of 13 instances is within maxShrinkPercent)');
+    await check.until(`desiredapp/${app} spec.version ${to}`, async () => (await getApp(c, app)).spec.version === to, 30_000);
+    check.that(true, `desiredapp/${app} spec.version is ${to} (projected from CC)`);
+    return `${app} rolled from ${from} to ${to}: ${desired.instances} started, then ${old.length} old stopped; nothing else stopped`;
+  },
+};
+
+const storageLost: Incident = {
+  name: 'storage-lost',
+  title: 'a compute node loses its storage network and cannot be repaired -> fenced, evacuated, operators mailed',
+  async run(c, check) {
+    const w = c.world.compute;
+    const name = 'cmp1';
+    const node = w.node(name)!;
+    await allNodesHealthy(c, check);
+    const servers = [...w.nova.servers.values()].filter((s) => s.host === name).map((s) => ({ id: s.id, name: s.name, vmState: s.vm_state }));
+    const migrationsBefore = w.nova.migrations.length;
+    const mailsBefore = w.smtp.mails.length;
+    const t0 = Date.now();
+    await w.setRecoveryFails(name, true);
+    node.broken.storage = true;
+    c.n.say('world', `${name} loses its storage network (a dead NIC): restarting the network on the host will not help`);
+    let last: ComputeNode | undefined;
+    const fenced = await check.until(`${name} Fenced`, async () => {
+      last = await getNode(c, name);
+      return last.status?.phase === 'Fenced' ? last : undefined;
+    }, 90_000, () => (last ? nodeSummary(last) : ''));
+    const fence = fenced.status!.fence!;
+    check.that(w.recoverCalls.includes(`${name}:storage`), 'recovery tried first (restart the storage network over SSH): it failed');
+    check.that((await node.bmc.power()) === 'off', `fenced: ipmi_sim reports ${name} chassis power off`);
+    check.that(!!fence.powerOffConfirmedAt, `power-off confirmed by the BMC at ${fence.powerOffConfirmedAt}`);
+    check.that(fence.steps.every((s) => s.state === 'succeeded'), `fence ${fence.id} steps: ${fence.steps.map((s) => `${s.name}=${s.state}`).join(', ')}`);
+    const svc = w.nova.services.get(name)!;
+    check.that(svc.forced_down && svc.status === 'disabled' && svc.disabled_reason === `hm9k fence ${fence.id}`, `Nova: nova-compute on ${name} forced down and disabled ("${svc.disabled_reason}")`);
+    const left = [...w.nova.servers.values()].filter((s) => s.host === name);
+    check.that(left.length === 0, `every server evacuated (${servers.map((s) => `${s.name} -> ${w.nova.servers.get(s.id)?.host}`).join(', ')})`);
+    const migs = w.nova.migrations.slice(migrationsBefore);
+    check.that(migs.length === servers.length && new Set(migs.map((m) => m.instance_uuid)).size === servers.length, `one evacuation per server (${migs.length})`);
+    check.that(migs.every((m) => m.source_compute === name), `no server of another node moved`);
+    check.that(servers.every((s) => w.nova.servers.get(s.id)?.vm_state === s.vmState), `every server kept its power state (${servers.map((s) => `${s.name} ${s.vmState}`).join(', ')}; microversion 2.94)`);
+    check.that(fenced.status?.evacuation?.done === servers.length && fenced.status.evacuation.failed === 0, `status.evacuation: ${fenced.status?.evacuation?.done}/${fenced.status?.evacuation?.total} done`);
+    const others = w.nodes.filter((n) => n.name !== name);
+    const powers = await Promise.all(others.map((n) => n.bmc.power()));
+    check.that(powers.every((p) => p === 'on'), 'every other node still powered on');
+    const mail = await check.until('the fence email', () => w.smtp.mails.slice(mailsBefore).find((m) => m.subject.includes(name) && m.subject.includes('fenced')), 30_000);
+    check.that(mail.raw.includes(fence.id), `email "${mail.subject}" to ${mail.to.join(', ')} names the fence id`);
+    showMail(c.n, mail.raw);
+    await check.until(`Fenced Event on computenode/${name}`, () => c.obs.eventsFor('ComputeNode', name, t0).some((e) => e.reason === 'Fenced'), 30_000);
+    check.that(true, `Event Fenced on computenode/${name}`);
+
+    // The operator repairs the host, powers it on and acknowledges the fence by its id.
+    c.n.say('world', `an operator repairs ${name}'s storage network, powers it on and acknowledges: kubectl annotate cn ${name} ${ACK_FENCE_ANNOTATION}=${fence.id}`);
+    await w.setRecoveryFails(name, false);
+    node.broken.storage = false;
+    await node.bmc.setPower('on');
+    await annotate(c, name, ACK_FENCE_ANNOTATION, fence.id);
+    await check.until(`${name} Healthy again`, async () => (await getNode(c, name)).status?.phase === 'Healthy', 60_000);
+    check.that(!w.nova.services.get(name)!.forced_down && w.nova.services.get(name)!.status === 'enabled', `${name} back in service (nova-compute un-forced and enabled)`);
+    return `${name} fenced (ipmi_sim: power off), nova-compute forced down, ${servers.length} servers evacuated, operators mailed; back in service after the acknowledgement`;
+  },
+};
+
+const bmcDead: Incident = {
+  name: 'bmc-dead',
+  title: "a node's BMC stops answering while the node fails -> nothing evacuated, operators told (FenceFailed)",
+  async run(c, check) {
+    const w = c.world.compute;
+    const name = 'cmp2';
+    const node = w.node(name)!;
+    await allNodesHealthy(c, check);
+    const servers = [...w.nova.servers.values()].filter((s) => s.host === name).map((s) => s.id);
+    const migrationsBefore = w.nova.migrations.length;
+    const mailsBefore = w.smtp.mails.length;
+    const t0 = Date.now();
+    await node.bmc.kill();
+    await w.setRecoveryFails(name, true);
+    node.broken.storage = true;
+    c.n.say('world', `${name}'s BMC stops answering (ipmi_sim killed), and ${name} loses its storage network`);
+    let last: ComputeNode | undefined;
+    const failed = await check.until(`${name} FenceFailed`, async () => {
+      last = await getNode(c, name);
+      return last.status?.phase === 'FenceFailed' ? last : undefined;
+    }, 90_000, () => (last ? nodeSummary(last) : ''));
+    const fence = failed.status!.fence!;
+    const step = fence.steps.find((s) => s.state === 'failed');
+    check.that(!!step, `fence ${fence.id}: ${step?.name} failed (${step?.message ?? ''})`);
+    check.that(!failed.status?.evacuation && w.nova.migrations.length === migrationsBefore, 'nothing evacuated (power-off could not be confirmed)');
+    check.that(servers.every((id) => w.nova.servers.get(id)?.host === name), `the ${servers.length} servers of ${name} stay where they are`);
+    const svc = w.nova.services.get(name)!;
+    check.that(!svc.forced_down && svc.status === 'enabled', 'nova-compute not forced down, not disabled');
+    const mail = await check.until('the FENCE FAILED email', () => w.smtp.mails.slice(mailsBefore).find((m) => m.subject.includes(name) && m.subject.includes('FENCE FAILED')), 30_000);
+    check.that(mailText(mail.raw).body.includes('NOT evacuated'), `operators told: "${mail.subject}"`);
+    showMail(c.n, mail.raw);
+    await check.until(`PhaseFenceFailed Event on computenode/${name}`, () => c.obs.eventsFor('ComputeNode', name, t0).some((e) => e.reason === 'PhaseFenceFailed'), 30_000);
+    check.that(true, `Warning Event PhaseFenceFailed on computenode/${name}`);
+
+    c.n.say('world', `an operator replaces the BMC, repairs ${name}'s storage network and acknowledges fence ${fence.id}`);
+    await node.bmc.start();
+    await w.setRecoveryFails(name, false);
+    node.broken.storage = false;
+    await annotate(c, name, ACK_FENCE_ANNOTATION, fence.id);
+    await check.until(`${name} Healthy again`, async () => (await getNode(c, name)).status?.phase === 'Healthy', 60_000);
+    check.that(w.nova.migrations.length === migrationsBefore, `${name} Healthy again; still nothing evacuated`);
+    return `${name}: power-off could not be confirmed -> FenceFailed; nothing evacuated, nothing forced down; operators mailed`;
+  },
+};
+
+const storm: Incident = {
+  name: 'storm',
+  title: 'a partition makes half the nodes look failed -> storm protection holds, nothing fenced',
+  async run(c, check) {
+    const w = c.world.compute;
+    await allNodesHealthy(c, check);
+    const names = w.nodes.slice(Math.floor(w.nodes.length / 2)).map((n) => n.name);
+    const policyName = c.obs.policies[0]?.metadata.name ?? 'compute';
+    const migrationsBefore = w.nova.migrations.length;
+    const recoverBefore = w.recoverCalls.length;
+    const t0 = Date.now();
+    for (const name of names) await w.setRecoveryFails(name, true);
+    for (const name of names) w.node(name)!.broken.storage = true;
+    c.n.say('world', `a storage switch partitions ${names.join(', ')} (${names.length} of ${w.nodes.length} nodes) from the storage network`);
+    const p = await check.until(`fencepolicy/${policyName} StormActive=True`, async () => {
+      const p = await getPolicy(c, policyName);
+      return cond(p, 'StormActive')?.status === 'True' ? p : undefined;
+    }, 60_000);
+    check.that(true, `StormActive=True: ${cond(p, 'StormActive')?.message ?? ''}`);
+    let last: ComputeNode[] = [];
+    await check.until('every failed node held by the storm', async () => {
+      last = await Promise.all(names.map((n) => getNode(c, n)));
+      return last.every((n) => n.status?.waitingFor?.includes('storm'));
+    }, 60_000, () => last.map(nodeSummary).join('; '));
+    for (const n of last) check.that(!n.status?.fence && n.status?.phase !== 'Fencing', `${n.metadata.name} ${n.status?.phase}, not fenced: ${n.status?.waitingFor}`);
+    const powers = await Promise.all(w.nodes.map((n) => n.bmc.power()));
+    check.that(powers.every((x) => x === 'on'), 'every node still powered on');
+    check.that(w.nova.migrations.length === migrationsBefore, 'nothing evacuated');
+    check.that([...w.nova.services.values()].every((s) => !s.forced_down), 'no nova-compute forced down');
+    await check.until(`StormActive Event on fencepolicy/${policyName}`, () => c.obs.eventsFor('FencePolicy', policyName, t0).some((e) => e.reason === 'StormActive'), 30_000);
+    check.that(true, `Warning Event StormActive on fencepolicy/${policyName}`);
+
+    c.n.say('world', 'the partition heals');
+    for (const name of names) {
+      w.node(name)!.broken.storage = false;
+      await w.setRecoveryFails(name, false);
+    }
+    await allNodesHealthy(c, check);
+    await check.until(`fencepolicy/${policyName} StormActive=False`, async () => cond(await getPolicy(c, policyName), 'StormActive')?.status === 'False', 30_000);
+    check.that(w.nova.migrations.length === migrationsBefore && (await Promise.all(w.nodes.map((n) => n.bmc.power()))).every((x) => x === 'on'), 'partition healed: every node Healthy, nothing was fenced or evacuated');
+    return `${names.length} of ${w.nodes.length} nodes looked failed -> StormActive; nothing fenced, powered off or evacuated (recovery commands run: ${w.recoverCalls.length - recoverBefore})`;
+  },
+};
+
+export const INCIDENTS: Incident[] = [deaDies, crashLoop, rollout, storageLost, bmcDead, storm];
+
+export function selectIncidents(spec: string): Incident[] {
+  if (spec === 'all') return INCIDENTS;
+  if (spec === 'none' || spec === '') return [];
+  const out: Incident[] = [];
+  for (const name of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const i = INCIDENTS.find((x) => x.name === name);
+    if (!i) throw new Error(`unknown incident ${JSON.stringify(name)}; known: all, ${INCIDENTS.map((x) => x.name).join(', ')}`);
+    out.push(i);
+  }
+  return out;
+}

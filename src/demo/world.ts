@@ -1,0 +1,132 @@
+// The demo's world on loopback: a local control plane (etcd + kube-apiserver with the CRDs), NATS,
+// etcd for the app state store, the Cloud Controller simulator with a DEA fleet publishing real
+// heartbeats, and the compute world (Nova/Keystone and three Consul simulators, one ipmi_sim BMC per
+// node, a real sshd running the recovery scripts, a real SMTP listener capturing mail).
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { LocalControlPlane, findBinary } from '../devenv/controlplane.js';
+import { World as ComputeWorld } from '../devenv/compute-world.js';
+import { NatsServer } from '../devenv/nats.js';
+import { BMC_PASSWORD, BMC_USER } from '../devenv/ipmi.js';
+import type { EtcdServer } from '../devenv/etcd.js';
+import { CloudControllerSim } from '../sim/cc.js';
+import { DeaFleet } from '../sim/dea.js';
+
+export const NAMESPACE = 'hm9k';
+export const CLOUD_NAME = 'openstack';
+export const SECRETS = { bmc: 'bmc-credentials', ssh: 'ssh-recovery', clouds: 'openstack-clouds' } as const;
+
+/** The apps Cloud Foundry runs in the demo: guid and instance count (4 DEAs). */
+export const DEMO_APPS: [string, number][] = [
+  ['web', 4],
+  ['api', 3],
+  ['worker', 2],
+  ['billing', 2],
+  ['crashy', 2],
+];
+
+/** Credentials of the CC simulator and of hm9k's own API; they reach hm9k as process environment only. */
+export const CREDENTIALS = {
+  bulkUser: 'bulk_api',
+  bulkPassword: 'bulk-password',
+  internalUser: 'internal_api',
+  internalPassword: 'internal-password',
+  apiUser: 'hm9k',
+  apiPassword: 'demo-api-password',
+};
+
+export interface DemoWorldOptions {
+  dir: string;
+  nodes: number;
+  natsBin: string;
+  deas?: number;
+  step?: (what: string) => void;
+}
+
+export class DemoWorld {
+  cp!: LocalControlPlane;
+  kc!: KubeConfig;
+  nats!: NatsServer;
+  etcd!: EtcdServer;
+  nc!: NatsConnection;
+  fleet!: DeaFleet;
+  cc!: CloudControllerSim;
+  compute = new ComputeWorld();
+  /** Stops what started, in reverse order. */
+  private stoppers: (() => Promise<unknown>)[] = [];
+
+  constructor(readonly o: DemoWorldOptions) {}
+
+  get kubeconfig(): string {
+    return this.cp.state.kubeconfig;
+  }
+
+  async start(): Promise<void> {
+    const step = this.o.step ?? (() => undefined);
+    mkdirSync(this.o.dir, { recursive: true });
+    step('local control plane (etcd + kube-apiserver, CRDs installed)');
+    this.cp = await LocalControlPlane.start({ dir: join(this.o.dir, 'controlplane') });
+    this.stoppers.push(() => this.cp.stop({ keepDir: true }));
+    this.kc = new KubeConfig();
+    this.kc.loadFromFile(this.cp.state.kubeconfig);
+
+    step('NATS, and etcd for the app state store');
+    this.nats = await NatsServer.start(this.o.natsBin);
+    this.stoppers.push(() => this.nats.stop());
+    process.env.ETCD_BIN ??= findBinary('etcd');
+    const { EtcdServer } = await import('../devenv/etcd.js');
+    this.etcd = await EtcdServer.start();
+    this.stoppers.push(() => this.etcd.destroy());
+
+    step(`Cloud Controller simulator and a fleet of ${this.o.deas ?? 4} DEAs`);
+    this.nc = await connect({ servers: this.nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200, name: 'hm9k-demo-world' });
+    this.stoppers.push(() => this.nc.close());
+    this.fleet = new DeaFleet({ nats: this.nc, count: this.o.deas ?? 4, heartbeatPeriodMs: 1000, startupMs: 300, evacuationTimeoutMs: 3000 });
+    this.stoppers.push(() => this.fleet.stopAll());
+    this.cc = new CloudControllerSim({ dea: this.fleet, ...CREDENTIALS });
+    await this.cc.listen();
+    this.stoppers.push(() => this.cc.close());
+    let slot = 0;
+    for (const [guid, n] of DEMO_APPS) {
+      this.cc.setApp({ guid, version: `${guid}-v1`, instances: n, state: 'STARTED', package_state: 'STAGED' });
+      for (let i = 0; i < n; i++) this.fleet.place(this.fleet.deaIds()[slot++ % this.fleet.deaIds().length]!, guid, `${guid}-v1`, i);
+    }
+    this.fleet.start();
+
+    step(`compute world: Nova/Keystone, 3 Consul clusters, ${this.o.nodes} ipmi_sim BMCs, sshd, SMTP`);
+    this.stoppers.push(async () => {
+      // After a terminal's Ctrl-C, sshd and ipmi_sim (same process group) are already gone, killed by
+      // the signal; their stop() waits for an exit that has already happened. Bounded, then the
+      // directories are removed here.
+      await Promise.race([this.compute.stop(), new Promise((r) => setTimeout(r, 6000).unref())]);
+      for (const d of [this.compute.sshd?.dir, ...this.compute.nodes.map((n) => n.bmc.dir)]) if (d) rmSync(d, { recursive: true, force: true });
+    });
+    await this.compute.start(this.o.nodes);
+    // Servers on the hypervisors: cmp1 has three (one stopped), cmp2 two, the others one each.
+    const c = this.compute;
+    c.nova.addServer('cmp1', { name: 'db-primary' });
+    c.nova.addServer('cmp1', { name: 'web-01' });
+    c.nova.addServer('cmp1', { name: 'batch-01', vm_state: 'stopped' });
+    c.nova.addServer('cmp2', { name: 'web-02' });
+    c.nova.addServer('cmp2', { name: 'cache-01' });
+    for (const n of c.nodes.slice(2)) c.nova.addServer(n.name, { name: `vm-${n.name}` });
+  }
+
+  /** The hm9k namespace and the Secrets the node half reads (BMC, SSH, clouds.yaml). */
+  async createNamespaceAndSecrets(): Promise<void> {
+    const core = this.kc.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
+    const secret = (name: string, data: Record<string, string>) => core.createNamespacedSecret({ namespace: NAMESPACE, body: { metadata: { name }, type: 'Opaque', stringData: data } });
+    await secret(SECRETS.bmc, { username: BMC_USER, password: BMC_PASSWORD });
+    await secret(SECRETS.ssh, { privateKey: this.compute.sshd.privateKey, knownHosts: this.compute.sshd.knownHosts });
+    await secret(SECRETS.clouds, { 'clouds.yaml': this.compute.nova.cloudsYaml(CLOUD_NAME) });
+  }
+
+  /** Stops every simulator and process of the world, last started first. */
+  async stop(): Promise<void> {
+    for (const s of this.stoppers.reverse()) await s().catch(() => undefined);
+    this.stoppers = [];
+  }
+}

@@ -1,0 +1,137 @@
+// `hm9k demo` as CI runs it: unattended (`--script all --exit`), as a child process. It must exit 0
+// only when every incident's assertions held, tell each incident's outcome, and leave no process
+// behind. A second run checks the interactive mode and that Ctrl-C (SIGINT to the whole process
+// group, as a terminal sends it) tears everything down.
+//
+// Every process the demo starts inherits its environment, so a unique marker variable finds them all
+// in /proc afterwards (ps cannot tell them apart otherwise: nats-server, ipmi_sim, sshd...).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+
+interface Run {
+  child: ChildProcess;
+  marker: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function startDemo(args: string[], opts: { detached?: boolean } = {}): Run {
+  const marker = randomUUID();
+  const env: NodeJS.ProcessEnv = { ...process.env, HM9K_DEMO_RUN_ID: marker };
+  // The demo starts its own control plane; nothing of the test run's shared one may leak into it.
+  delete env.KUBECONFIG;
+  const child = spawn(process.execPath, ['bin/hm9k.js', 'demo', ...args], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: opts.detached === true });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
+  return { child, marker, output: () => out, exited };
+}
+
+/** Processes whose environment carries the run's marker (everything the demo started, at any depth). */
+function processesOf(marker: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((e) => /^[0-9]+$/.test(e))) {
+    if (Number(pid) === process.pid) continue;
+    try {
+      if (!readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`HM9K_DEMO_RUN_ID=${marker}`)) continue;
+      found.push(`${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').join(' ').trim()}`);
+    } catch {
+      /* exited meanwhile, or not ours */
+    }
+  }
+  return found;
+}
+
+/** `ps` lines that mention the demo's working directory (config files, data dirs, logs). */
+function psLinesWith(text: string): string[] {
+  const ps = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
+  return ps.stdout.split('\n').filter((l) => l.includes(text) && !l.includes(' ps -eo'));
+}
+
+async function waitForOutput(run: Run, re: RegExp, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!re.test(run.output())) {
+    if (run.child.exitCode !== null) throw new Error(`demo exited (${run.child.exitCode}) before ${re}:\n${run.output().slice(-4000)}`);
+    if (Date.now() > deadline) throw new Error(`no ${re} within ${timeoutMs} ms:\n${run.output().slice(-4000)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function noneLeft(marker: string, workDir: string | undefined): Promise<void> {
+  // Give the kernel a moment to reap the last children.
+  for (let i = 0; i < 20 && processesOf(marker).length; i++) await new Promise((r) => setTimeout(r, 250));
+  expect(processesOf(marker)).toEqual([]);
+  if (workDir) expect(psLinesWith(workDir)).toEqual([]);
+}
+
+describe('hm9k demo', () => {
+  it('plays every incident unattended, asserts each outcome, exits 0 and leaves no process behind', { timeout: 420_000 }, async () => {
+    const run = startDemo(['--script', 'all', '--exit']);
+    let code: number | null;
+    try {
+      code = await run.exited;
+    } finally {
+      if (run.child.exitCode === null) run.child.kill('SIGKILL');
+    }
+    const out = run.output();
+    const context = `\n--- demo output (end) ---\n${out.slice(-6000)}`;
+    expect(code, context).toBe(0);
+    const workDir = /working directory (\S+)/.exec(out)?.[1];
+    expect(workDir, context).toBeDefined();
+
+    // The operator's view is printed at the start.
+    expect(out).toMatch(/kubectl --kubeconfig \S+kubeconfig get hm9k/);
+    expect(out).toMatch(/kubectl --kubeconfig \S+ describe cn cmp1/);
+    expect(out).toMatch(/get events -A/);
+    expect(out).toMatch(/bin\/hm9k\.js dump --kubeconfig \S+ --apps-url http:\/\/127\.0\.0\.1:\d+/);
+    // The live table.
+    expect(out).toMatch(/NODE\s+PHASE\s+MGMT\s+STOR\s+TEN\s+POWER\s+SERVERS\s+APP\s+DESIRED\s+RUNNING\s+CRASHED/);
+    expect(out).toMatch(/cmp1\s+Fenced\s+\S+\s+\S+\s+\S+\s+off/);
+
+    // Each incident's outcome, in the narrative.
+    expect(out).toMatch(/result dea-dies: PASS .*restarted on other DEAs \(\d+ starts, 0 stops\)/);
+    expect(out).toMatch(/result crash-loop: PASS .*restarted at once 3 times, then backoff .*Flapping=True/);
+    expect(out).toMatch(/result rollout: PASS .*rolled from api-v1 to api-v2: 3 started, then 3 old stopped; nothing else stopped/);
+    expect(out).toMatch(/result storage-lost: PASS .*cmp1 fenced \(ipmi_sim: power off\), nova-compute forced down, 3 servers evacuated, operators mailed/);
+    expect(out).toMatch(/result bmc-dead: PASS .*FenceFailed; nothing evacuated/);
+    expect(out).toMatch(/result storm: PASS .*StormActive; nothing fenced, powered off or evacuated/);
+    expect(out).toMatch(/summary: 6 of 6 incidents passed/);
+    expect(out).not.toMatch(/check\s+FAIL/);
+    // The fence email is shown.
+    expect(out).toMatch(/\| Subject: \[hm9k\] cmp1: fenced, 3\/3 servers evacuated/);
+    expect(out).toMatch(/\| +kubectl annotate computenode cmp1 hm9k\.io\/acknowledge-fence=cmp1-/);
+    // No secret of the world in the narrative.
+    expect(out).not.toMatch(/BEGIN OPENSSH PRIVATE KEY|bulk-password|internal-password/);
+
+    await noneLeft(run.marker, workDir);
+    expect(existsSync(workDir!)).toBe(false);
+  });
+
+  it('--interactive runs incidents typed by name; Ctrl-C tears everything down', { timeout: 240_000 }, async () => {
+    const run = startDemo(['--interactive'], { detached: true });
+    try {
+      await waitForOutput(run, /interactive: type an incident name/, 180_000);
+      run.child.stdin!.write('no-such-incident\n');
+      await waitForOutput(run, /unknown incident "no-such-incident"/, 10_000);
+      run.child.stdin!.write('table\n');
+      await waitForOutput(run, /interactive:[\s\S]*\| NODE\s+PHASE/, 10_000);
+      run.child.stdin!.write('dea-dies\n');
+      await waitForOutput(run, /result dea-dies: (PASS|FAIL)/, 90_000);
+      expect(run.output()).toMatch(/result dea-dies: PASS/);
+      // Ctrl-C in a terminal: SIGINT to the whole foreground process group.
+      process.kill(-run.child.pid!, 'SIGINT');
+    } catch (err) {
+      process.kill(-run.child.pid!, 'SIGKILL');
+      throw err;
+    }
+    const code = await run.exited;
+    const out = run.output();
+    expect(code, out.slice(-4000)).toBe(130);
+    expect(out).toMatch(/SIGINT: tearing the world down/);
+    expect(out).toMatch(/everything stopped/);
+    await noneLeft(run.marker, /working directory (\S+)/.exec(out)?.[1]);
+  });
+});
