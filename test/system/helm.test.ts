@@ -92,14 +92,14 @@ function expectedRules(half: 'apps' | 'nodes', ns: string, opts: { lease?: strin
     const da = opts.desiredAppNs ?? ns;
     return [
       ...common,
-      '*|hm9k.io|apphealthpolicies|get', '*|hm9k.io|apphealthpolicies|list', '*|hm9k.io|apphealthpolicies|watch', '*|hm9k.io|apphealthpolicies/status|patch',
-      ...['get', 'list', 'watch', 'create', 'update', 'delete'].map((v) => `${da}|hm9k.io|desiredapps|${v}`),
+      '*|hm9k.io|apphealthpolicies|list', '*|hm9k.io|apphealthpolicies|watch', '*|hm9k.io|apphealthpolicies/status|patch',
+      ...['list', 'watch', 'create', 'update', 'delete'].map((v) => `${da}|hm9k.io|desiredapps|${v}`),
       `${da}|hm9k.io|desiredapps/status|patch`, `${da}|events.k8s.io|events|create`,
     ].sort();
   }
   return [
     ...common,
-    ...['computenodes', 'fencepolicies'].flatMap((r) => ['get', 'list', 'watch'].map((v) => `*|hm9k.io|${r}|${v}`)),
+    ...['computenodes', 'fencepolicies'].flatMap((r) => ['list', 'watch'].map((v) => `*|hm9k.io|${r}|${v}`)),
     '*|hm9k.io|computenodes|patch', '*|hm9k.io|computenodes/status|patch', '*|hm9k.io|computenodes/status|update', '*|hm9k.io|fencepolicies/status|patch',
     `${ns}||secrets|get${opts.secretNames?.length ? `|${opts.secretNames.join(',')}` : ''}`,
   ].sort();
@@ -543,6 +543,9 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
       const evs = (await custom.listNamespacedCustomObject({ group: 'events.k8s.io', version: 'v1', namespace: ns, plural: 'events' })) as { items: any[] };
       return evs.items.some((e) => e.regarding?.name === appGuid('b') && /^Start/.test(e.reason));
     });
+    // An app whose desired state changes in CC: its DesiredApp is updated (with its resourceVersion).
+    cc.updateApp(appGuid('a'), { instances: 3 });
+    await until('DesiredApp updated', async () => (await listApps()).find((o) => o.metadata.name === appGuid('a'))?.spec.instances === 3);
     // An app CC no longer lists: its DesiredApp (created by hm9k) is deleted.
     cc.deleteApp(appGuid('c'));
     await until('DesiredApp of a deleted app removed', async () => !(await listApps()).some((o) => o.metadata.name === appGuid('c')));
@@ -551,13 +554,14 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
     expect(lease.spec.holderIdentity).toMatch(/^hm9k-apps-local-0_/);
     // Nothing forbidden: not in the audit log, not in the process's log, not in its metrics.
     const calls = callsBy('hm9k-apps');
+    if (process.env.HM9K_HELM_AUDIT) console.log(`hm9k-apps called:\n  ${[...new Set(calls.map((e) => `${callKey(e)} -> ${e.responseStatus?.code}`))].sort().join('\n  ')}`);
     expect(calls.length).toBeGreaterThan(10);
     expect(calls.filter((e) => e.responseStatus?.code === 403).map(callKey)).toEqual([]);
     const used = new Set(calls.map(callKey));
     for (const k of [
       `create coordination.k8s.io/leases ${ns}`, `update coordination.k8s.io/leases ${ns}`,
       'list hm9k.io/apphealthpolicies *', 'watch hm9k.io/apphealthpolicies *', 'patch hm9k.io/apphealthpolicies/status *',
-      `list hm9k.io/desiredapps ${ns}`, `watch hm9k.io/desiredapps ${ns}`, `create hm9k.io/desiredapps ${ns}`, `delete hm9k.io/desiredapps ${ns}`, `patch hm9k.io/desiredapps/status ${ns}`,
+      `list hm9k.io/desiredapps ${ns}`, `watch hm9k.io/desiredapps ${ns}`, `create hm9k.io/desiredapps ${ns}`, `update hm9k.io/desiredapps ${ns}`, `delete hm9k.io/desiredapps ${ns}`, `patch hm9k.io/desiredapps/status ${ns}`,
       `create events.k8s.io/events ${ns}`,
     ]) expect([...used], k).toContain(k);
     expect(apps.log()).not.toMatch(/\b403\b|forbidden/i);
@@ -614,6 +618,7 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
       return evs.items.some((e) => e.regarding?.name === cnName('cmp1') && e.reportingController === 'hm9k.io/nodes');
     });
     const calls = callsBy('hm9k-nodes');
+    if (process.env.HM9K_HELM_AUDIT) console.log(`hm9k-nodes called:\n  ${[...new Set(calls.map((e) => `${callKey(e)} -> ${e.responseStatus?.code}`))].sort().join('\n  ')}`);
     expect(calls.filter((e) => e.responseStatus?.code === 403).map(callKey)).toEqual([]);
     const used = new Set(calls.map(callKey));
     for (const k of [
