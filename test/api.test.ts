@@ -13,6 +13,15 @@ describe('crds/', () => {
     for (const [file, text] of generated) expect(readFileSync(`crds/${file}`, 'utf8'), file).toBe(text);
   });
 
+  it('reads back identically under YAML 1.1, as helm and kubectl read it (on/off stay strings)', async () => {
+    const { allCrds } = await import('../src/api/index.js');
+    const byName = new Map(allCrds().map((c) => [(c.metadata as { name: string }).name, c]));
+    for (const [file, text] of crdFiles()) {
+      const doc = parse(text, { version: '1.1' }) as { metadata: { name: string } };
+      expect(doc, file).toEqual(byName.get(doc.metadata.name));
+    }
+  });
+
   it('bounds every list in every status (maxItems)', () => {
     const unbounded: string[] = [];
     const walk = (node: unknown, path: string) => {

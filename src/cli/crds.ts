@@ -10,7 +10,7 @@ export function crdFiles(): Map<string, string> {
   const files = new Map<string, string>();
   for (const crd of allCrds()) {
     const name = (crd.metadata as { name: string }).name;
-    files.set(`${name}.yaml`, CRD_HEADER + stringify(crd, { lineWidth: 0 }));
+    files.set(`${name}.yaml`, CRD_HEADER + stringify(crd, { lineWidth: 0, version: '1.1' }));
   }
   return files;
 }
