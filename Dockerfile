@@ -27,6 +27,7 @@ ENV NODE_ENV=production \
 # Non-root (the node image's `node` user, uid 1000); the root filesystem may be read-only: hm9k writes
 # only to /tmp (mount an emptyDir there).
 USER 1000:1000
-EXPOSE 8080 8081 5155 5156
+# 8080 metrics, 8081 probes, 5155 the app half's API (/bulk_app_state, /dea/heartbeat, /dump)
+EXPOSE 8080 8081 5155
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/bin/hm9k.js"]
 CMD ["run"]
