@@ -167,7 +167,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       '',
       '  The local control plane is up. In another terminal:',
       `    export KUBECONFIG=${world.kubeconfig}`,
-      `    ${kube} get hm9k`,
+      `    ${kube} get hm9k -A`,
       `    ${kube} describe cn cmp1`,
       `    ${kube} -n ${NAMESPACE} get da`,
       `    ${kube} get events -A --sort-by=.metadata.creationTimestamp`,
@@ -248,14 +248,14 @@ export async function demoCommand(argv: string[]): Promise<number> {
       code = 1;
       n.say('demo', `FAILED: ${failed.map((r) => r.name).join(', ')} did not hold (see the FAIL lines above)`);
     } else if (signalled) {
-      code = 130;
+      code = signalled === 'SIGTERM' ? 143 : 130;
     }
   } catch (err) {
-    code = signalled ? 130 : 1;
+    code = signalled ? (signalled === 'SIGTERM' ? 143 : 130) : 1;
     if (!signalled) n.say('demo', `FAILED: ${(err as Error).message}`);
   }
-  for (const c of controllers) if (code !== 0 && code !== 130) n.say('demo', `log of hm9k run --${c.half}: ${c.logFile}`);
-  await teardown(code === 0 || code === 130);
+  for (const c of controllers) if (code === 1) n.say('demo', `log of hm9k run --${c.half}: ${c.logFile}`);
+  await teardown(code === 0 || code === 130 || code === 143);
   process.off('exit', onExit);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);

@@ -68,6 +68,19 @@ async function noneLeft(marker: string, workDir: string | undefined): Promise<vo
 }
 
 describe('hm9k demo', () => {
+  it('tells exactly what is missing and which project script installs it', () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, HM9K_CACHE: '/nonexistent/hm9k-cache' };
+    delete env.KUBEBUILDER_ASSETS;
+    const r = spawnSync(process.execPath, ['bin/hm9k.js', 'demo', '--exit'], { encoding: 'utf8', env, timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/missing on this machine/);
+    expect(r.stderr).toMatch(/kube-apiserver: kube-apiserver in \/nonexistent\/hm9k-cache\/bin .*installed by scripts\/build-tools\.sh/);
+    expect(r.stderr).toMatch(/etcd: .*scripts\/build-tools\.sh/);
+    expect(r.stderr).toMatch(/bash scripts\/build-tools\.sh/);
+    expect(r.stderr).toMatch(/--install/);
+    expect(r.stdout).not.toMatch(/starting/);
+  });
+
   it('plays every incident unattended, asserts each outcome, exits 0 and leaves no process behind', { timeout: 420_000 }, async () => {
     const run = startDemo(['--script', 'all', '--exit']);
     let code: number | null;
@@ -83,7 +96,7 @@ describe('hm9k demo', () => {
     expect(workDir, context).toBeDefined();
 
     // The operator's view is printed at the start.
-    expect(out).toMatch(/kubectl --kubeconfig \S+kubeconfig get hm9k/);
+    expect(out).toMatch(/kubectl --kubeconfig \S+kubeconfig get hm9k -A/);
     expect(out).toMatch(/kubectl --kubeconfig \S+ describe cn cmp1/);
     expect(out).toMatch(/get events -A/);
     expect(out).toMatch(/bin\/hm9k\.js dump --kubeconfig \S+ --apps-url http:\/\/127\.0\.0\.1:\d+/);
