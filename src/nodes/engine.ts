@@ -133,6 +133,12 @@ export class NodesEngine implements FleetView {
     this.policiesInf.on('update', policyChanged);
     this.policiesInf.on('delete', policyChanged);
     this.store.onChange((name) => this.nodeQueue?.add(name));
+    // A network just went down: read the BMC now, so that a host that simply lost power is seen as
+    // powered off (power-on path) before the network failure reaches Suspect.
+    this.store.onNetworkDown((name) => {
+      const n = this.nodesInf.get(name);
+      if (n?.spec.bmc && !n.spec.maintenance && !this.stopped) void this.power.read(n);
+    });
     void (async () => {
       await Promise.all([this.nodesInf.waitForSync(this.runtime.signal), this.policiesInf.waitForSync(this.runtime.signal)]);
       if (this.stopped) return;

@@ -5,6 +5,12 @@ import type { CorroborationObservation, NetworkObservation, NodeObservations, No
 export class ObservationStore {
   private readonly nodes = new Map<string, NodeObservations>();
   private readonly listeners: ((node: string) => void)[] = [];
+  private readonly downListeners: ((node: string, net: NetworkName) => void)[] = [];
+
+  /** Called when a network of a node turns down (first down sample), e.g. to read the BMC at once. */
+  onNetworkDown(fn: (node: string, net: NetworkName) => void): void {
+    this.downListeners.push(fn);
+  }
 
   onChange(fn: (node: string) => void): void {
     this.listeners.push(fn);
@@ -49,6 +55,7 @@ export class ObservationStore {
       ...(s.reason ? { reason: s.reason } : {}),
     };
     o.networks[net] = next;
+    if (next.state === 'down' && prev?.state !== 'down') for (const l of this.downListeners) l(node, net);
     const changed = !prev || prev.state !== next.state || prev.consecutiveDown !== next.consecutiveDown || prev.observersUp !== next.observersUp || prev.reason !== next.reason;
     if (changed) this.changed(node);
     return changed;

@@ -212,3 +212,39 @@ describe('fence state machine: fencing, evacuation, latch, return to service', (
     expect(types(d)).toEqual([]);
   });
 });
+
+describe('the story a person reads (Events and conditions)', () => {
+  const evs = (d: { actions: { type: string }[] }) => d.actions.filter((a): a is { type: 'event'; reason: string; note: string; eventType: string } => a.type === 'event');
+
+  it('a stale acknowledgement is rejected with an Event; the right one is accepted', () => {
+    const stale = decide(node(fenced('evacuated'), obs(), { annotations: { [ACK_FENCE_ANNOTATION]: 'cmp1-old' } }), policy, calm, ctx(T0 + 10 * S));
+    expect(stale.status.fence?.acknowledged).toBeFalsy();
+    expect(evs(stale).map((e) => e.reason)).toEqual(['AcknowledgementRejected']);
+    expect(evs(stale)[0]!.note).toMatch(/stale.*cmp1-old.*cmp1-f1/);
+    const right = decide(node(fenced('evacuated'), obs(), { annotations: { [ACK_FENCE_ANNOTATION]: 'cmp1-f1' } }), policy, calm, ctx(T0 + 10 * S));
+    expect(right.status.fence?.acknowledged).toBe(true);
+    expect(evs(right).map((e) => e.reason)).toContain('FenceAcknowledged');
+  });
+
+  it('a held fence says why on the node (storm), and a phase change rides on the decision\'s own Event', () => {
+    const stormy: FleetSummary = { policy: { matched: 5, unhealthy: 3, inFlight: 0 }, global: { total: 5, unhealthy: 3, inFlight: 0 } };
+    const st: ComputeNodeStatus = { phase: 'Recovering', recovery: { attempts: 2, kind: 'storage', lastAttempt: new Date(T0).toISOString(), lastResult: 'failed: exit 1' } };
+    const o = obs({ storage: down(20, T0 - 60 * S), corroboration: { network: 'storage', at: T0 + 5 * S, result: 'failing' } });
+    const d = decide(node(st, o), withSafety({ maxUnhealthy: '40%' }), stormy, ctx(T0 + 10 * S));
+    expect(d.status.phase).toBe('Suspect');
+    const e = evs(d);
+    expect(e.map((x) => x.reason)).toEqual(['FenceHeldStorm']);
+    expect(e[0]!.note).toMatch(/storm: 3 of 5 nodes unhealthy.*nothing fenced \[phase Recovering -> Suspect\]/);
+  });
+
+  it('conditions explain a fence in words', () => {
+    const latched = decide(node(fenced('evacuated'), obs({ power: { state: 'off', since: T0 } })), policy, calm, ctx(T0 + 10 * S));
+    const f = latched.status.conditions!.find((c) => c.type === 'Fenced')!;
+    expect(f).toMatchObject({ status: 'True', reason: 'Latched' });
+    expect(f.message).toContain(`${ACK_FENCE_ANNOTATION}=cmp1-f1`);
+    const failed = decide(node(fenced('offFailed'), obs({ power: { state: 'unknown', since: T0, error: 'BMC not answering' } })), policy, calm, ctx(T0 + 10 * S));
+    expect(failed.status.conditions!.find((c) => c.type === 'Fenced')).toMatchObject({ status: 'False', reason: 'PowerOffNotConfirmed' });
+    const nets = decide(node({ phase: 'Healthy' }, obs({ storage: down(1) })), policy, calm, ctx(T0 + S));
+    expect(nets.status.conditions!.find((c) => c.type === 'NetworkHealthy')!.message).toMatch(/storage since .* \(serfHealth critical\)/);
+  });
+});

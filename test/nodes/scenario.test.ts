@@ -1,9 +1,9 @@
 // Whole-node scenarios against a real kube-apiserver, real ipmi_sim BMCs, a real sshd, a real SMTP
 // listener, the Nova/Keystone simulator and the Consul simulator, at 1/10 production timings or faster.
-import { CoreV1Api, CustomObjectsApi, EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, EventsV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ACK_FENCE_ANNOTATION, FENCE_FINALIZER, GROUP, VERSION, type ComputeNode, type FencePolicy, type FencePolicySpec } from '../../src/api/index.js';
+import { ACK_FENCE_ANNOTATION, FENCE_FINALIZER, GROUP, NETWORKS, VERSION, type ComputeNode, type FencePolicy, type FencePolicySpec } from '../../src/api/index.js';
 import { createRuntime, type ManagedRuntime } from '../../src/kube/runtime.js';
 import { nodesConfig } from '../../src/nodes/config.js';
 import { startNodes } from '../../src/nodes/index.js';
@@ -47,6 +47,11 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     seen.set(name, `${n.status?.phase} (${n.status?.waitingFor ?? ''}) fence=${JSON.stringify(n.status?.fence?.steps ?? null)} nets=${JSON.stringify(n.status?.networks)} power=${JSON.stringify(n.status?.power)}`);
     return n;
   };
+  /** What `kubectl annotate` does: a merge patch of metadata.annotations (no resourceVersion race with hm9k's status writes). */
+  const annotate = (name: string, key: string, value: string) =>
+    api.patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn(name), body: { metadata: { annotations: { [key]: value } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  const eventReasons = async (name: string, kind: string) =>
+    (await kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: 'default', fieldSelector: `regarding.name=${name}` })).items.filter((e) => e.regarding?.kind === kind).map((e) => e.reason ?? '');
   const getPolicy = async () => (await api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run })) as FencePolicy;
 
   async function setup(count: number, safety: FencePolicySpec['safety'] = {}, servers = true, tweak: (spec: FencePolicySpec) => void = () => {}) {
@@ -123,9 +128,11 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     await setup(3);
     const n1 = world.node('cmp1')!;
     await world.setRecoveryFails('cmp1', true);
+    const t0 = Date.now();
     n1.broken.storage = true;
     const fenced = await until('cmp1 Fenced', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 60_000);
     const fence = fenced.status!.fence!;
+    console.log(`[figures] storage failure -> Fenced (3 servers evacuated) in ${Date.now() - t0} ms; policy: interval 300ms x failureThreshold 3 = 900 ms, recoveryGracePeriod 1s, 1 recovery attempt + settleTime 1.5s, powerWait 200ms, migration 2 x 150ms`);
     // Fenced: power off confirmed by the BMC (ipmi_sim reports off), steps recorded with the lease holder.
     expect(await n1.bmc.power()).toBe('off');
     expect(fence.powerOffConfirmedAt).toBeTruthy();
@@ -157,9 +164,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     await world.setRecoveryFails('cmp1', false);
     n1.broken.storage = false;
     await n1.bmc.setPower('on');
-    const cur = await getNode('cmp1');
-    cur.metadata.annotations = { ...cur.metadata.annotations, [ACK_FENCE_ANNOTATION]: fence.id };
-    await api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn('cmp1'), body: cur });
+    await annotate('cmp1', ACK_FENCE_ANNOTATION, fence.id);
     await until('cmp1 Healthy again', async () => (await getNode('cmp1')).status?.phase === 'Healthy', 60_000);
     expect(world.nova.services.get('cmp1')).toMatchObject({ forced_down: false, status: 'enabled', disabled_reason: null });
     expect((await getNode('cmp1')).status?.fence).toBeUndefined();
@@ -199,6 +204,16 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(world.nova.migrations).toEqual([]);
     expect([...world.nova.services.values()].every((s) => !s.forced_down)).toBe(true);
     await world.smtp.waitFor((m) => m.subject.includes('fence held') || m.subject.includes('recovery held'));
+    // Storm entered and left: an Event on the held node and on the policy.
+    await until('cmp1 Event: held by the storm', async () => (await eventReasons(cn('cmp1'), 'ComputeNode')).some((r) => r === 'FenceHeldStorm' || r === 'RecoveryHeldStorm'));
+    expect(await eventReasons(run, 'FencePolicy')).toContain('StormActive');
+    for (const name of ['cmp1', 'cmp2', 'cmp3']) {
+      await world.setRecoveryFails(name, false);
+      world.node(name)!.broken.storage = false;
+    }
+    await until('storm over', async () => (await getPolicy()).status?.conditions?.find((c) => c.type === 'StormActive')?.status === 'False');
+    await until('StormEnded Event', async () => (await eventReasons(run, 'FencePolicy')).includes('StormEnded'));
+    expect(world.nova.migrations).toEqual([]);
   });
 
   it('storage network down, the recovery command fixes it -> Healthy again, nothing fenced', async () => {
@@ -310,8 +325,12 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     await new Promise((r) => setTimeout(r, 1000));
     const statusBefore = await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).status));
     const before = await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).metadata.resourceVersion));
+    const consulRequests = () => NETWORKS.reduce((sum, n) => sum + [...world.consul[n].requestCount.values()].reduce((a, b) => a + b, 0), 0);
+    const [nova0, consul0, t0] = [world.nova.requests.length, consulRequests(), Date.now()];
     // Many sampling intervals and more than one resync period pass with nothing changing.
     await new Promise((r) => setTimeout(r, 4000));
+    const perMin = (n: number) => Math.round((n * 60_000) / (Date.now() - t0));
+    console.log(`[figures] steady state, 3 nodes, 3 Consul clusters: Consul ${perMin(consulRequests() - consul0)} req/min (blocking queries, wait 2s), Nova ${perMin(world.nova.requests.length - nova0)} req/min (service poll 300ms, server count 600ms), 0 apiserver writes`);
     const after = await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).metadata.resourceVersion));
     const statusAfter = await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).status));
     expect(statusAfter).toEqual(statusBefore);
@@ -362,11 +381,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     const fenced = await until('cmp1 Fenced', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 60_000);
     const fenceId = fenced.status!.fence!.id;
     // A stale acknowledgement (an older fence id) is rejected; the right one is accepted.
-    const ack = async (value: string) => {
-      const cur = await getNode('cmp1');
-      cur.metadata.annotations = { ...cur.metadata.annotations, [ACK_FENCE_ANNOTATION]: value };
-      await api.replaceClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn('cmp1'), body: cur });
-    };
+    const ack = (value: string) => annotate('cmp1', ACK_FENCE_ANNOTATION, value);
     await ack('cmp1-stale');
     const events = kc.makeApiClient(EventsV1Api);
     const list = async () => {
