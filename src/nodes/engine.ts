@@ -109,7 +109,7 @@ export class NodesEngine implements FleetView {
     this.policiesInf = runtime.informer('FencePolicy');
     this.network = new NetworkMonitor(deps, this.store, this, runtime.logger('nodes-network'), this.now);
     this.novaMonitor = new NovaMonitor(deps, this.store, this, this.network, runtime.logger('nodes-nova'), this.m.errors, this.now);
-    this.nodeSide = new NodeSideMonitor(deps, this.store, this, runtime.logger('nodes-nodeside'), this.m.errors, this.now, runtime.signal);
+    this.nodeSide = new NodeSideMonitor(deps, this.store, this, runtime.logger('nodes-nodeside'), this.m.errors, this.now, runtime.signal, () => runtime.leader.isLeader());
     this.objects = runtime.kubeConfig.makeApiClient(CustomObjectsApi);
     this.power = new PowerMonitor(deps, this.store, this, runtime.logger('nodes-power'), this.m.errors, this.now);
     this.notifier = new Notifier(deps, runtime.events, runtime.logger('nodes-notify'), config, this.m.notifications, this.now);

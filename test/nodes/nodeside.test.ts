@@ -78,6 +78,16 @@ describe('nova-compute node-side check over SSH', () => {
     expect(store.get('n4').nodeSideSsh?.detail).toContain('ECONNREFUSED');
     await mon.round('p');
     expect(calls).toHaveLength(10);
+    // A replica that does not hold the Lease runs no command on a hypervisor.
+    let leader = false;
+    const follower = new NodeSideMonitor(deps, new ObservationStore(), fleet, log, undefined, () => 1000, undefined, () => leader);
+    follower.sync();
+    await follower.round('p');
+    expect(calls).toHaveLength(10);
+    leader = true;
+    await follower.round('p');
+    expect(calls).toHaveLength(15);
+    follower.stop();
     await deps.stop();
   });
 });

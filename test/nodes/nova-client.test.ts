@@ -36,7 +36,8 @@ describe('Nova/Keystone clients against the simulator', () => {
   });
   it('evacuate is refused while the service is up (400), works after force-down; migrations progress to done', async () => {
     const [svc] = await nova.listServices('cmp1');
-    const [srv] = await nova.listServers('cmp1');
+    // An ACTIVE one (ids are random: the first by id may be the stopped server).
+    const srv = (await nova.listServers('cmp1')).find((x) => x.status === 'ACTIVE');
     const err = await nova.evacuate(srv!.id, { microversion: '2.94' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenStackError);
     expect((err as OpenStackError).status).toBe(400);

@@ -316,7 +316,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
 
   it('steady state writes nothing', async () => {
     await setup(3);
-    const p0 = await until('policy status', async () => { const p = await getPolicy(); return p.status?.matchedNodes === 3 && p.status.healthyNodes === 3 ? p : undefined; });
+    await until('policy status', async () => { const p = await getPolicy(); return p.status?.matchedNodes === 3 && p.status.healthyNodes === 3 ? p : undefined; });
     for (const name of ['cmp1', 'cmp2', 'cmp3']) {
       await until(`${name} settled`, async () => { const n = await getNode(name); return n.status?.power?.state === 'on' && n.status.nova?.apiState === 'up' && n.status.servers !== undefined && (n.status.conditions ?? []).every((c) => c.status !== 'Unknown'); });
     }
@@ -325,17 +325,25 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     await new Promise((r) => setTimeout(r, 1000));
     const statusBefore = await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).status));
     const before = await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).metadata.resourceVersion));
+    // The policy's status settles with its nodes (power read, servers counted): measure from here.
+    const p1 = await until('policy settled', async () => { const p = await getPolicy(); return p.status?.unhealthyNodes === 0 ? p : undefined; });
     const consulRequests = () => NETWORKS.reduce((sum, n) => sum + [...world.consul[n].requestCount.values()].reduce((a, b) => a + b, 0), 0);
     const [nova0, consul0, t0] = [world.nova.requests.length, consulRequests(), Date.now()];
     // Many sampling intervals and more than one resync period pass with nothing changing.
-    await new Promise((r) => setTimeout(r, 4000));
+    const seenPolicy = new Map<string, string>();
+    const end = Date.now() + 4000;
+    while (Date.now() < end) {
+      const p = await getPolicy();
+      if (!seenPolicy.has(p.metadata.resourceVersion!)) seenPolicy.set(p.metadata.resourceVersion!, JSON.stringify(p.status));
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const perMin = (n: number) => Math.round((n * 60_000) / (Date.now() - t0));
     console.log(`[figures] steady state, 3 nodes, 3 Consul clusters: Consul ${perMin(consulRequests() - consul0)} req/min (blocking queries, wait 2s), Nova ${perMin(world.nova.requests.length - nova0)} req/min (service poll 300ms, server count 600ms), 0 apiserver writes`);
     const after = await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).metadata.resourceVersion));
     const statusAfter = await Promise.all(['cmp1', 'cmp2', 'cmp3'].map(async (n) => (await getNode(n)).status));
     expect(statusAfter).toEqual(statusBefore);
     expect(after).toEqual(before);
-    expect((await getPolicy()).metadata.resourceVersion).toBe(p0.metadata.resourceVersion);
+    expect((await getPolicy()).metadata.resourceVersion, `policy status writes: ${[...seenPolicy].map(([rv, st]) => `${rv}: ${st}`).join('\n')}`).toBe(p1.metadata.resourceVersion);
     // A server scheduled to cmp3 shows up in its status at the next count.
     world.nova.addServer('cmp3', { name: 'c0' });
     await until('cmp3 counts 1 server', async () => (await getNode('cmp3')).status?.servers === 1);

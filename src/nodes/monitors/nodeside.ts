@@ -41,6 +41,8 @@ export class NodeSideMonitor {
     private readonly errors?: Counter,
     private readonly now = () => Date.now(),
     private readonly signal?: AbortSignal,
+    /** Only the Lease holder runs commands on hypervisors (a follower's view stays unknown). */
+    private readonly isActive: () => boolean = () => true,
   ) {}
 
   /** Reconciles one timer per policy that checks nova-compute over SSH. */
@@ -71,7 +73,7 @@ export class NodeSideMonitor {
   /** One round for the nodes governed by `policyName`. */
   async round(policyName: string): Promise<void> {
     const t = this.timers.get(policyName);
-    if (!t || this.stopped) return;
+    if (!t || this.stopped || !this.isActive()) return;
     const nodes = this.fleet.nodes().filter((n) => {
       const p = this.fleet.policyOf(n);
       return p?.name === policyName && n.spec.ssh && !n.spec.maintenance && !SKIP_PHASES.has(n.status?.phase ?? '') && !this.busy.has(n.metadata.name);
