@@ -1,18 +1,8 @@
 // Shared helpers for test processes: free loopback ports, waiting, and killing every child.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './procs.js';
 
 export function tcpOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {

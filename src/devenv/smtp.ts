@@ -1,6 +1,6 @@
 // A real SMTP listener (smtp-server) on a loopback port that captures every message for the tests.
 import { SMTPServer } from 'smtp-server';
-import { freeTcpPort } from './sshd.js';
+import { freePort as freeTcpPort } from './procs.js';
 
 export interface CapturedMail {
   from: string;
