@@ -6,11 +6,11 @@ import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort as freeTcpPort } from './procs.js';
 
 const run = promisify(execFile);
 
-/** A free loopback TCP port (kept under this name for the callers that import it from here). */
-import { freePort as freeTcpPort } from './procs.js';
+// A free loopback TCP port, under the name its callers import from here.
 export { freeTcpPort };
 
 export interface SimSshd {
