@@ -146,6 +146,37 @@ async function annotate(c: Ctx, name: string, key: string, value: string): Promi
 
 let rolloutSeq = 1;
 
+/**
+ * Node incidents in this demo run, per node. An incident played again picks the least used node: the
+ * Event recorder gives each object a budget (burst 25, then one per 5 minutes, as client-go), which one
+ * fence story nearly spends, so on a node that already had one the Events are not required.
+ */
+const nodeUse = new Map<string, number>();
+/** Identical Events (object, reason, note) are recorded once per 10 minutes: a replayed storm is not told twice. */
+let stormPlays = 0;
+
+function pickNode(c: Ctx, preferred: string[]): { name: string; firstTime: boolean } {
+  const names = c.world.compute.nodes.map((n) => n.name);
+  const order = [...preferred.filter((p) => names.includes(p)), ...names.filter((n) => !preferred.includes(n))];
+  const name = [...order].sort((a, b) => (nodeUse.get(a) ?? 0) - (nodeUse.get(b) ?? 0) || order.indexOf(a) - order.indexOf(b))[0]!;
+  const firstTime = !nodeUse.get(name);
+  nodeUse.set(name, (nodeUse.get(name) ?? 0) + 1);
+  return { name, firstTime };
+}
+
+/** An Event hm9k must record; when an earlier incident already told the same story it is looked for but not required. */
+async function expectEvent(c: Ctx, check: Checks, kind: string, name: string, reason: string, since: number, required: boolean): Promise<void> {
+  const seen = () => c.obs.eventsFor(kind, name, since).some((e) => e.reason === reason);
+  if (required) {
+    await check.until(`${reason} Event on ${kind.toLowerCase()}/${name}`, seen, 30_000);
+    check.that(true, `Event ${reason} on ${kind.toLowerCase()}/${name}`);
+    return;
+  }
+  const deadline = Date.now() + 5000;
+  while (!seen() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  c.n.say('check', seen() ? `ok    Event ${reason} on ${kind.toLowerCase()}/${name}` : `note  no new ${reason} Event on ${kind.toLowerCase()}/${name}: the recorder tells an identical story once per 10 minutes and each object at most 25 times, then once per 5 minutes`);
+}
+
 // ---------------------------------------------------------------------------------------------
 // the incidents
 
@@ -194,20 +225,25 @@ const crashLoop: Incident = {
   async run(c, check) {
     const { fleet, cc } = c.world;
     const app = 'crashy';
+    // Index 0: when no index of an app runs, HM9000 restarts index 0 only.
     const index = 0;
-    const target = await check.until(`${app}[${index}] running`, () => fleet.instances(app).find((i) => i.index === index && i.state === 'RUNNING'), 60_000);
-    const other = fleet.instances(app).find((i) => i.index === 1 && i.state === 'RUNNING');
-    const version = target.version;
+    const otherIndex = 1;
+    const version = cc.apps.get(app)!.version;
+    const target = await check.until(`${app}[${index}] running`, () => fleet.instances(app).find((i) => i.index === index && i.state === 'RUNNING'), 120_000);
+    const other = await check.until(`${app}[${otherIndex}] running`, () => fleet.instances(app).find((i) => i.index === otherIndex && i.state === 'RUNNING'), 60_000);
+    // A crash count from an earlier crash loop is remembered for 2 x maxBackoff after its last crash.
+    const countBefore = (await appsDump(c)).apps.find((a) => a.appGuid === app)?.crashCounts.find((x) => x.index === index && x.version === version)?.count ?? 0;
     const startsBefore = cc.starts().length;
     const stopsBefore = cc.stops().length;
     const t0 = Date.now();
     c.n.say('world', `${app} gets a bad configuration: ${app}[${index}] crashes now, and again after every start`);
+    if (countBefore) c.n.say('demo', `hm9k still remembers ${countBefore} crashes of ${app}[${index}] from an earlier crash loop: backoff starts earlier`);
     fleet.crashOnStart.add(app);
     try {
       fleet.crash(target.guid);
-      const flapping = await check.until(`desiredapp/${app} Flapping=True`, async () => {
+      const flapping = await check.until(`desiredapp/${app} Flapping=True for index ${index}`, async () => {
         const o = await getApp(c, app);
-        return cond(o, 'Flapping')?.status === 'True' ? o : undefined;
+        return cond(o, 'Flapping')?.status === 'True' && o.status?.flapping?.some((f) => f.index === index && f.crashCount > countBefore) ? o : undefined;
       }, 60_000);
       check.that(true, `desiredapp/${app} condition Flapping=True: ${cond(flapping, 'Flapping')?.message ?? ''}`);
       // Backoff: a crash count past crashesBeforeBackoff and a pending restart that waits.
@@ -215,17 +251,19 @@ const crashLoop: Incident = {
         const d = (await appsDump(c)).apps.find((a) => a.appGuid === app);
         const count = d?.crashCounts.find((x) => x.index === index && x.version === version)?.count ?? 0;
         const pending = d?.pendingStarts.find((p) => p.index === index && !p.sent && p.dueInMs > 500);
-        return count >= 4 && pending ? { count, dueInMs: pending.dueInMs } : undefined;
-      }, 60_000);
+        return count >= Math.max(4, countBefore + 1) && pending ? { count, dueInMs: pending.dueInMs } : undefined;
+      }, 90_000);
       const starts = cc.starts().slice(startsBefore).map((r) => r.body as StartBody).filter((s) => s.droplet === app);
-      check.that(starts.filter((s) => s.instance_index === index).length >= 3, `restarted at once 3 times before backoff (${starts.filter((s) => s.instance_index === index).length} starts of ${app}[${index}] so far)`);
+      const immediate = Math.max(0, 3 - countBefore);
+      const ofIndex = starts.filter((s) => s.instance_index === index).length;
+      check.that(ofIndex >= immediate, `restarted at once ${immediate} times before backoff (${ofIndex} starts of ${app}[${index}] so far)`);
       check.that(true, `crash count ${backoff.count}: next restart of ${app}[${index}] waits ${(backoff.dueInMs / 1000).toFixed(1)}s (backoff doubles per crash)`);
-      check.that(!starts.some((s) => s.instance_index !== index), `${app}[1] not restarted`);
-      check.that(!!other && fleet.instances(app).some((i) => i.guid === other.guid && i.state === 'RUNNING'), `${app}[1] kept running (same instance)`);
+      check.that(!starts.some((s) => s.instance_index !== index), `${app}[${otherIndex}] not restarted`);
+      check.that(fleet.instances(app).some((i) => i.guid === other.guid && i.state === 'RUNNING'), `${app}[${otherIndex}] kept running (same instance)`);
       check.that(cc.stops().length === stopsBefore, 'nothing stopped (crashed instances are never stopped)');
-      await check.until(`StartCrashed Event on desiredapp/${app}`, () => c.obs.eventsFor('DesiredApp', app, t0).some((e) => e.reason === 'StartCrashed'), 30_000);
-      check.that(true, `StartCrashed Event on desiredapp/${app}`);
-      return `${app}[${index}] restarted at once ${Math.min(3, starts.length)} times, then backoff (crash count ${backoff.count}, next restart in ${(backoff.dueInMs / 1000).toFixed(1)}s); Flapping=True; ${app}[1] untouched`;
+      await check.until(`StartCrashed Event on desiredapp/${app}`, () => c.obs.eventsFor('DesiredApp', app).some((e) => e.reason === 'StartCrashed'), 30_000);
+      check.that(true, `StartCrashed Event on desiredapp/${app}${c.obs.eventsFor('DesiredApp', app, t0).some((e) => e.reason === 'StartCrashed') ? '' : ' (recorded at the first crash loop; identical Events are not repeated)'}`);
+      return `${app}[${index}] restarted at once ${Math.min(immediate, ofIndex)} times, then backoff (crash count ${backoff.count}, next restart in ${(backoff.dueInMs / 1000).toFixed(1)}s); Flapping=True; ${app}[${otherIndex}] untouched`;
     } finally {
       fleet.crashOnStart.delete(app);
       c.n.say('world', `the configuration of ${app} is fixed: its next restart (at the backoff slot) will stay up`);
@@ -277,9 +315,13 @@ const storageLost: Incident = {
   title: 'a compute node loses its storage network and cannot be repaired -> fenced, evacuated, operators mailed',
   async run(c, check) {
     const w = c.world.compute;
-    const name = 'cmp1';
+    const { name, firstTime } = pickNode(c, ['cmp1', 'cmp3', 'cmp2']);
     const node = w.node(name)!;
     await allNodesHealthy(c, check);
+    for (let i = [...w.nova.servers.values()].filter((s) => s.host === name).length; i < 2; i++) {
+      const s = w.nova.addServer(name, { name: `app-${Date.now().toString(36)}-${i}` });
+      c.n.say('world', `a tenant boots ${s.name} on ${name}`);
+    }
     const servers = [...w.nova.servers.values()].filter((s) => s.host === name).map((s) => ({ id: s.id, name: s.name, vmState: s.vm_state }));
     const migrationsBefore = w.nova.migrations.length;
     const mailsBefore = w.smtp.mails.length;
@@ -312,8 +354,7 @@ const storageLost: Incident = {
     const mail = await check.until('the fence email', () => w.smtp.mails.slice(mailsBefore).find((m) => m.subject.includes(name) && m.subject.includes('fenced')), 30_000);
     check.that(mail.raw.includes(fence.id), `email "${mail.subject}" to ${mail.to.join(', ')} names the fence id`);
     showMail(c.n, mail.raw);
-    await check.until(`Fenced Event on computenode/${name}`, () => c.obs.eventsFor('ComputeNode', name, t0).some((e) => e.reason === 'Fenced'), 30_000);
-    check.that(true, `Event Fenced on computenode/${name}`);
+    await expectEvent(c, check, 'ComputeNode', name, 'Fenced', t0, firstTime);
 
     // The operator repairs the host, powers it on and acknowledges the fence by its id.
     c.n.say('world', `an operator repairs ${name}'s storage network, powers it on and acknowledges: kubectl annotate cn ${name} ${ACK_FENCE_ANNOTATION}=${fence.id}`);
@@ -332,9 +373,13 @@ const bmcDead: Incident = {
   title: "a node's BMC stops answering while the node fails -> nothing evacuated, operators told (FenceFailed)",
   async run(c, check) {
     const w = c.world.compute;
-    const name = 'cmp2';
+    const { name, firstTime } = pickNode(c, ['cmp2', 'cmp3', 'cmp1']);
     const node = w.node(name)!;
     await allNodesHealthy(c, check);
+    for (let i = [...w.nova.servers.values()].filter((s) => s.host === name).length; i < 2; i++) {
+      const s = w.nova.addServer(name, { name: `app-${Date.now().toString(36)}-${i}` });
+      c.n.say('world', `a tenant boots ${s.name} on ${name}`);
+    }
     const servers = [...w.nova.servers.values()].filter((s) => s.host === name).map((s) => s.id);
     const migrationsBefore = w.nova.migrations.length;
     const mailsBefore = w.smtp.mails.length;
@@ -358,8 +403,7 @@ const bmcDead: Incident = {
     const mail = await check.until('the FENCE FAILED email', () => w.smtp.mails.slice(mailsBefore).find((m) => m.subject.includes(name) && m.subject.includes('FENCE FAILED')), 30_000);
     check.that(mailText(mail.raw).body.includes('NOT evacuated'), `operators told: "${mail.subject}"`);
     showMail(c.n, mail.raw);
-    await check.until(`PhaseFenceFailed Event on computenode/${name}`, () => c.obs.eventsFor('ComputeNode', name, t0).some((e) => e.reason === 'PhaseFenceFailed'), 30_000);
-    check.that(true, `Warning Event PhaseFenceFailed on computenode/${name}`);
+    await expectEvent(c, check, 'ComputeNode', name, 'PhaseFenceFailed', t0, firstTime);
 
     c.n.say('world', `an operator replaces the BMC, repairs ${name}'s storage network and acknowledges fence ${fence.id}`);
     await node.bmc.start();
@@ -379,6 +423,8 @@ const storm: Incident = {
     const w = c.world.compute;
     await allNodesHealthy(c, check);
     const names = w.nodes.slice(Math.floor(w.nodes.length / 2)).map((n) => n.name);
+    for (const n of names) nodeUse.set(n, (nodeUse.get(n) ?? 0) + 1);
+    const firstTime = stormPlays++ === 0;
     const policyName = c.obs.policies[0]?.metadata.name ?? 'compute';
     const migrationsBefore = w.nova.migrations.length;
     const recoverBefore = w.recoverCalls.length;
@@ -401,8 +447,7 @@ const storm: Incident = {
     check.that(powers.every((x) => x === 'on'), 'every node still powered on');
     check.that(w.nova.migrations.length === migrationsBefore, 'nothing evacuated');
     check.that([...w.nova.services.values()].every((s) => !s.forced_down), 'no nova-compute forced down');
-    await check.until(`StormActive Event on fencepolicy/${policyName}`, () => c.obs.eventsFor('FencePolicy', policyName, t0).some((e) => e.reason === 'StormActive'), 30_000);
-    check.that(true, `Warning Event StormActive on fencepolicy/${policyName}`);
+    await expectEvent(c, check, 'FencePolicy', policyName, 'StormActive', t0, firstTime);
 
     c.n.say('world', 'the partition heals');
     for (const name of names) {
