@@ -28,6 +28,7 @@ ${INCIDENTS.map((i) => `                   ${i.name.padEnd(13)} ${i.title}`).joi
   --interactive  keep the world running and trigger incidents by typing their names
   --install      run the project's install scripts for whatever is missing
   --keep         keep the demo's directory (configs, logs, kubeconfig) after it ends
+  --examples DIR apply the samples from DIR instead of examples/ (same file names)
 Without --exit the world keeps running after the incidents until Ctrl-C.
 `;
 
@@ -76,6 +77,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       interactive: { type: 'boolean', short: 'i' },
       install: { type: 'boolean' },
       keep: { type: 'boolean' },
+      examples: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -139,14 +141,15 @@ export async function demoCommand(argv: string[]): Promise<number> {
   let code = 0;
   try {
     // The examples are read (and checked) before anything starts.
-    const examples = readExamples(join(root, 'examples'));
+    const examplesDir = values.examples ? resolve(values.examples) : join(root, 'examples');
+    const examples = readExamples(examplesDir);
     world.o.nodes = examples.computeNodes.length;
     n.say('demo', `hm9k demo: ${examples.computeNodes.length} compute nodes, ${DEMO_APPS.length} Cloud Foundry apps; working directory ${dir}`);
     await world.start();
     if (stop.signal.aborted) throw new IncidentFailed('interrupted');
     n.say('demo', `creating namespace ${NAMESPACE} and the Secrets hm9k reads (BMC credentials, SSH key + known_hosts, clouds.yaml)`);
     await world.createNamespaceAndSecrets();
-    n.say('demo', 'applying examples/apphealthpolicy.yaml, examples/fencepolicy.yaml, examples/computenodes.yaml (loopback ports substituted)');
+    n.say('demo', `applying ${values.examples ? `${examplesDir}/` : 'examples/'}{apphealthpolicy,fencepolicy,computenodes}.yaml (loopback ports substituted)`);
     await applyResources(world.kc, {
       appHealthPolicy: examples.appHealthPolicy,
       fencePolicy: substituteFencePolicy(examples.fencePolicy, world.compute),

@@ -6,7 +6,9 @@
 // Every process the demo starts inherits its environment, so a unique marker variable finds them all
 // in /proc afterwards (ps cannot tell them apart otherwise: nats-server, ipmi_sim, sshd...).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 
@@ -121,6 +123,31 @@ describe('hm9k demo', () => {
 
     await noneLeft(run.marker, workDir);
     expect(existsSync(workDir!)).toBe(false);
+  });
+
+  it('an outcome that does not hold fails the run: non-zero exit, the failed assertions named', { timeout: 240_000 }, async () => {
+    // A FencePolicy that does not evacuate: the storage-lost incident must notice that nothing was evacuated.
+    const dir = mkdtempSync(join(tmpdir(), 'hm9k-demo-examples-'));
+    try {
+      cpSync('examples', dir, { recursive: true });
+      const fp = readFileSync(join(dir, 'fencepolicy.yaml'), 'utf8');
+      expect(fp).toMatch(/^ {2}evacuation:\n {4}enabled: true$/m);
+      writeFileSync(join(dir, 'fencepolicy.yaml'), fp.replace(/^( {2}evacuation:\n {4}enabled:) true$/m, '$1 false'));
+      const run = startDemo(['--script', 'storage-lost', '--exit', '--examples', dir]);
+      const code = await run.exited;
+      const out = run.output();
+      expect(code, out.slice(-4000)).toBe(1);
+      expect(out).toMatch(/check\s+FAIL\s+every server evacuated/);
+      expect(out).toMatch(/result storage-lost: FAIL/);
+      expect(out).toMatch(/FAILED: storage-lost did not hold/);
+      const workDir = /configs, logs and kubeconfig kept in (\S+)/.exec(out)?.[1];
+      expect(workDir).toBeDefined();
+      expect(existsSync(join(workDir!, 'hm9k-nodes.log'))).toBe(true);
+      await noneLeft(run.marker, workDir);
+      rmSync(workDir!, { recursive: true, force: true });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('--interactive runs incidents typed by name; Ctrl-C tears everything down', { timeout: 240_000 }, async () => {
