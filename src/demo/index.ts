@@ -158,7 +158,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
 
     n.say('demo', 'starting hm9k as two processes: hm9k run --apps, hm9k run --nodes (leader election on)');
     for (const half of ['apps', 'nodes'] as const) controllers.push(await ControllerProcess.start(half, world, dir, root, ipmitool));
-    await Promise.all(controllers.map((c) => c.waitReady()));
+    const aborted = new Promise<never>((_r, reject) => stop.signal.addEventListener('abort', () => reject(new IncidentFailed('interrupted')), { once: true }));
+    aborted.catch(() => undefined);
+    await Promise.race([Promise.all(controllers.map((c) => c.waitReady())), aborted]);
     const apps = controllers[0]!;
     const appsApiUrl = `http://127.0.0.1:${apps.apiPort}`;
     n.say('hm9k', `both halves ready and leading (pids ${controllers.map((c) => `${c.half} ${c.pid}`).join(', ')})`);
