@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm, writeFile, chmod, mkdir } from 'node:fs/promises
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { killChild } from './children.js';
 
 export const BMC_USER = 'admin';
 export const BMC_PASSWORD = 'secret';
@@ -117,11 +118,7 @@ export async function startBmc(name: string): Promise<SimBmc> {
     async kill() {
       const c = child;
       child = undefined;
-      if (!c || c.exitCode !== null) return;
-      await new Promise<void>((resolve) => {
-        c.once('exit', () => resolve());
-        c.kill('SIGKILL');
-      });
+      await killChild(c, 'SIGKILL');
     },
     async stop() {
       await bmc.kill();

@@ -7,6 +7,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort as freeTcpPort } from './procs.js';
+import { killChild } from './children.js';
 
 const run = promisify(execFile);
 
@@ -89,9 +90,7 @@ export async function startSshd(opts: { extraPorts?: number } = {}): Promise<Sim
       return p;
     },
     async stop() {
-      if (child.exitCode === null) {
-        await new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.kill('SIGTERM'); });
-      }
+      await killChild(child);
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -89,7 +89,7 @@ export class NodesEngine implements FleetView {
   private nodeQueue!: WorkQueue;
   private policyQueue!: WorkQueue;
   private readonly log: Logger;
-  private readonly m: { decisions: Counter; actions: Counter; errors: Counter; notifications: Counter; phase: Gauge };
+  private readonly m: { decisions: Counter; actions: Counter; errors: Counter; notifications: Counter; phase: Gauge; storm: Gauge };
   private readonly now: () => number;
   private stopped = false;
 
@@ -104,6 +104,7 @@ export class NodesEngine implements FleetView {
       errors: mk('hm9k_nodes_source_errors_total', () => new Counter({ name: 'hm9k_nodes_source_errors_total', help: 'Errors reading a source (nova, bmc, consul).', labelNames: ['source'], registers: [reg] })),
       notifications: mk('hm9k_nodes_notifications_total', () => new Counter({ name: 'hm9k_nodes_notifications_total', help: 'Email notifications by result.', labelNames: ['result'], registers: [reg] })),
       phase: mk('hm9k_nodes_phase', () => new Gauge({ name: 'hm9k_nodes_phase', help: 'ComputeNodes per phase.', labelNames: ['phase'], registers: [reg] })),
+      storm: mk('hm9k_nodes_storm_active', () => new Gauge({ name: 'hm9k_nodes_storm_active', help: '1 while a FencePolicy is in storm protection (no node is fenced).', labelNames: ['policy'], registers: [reg] })),
     };
     this.nodesInf = runtime.informer('ComputeNode');
     this.policiesInf = runtime.informer('FencePolicy');
@@ -533,6 +534,7 @@ export class NodesEngine implements FleetView {
         : `${unhealthy.length} of ${governed.length} nodes unhealthy`);
     const paused = !!e.resolved && (e.resolved.safety.paused || e.resolved.safety.dryRun);
     c = set(c, 'Paused', paused ? 'True' : 'False', e.resolved?.safety.paused ? 'Paused' : e.resolved?.safety.dryRun ? 'DryRun' : 'Active', e.resolved?.safety.paused ? 'policy paused: no action' : e.resolved?.safety.dryRun ? 'dry run: decisions are reported, nothing is done' : 'acting');
+    this.m.storm.set({ policy: fp.metadata.name }, stormActive ? 1 : 0);
     const wasStorm = conds.find((x) => x.type === 'StormActive')?.status === 'True';
     if (stormActive && !wasStorm) this.runtime.events.record(fp, 'Warning', 'StormActive', 'StormProtection', c.find((x) => x.type === 'StormActive')!.message);
     if (!stormActive && wasStorm) this.runtime.events.record(fp, 'Normal', 'StormEnded', 'StormProtection', `storm over: ${c.find((x) => x.type === 'StormActive')!.message}; fencing allowed again`);

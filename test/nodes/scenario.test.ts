@@ -194,6 +194,8 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     }
     const p = await until('StormActive', async () => { const p = await getPolicy(); return p.status?.conditions?.find((c) => c.type === 'StormActive')?.status === 'True' ? p : undefined; });
     expect(p.status?.unhealthyNodes).toBe(3);
+    const stormGauge = async () => (await runtime.metrics.getSingleMetric('hm9k_nodes_storm_active')!.get()).values.find((v) => v.labels.policy === run)?.value;
+    expect(await stormGauge()).toBe(1);
     // Every failed node reaches the point where it would act, and is held by the storm.
     for (const name of ['cmp1', 'cmp2', 'cmp3']) {
       const n = await until(`${name} held by storm`, async () => { const n = await getNode(name); return n.status?.waitingFor?.includes('storm') ? n : undefined; });
@@ -213,6 +215,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     }
     await until('storm over', async () => (await getPolicy()).status?.conditions?.find((c) => c.type === 'StormActive')?.status === 'False');
     await until('StormEnded Event', async () => (await eventReasons(run, 'FencePolicy')).includes('StormEnded'));
+    expect(await stormGauge()).toBe(0);
     expect(world.nova.migrations).toEqual([]);
   });
 
