@@ -528,15 +528,22 @@ export class NodesEngine implements FleetView {
     };
     let c = set(conds, 'Ready', e.problems.length ? 'False' : 'True', e.problems.length ? 'Invalid' : 'Valid', e.problems.length ? e.problems.join('; ') : 'policy is valid');
     const stormActive = storm || globalStorm;
-    c = set(c, 'StormActive', stormActive ? 'True' : 'False', stormActive ? (storm ? 'TooManyUnhealthy' : 'GlobalCeiling') : 'WithinLimits',
-      stormActive
+    // Right after start no Consul cluster has answered yet: every node is unknown, so unhealthy, and
+    // fencing is blocked as it must be; but that is not a storm to alarm anyone about.
+    const awaiting = unhealthy.filter((n) => Object.keys(this.snapshot(n, false).obs.networks).length === 0).length;
+    const observing = stormActive && awaiting === unhealthy.length;
+    c = set(c, 'StormActive', stormActive ? 'True' : 'False', observing ? 'AwaitingObservations' : stormActive ? (storm ? 'TooManyUnhealthy' : 'GlobalCeiling') : 'WithinLimits',
+      observing
+        ? `waiting for the first Consul observations of ${awaiting} of ${governed.length} nodes: no node is fenced`
+        : stormActive
         ? `${storm ? `${unhealthy.length} of ${governed.length} nodes unhealthy exceeds maxUnhealthy ${e.resolved?.safety.maxUnhealthy}` : `${globalUnhealthy} of ${all.length} nodes unhealthy exceeds the global ceiling ${this.config.globalMaxUnhealthy}`}: no node is fenced`
         : `${unhealthy.length} of ${governed.length} nodes unhealthy`);
     const paused = !!e.resolved && (e.resolved.safety.paused || e.resolved.safety.dryRun);
     c = set(c, 'Paused', paused ? 'True' : 'False', e.resolved?.safety.paused ? 'Paused' : e.resolved?.safety.dryRun ? 'DryRun' : 'Active', e.resolved?.safety.paused ? 'policy paused: no action' : e.resolved?.safety.dryRun ? 'dry run: decisions are reported, nothing is done' : 'acting');
-    this.m.storm.set({ policy: fp.metadata.name }, stormActive ? 1 : 0);
-    const wasStorm = conds.find((x) => x.type === 'StormActive')?.status === 'True';
-    if (stormActive && !wasStorm) this.runtime.events.record(fp, 'Warning', 'StormActive', 'StormProtection', c.find((x) => x.type === 'StormActive')!.message);
+    this.m.storm.set({ policy: fp.metadata.name }, stormActive && !observing ? 1 : 0);
+    const prevStorm = conds.find((x) => x.type === 'StormActive');
+    const wasStorm = prevStorm?.status === 'True' && prevStorm.reason !== 'AwaitingObservations';
+    if (stormActive && !observing && !wasStorm) this.runtime.events.record(fp, 'Warning', 'StormActive', 'StormProtection', c.find((x) => x.type === 'StormActive')!.message);
     if (!stormActive && wasStorm) this.runtime.events.record(fp, 'Normal', 'StormEnded', 'StormProtection', `storm over: ${c.find((x) => x.type === 'StormActive')!.message}; fencing allowed again`);
     const status: FencePolicyStatus = {
       ...(fp.metadata.generation !== undefined ? { observedGeneration: fp.metadata.generation } : {}),
