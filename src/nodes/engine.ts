@@ -12,6 +12,7 @@ import {
   type Condition,
   type FencePolicy,
   type FencePolicyStatus,
+  NETWORKS,
 } from '../api/index.js';
 import { IpmiError } from '../clients/ipmi.js';
 import { SshError } from '../clients/ssh.js';
@@ -530,7 +531,11 @@ export class NodesEngine implements FleetView {
     const stormActive = storm || globalStorm;
     // Right after start no Consul cluster has answered yet: every node is unknown, so unhealthy, and
     // fencing is blocked as it must be; but that is not a storm to alarm anyone about.
-    const awaiting = unhealthy.filter((n) => Object.keys(this.snapshot(n, false).obs.networks).length === 0).length;
+    const watched = NETWORKS.filter((net) => e.resolved?.networks[net]);
+    const awaiting = unhealthy.filter((n) => {
+      const obs = this.snapshot(n, false).obs.networks;
+      return watched.some((net) => obs[net] === undefined);
+    }).length;
     const observing = stormActive && awaiting === unhealthy.length;
     c = set(c, 'StormActive', stormActive ? 'True' : 'False', observing ? 'AwaitingObservations' : stormActive ? (storm ? 'TooManyUnhealthy' : 'GlobalCeiling') : 'WithinLimits',
       observing
