@@ -348,4 +348,30 @@ describe.skipIf(!hasControlPlane)('app half under the real runtime (real apiserv
     await patchPolicy({ spec: { guards: { minStopsForHold: 1000 } }, metadata: { annotations: { 'hm9k.io/release-stop-hold': null } } });
     expect(leadershipLost).toBe(false);
   });
+
+  it('CC suddenly marks most apps STOPPED: nothing is stopped (ShrinkGuard with an id, Event); a stale id does not release it, the id does', async () => {
+    const flipped = ['evac', 'roll', 'dup', 'pz', 'dry', 'steady'].filter((g) => live(g).length > 0);
+    const before = new Map(flipped.map((g) => [g, stopsFor(g).length]));
+    const running = new Map(flipped.map((g) => [g, live(g).length]));
+    for (const g of flipped) cc.updateApp(g, { state: 'STOPPED' });
+    await waitFor(async () => cond(await getPolicy(), 'ShrinkGuard')?.status === 'True', 'ShrinkGuard condition', 20_000);
+    const msg = cond(await getPolicy(), 'ShrinkGuard')!.message!;
+    const id = /release-stop-hold=(\S+)/.exec(msg)![1]!;
+    await waitFor(async () => (await eventsAbout('default', policyName)).some((e) => e.reason === 'ShrinkGuard' && e.note.includes(id)), 'ShrinkGuard Event', 15_000);
+    // Several fetches and analysis cycles later: not one stop, every instance still running.
+    await cycles(10);
+    for (const g of flipped) {
+      expect(stopsFor(g).length, g).toBe(before.get(g));
+      expect(live(g).length, g).toBe(running.get(g));
+    }
+    // A stale id releases nothing.
+    await patchPolicy({ metadata: { annotations: { 'hm9k.io/release-stop-hold': 'hold-stale' } } });
+    await cycles(10);
+    for (const g of flipped) expect(stopsFor(g).length, g).toBe(before.get(g));
+    // The guard's id confirms the shrink: the stopped apps' instances are stopped.
+    await patchPolicy({ metadata: { annotations: { 'hm9k.io/release-stop-hold': id } } });
+    await waitFor(() => flipped.every((g) => live(g).length === 0), 'STOPPED apps stopped after the release', 30_000);
+    await waitFor(async () => cond(await getPolicy(), 'ShrinkGuard')?.status === 'False', 'ShrinkGuard False', 20_000);
+    expect(leadershipLost).toBe(false);
+  });
 });
