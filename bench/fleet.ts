@@ -73,4 +73,6 @@ export interface BenchRow {
   baselineMs: number;
   /** Extra figures (throughput, memory, targets). */
   note?: string;
+  /** Unit of subjectMs / baselineMs when they are not milliseconds (e.g. 'req/min'). */
+  unit?: string;
 }

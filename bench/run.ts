@@ -16,8 +16,9 @@ for (const f of files) {
   rows.push(...(await mod.run()));
 }
 
-const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
-const table = rows.map((r) => [r.bench, r.subject, ms(r.subjectMs), r.baseline, ms(r.baselineMs), `${(r.subjectMs / r.baselineMs).toFixed(1)}x`, r.note ?? '']);
+const ms = (v: number, unit?: string) => `${v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(3)}${unit ? ` ${unit}` : ''}`;
+const ratio = (a: number, b: number) => { const r = a / b; return `${r >= 10 || r === 0 ? r.toFixed(1) : r.toFixed(2)}x`; };
+const table = rows.map((r) => [r.bench, r.subject, ms(r.subjectMs, r.unit), r.baseline, ms(r.baselineMs, r.unit), ratio(r.subjectMs, r.baselineMs), r.note ?? '']);
 const head = ['bench', 'measured', 'ms', 'baseline (same run)', 'ms', 'ratio', 'notes'];
 const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
 const line = (cells: string[]) => cells.map((c, i) => (i === 2 || i === 4 || i === 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ');
@@ -27,3 +28,5 @@ console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
 for (const row of table) console.log(line(row));
 const mem = process.memoryUsage();
 console.log(`peak-ish memory: rss ${(mem.rss / 1e6).toFixed(0)} MB, heap used ${(mem.heapUsed / 1e6).toFixed(0)} MB`);
+// Benchmarks close what they open; exit anyway so a stray handle cannot keep the runner alive.
+process.exit(0);
