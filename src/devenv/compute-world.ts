@@ -111,6 +111,9 @@ export class World {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    // Let a tick in flight finish before the BMC state directories go (it reads them).
+    for (let i = 0; i < 50 && this.ticking; i++) await new Promise((r) => setTimeout(r, 20));
     await Promise.allSettled([
       ...this.nodes.map((n) => n.bmc.stop()),
       ...NETWORKS.map((n) => this.consul[n]?.stop()),

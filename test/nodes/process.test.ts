@@ -15,25 +15,13 @@ import { FENCE_FINALIZER, GROUP, VERSION, type ComputeNode, type FencePolicy } f
 import { freePort, isAlive, killGroup, startProcess, type Started } from '../../src/devenv/procs.js';
 import { BMC_PASSWORD, BMC_USER, type SimBmc } from '../support/ipmi.js';
 import { controlPlane, kubeConfig, testNamespace } from '../support/controlplane.js';
-import { quiesce } from './helpers.js';
+import { quiesce, until as untilOr } from './helpers.js';
 import { World } from './world.js';
 
 const LEASE = 'hm9k-nodes-test';
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, logs: () => string = () => ''): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}\n${logs()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, logs: () => string = () => '') =>
+  untilOr(what, fn, timeoutMs, logs, 50);
 
 /** Wraps the BMC's chassis_control script so that every `set` (power on/off) is logged to a file. */
 async function logChassisCalls(bmc: SimBmc): Promise<() => string[]> {
