@@ -52,6 +52,22 @@ GO
   )
 }
 
+# kubectl only when the machine has none: the same wrapper module builds it from k8s.io/kubernetes.
+build_kubectl() {
+  command -v kubectl >/dev/null 2>&1 && return 0
+  local out=$BIN/kubectl-$K8S_VERSION
+  [ -x "$out" ] && return 0
+  build_kube_apiserver
+  log "building kubectl $K8S_VERSION (none on the PATH)"
+  (
+    cd "$CACHE/build/k8s-$K8S_VERSION"
+    go build -trimpath -o "$out.tmp" \
+      -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" \
+      k8s.io/kubernetes/cmd/kubectl
+    mv "$out.tmp" "$out"
+  )
+}
+
 build_etcd() {
   local out=$BIN/etcd-$ETCD_VERSION
   [ -x "$out" ] && return 0
@@ -96,14 +112,17 @@ build_helm() {
 what=${1:-all}
 case $what in
   kube-apiserver) build_kube_apiserver ;;
+  kubectl) build_kubectl ;;
   etcd) build_etcd ;;
   helm) build_helm ;;
   all)
     if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then build_etcd; build_kube_apiserver; fi
+    build_kubectl
     build_helm ;;
-  *) echo "usage: $0 [all|kube-apiserver|etcd|helm]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kube-apiserver|kubectl|etcd|helm]" >&2; exit 2 ;;
 esac
 [ -x "$BIN/kube-apiserver-$K8S_VERSION" ] && ln -sf "kube-apiserver-$K8S_VERSION" "$BIN/kube-apiserver"
 [ -x "$BIN/etcd-$ETCD_VERSION" ] && ln -sf "etcd-$ETCD_VERSION" "$BIN/etcd"
 [ -x "$BIN/helm-$HELM_VERSION" ] && ln -sf "helm-$HELM_VERSION" "$BIN/helm"
+[ -x "$BIN/kubectl-$K8S_VERSION" ] && ln -sf "kubectl-$K8S_VERSION" "$BIN/kubectl"
 log "done: $(ls "$BIN" | tr '\n' ' ')"
