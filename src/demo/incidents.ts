@@ -310,6 +310,15 @@ const rollout: Incident = {
   },
 };
 
+/** A tenant boots servers on `name` until it runs at least `count` (so there is something to evacuate). */
+function bootServers(c: Ctx, name: string, count: number): void {
+  const w = c.world.compute;
+  for (let i = [...w.nova.servers.values()].filter((s) => s.host === name).length; i < count; i++) {
+    const s = w.nova.addServer(name, { name: `app-${Date.now().toString(36)}-${i}` });
+    c.n.say('world', `a tenant boots ${s.name} on ${name}`);
+  }
+}
+
 const storageLost: Incident = {
   name: 'storage-lost',
   title: 'a compute node loses its storage network and cannot be repaired -> fenced, evacuated, operators mailed',
@@ -318,10 +327,7 @@ const storageLost: Incident = {
     const { name, firstTime } = pickNode(c, ['cmp1', 'cmp3', 'cmp2']);
     const node = w.node(name)!;
     await allNodesHealthy(c, check);
-    for (let i = [...w.nova.servers.values()].filter((s) => s.host === name).length; i < 2; i++) {
-      const s = w.nova.addServer(name, { name: `app-${Date.now().toString(36)}-${i}` });
-      c.n.say('world', `a tenant boots ${s.name} on ${name}`);
-    }
+    bootServers(c, name, 2);
     const servers = [...w.nova.servers.values()].filter((s) => s.host === name).map((s) => ({ id: s.id, name: s.name, vmState: s.vm_state }));
     const migrationsBefore = w.nova.migrations.length;
     const mailsBefore = w.smtp.mails.length;
@@ -376,10 +382,7 @@ const bmcDead: Incident = {
     const { name, firstTime } = pickNode(c, ['cmp2', 'cmp3', 'cmp1']);
     const node = w.node(name)!;
     await allNodesHealthy(c, check);
-    for (let i = [...w.nova.servers.values()].filter((s) => s.host === name).length; i < 2; i++) {
-      const s = w.nova.addServer(name, { name: `app-${Date.now().toString(36)}-${i}` });
-      c.n.say('world', `a tenant boots ${s.name} on ${name}`);
-    }
+    bootServers(c, name, 2);
     const servers = [...w.nova.servers.values()].filter((s) => s.host === name).map((s) => s.id);
     const migrationsBefore = w.nova.migrations.length;
     const mailsBefore = w.smtp.mails.length;

@@ -1,4 +1,6 @@
 // Small helpers shared by the whole-node test files.
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { BMC_PASSWORD, BMC_USER } from '../support/ipmi.js';
 import type { World } from './world.js';
 
 /**
@@ -26,4 +28,20 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}\n${context()}`);
     await new Promise((r) => setTimeout(r, stepMs));
   }
+}
+
+/** The servers every whole-node test starts with: two active and one stopped on cmp1, one on cmp2. */
+export function seedServers(world: World): void {
+  for (let i = 0; i < 2; i++) world.nova.addServer('cmp1', { name: `a${i}` });
+  world.nova.addServer('cmp1', { name: 'stopped', vm_state: 'stopped' });
+  world.nova.addServer('cmp2', { name: 'b0' });
+}
+
+/** The Secrets the node half reads in its namespace: clouds.yaml, BMC credentials, SSH key and known hosts. */
+export async function createNodeSecrets(kc: KubeConfig, ns: string, world: World): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const secret = (name: string, data: Record<string, string>) => core.createNamespacedSecret({ namespace: ns, body: { metadata: { name }, stringData: data } });
+  await secret('clouds', { 'clouds.yaml': world.nova.cloudsYaml('sim') });
+  await secret('bmc', { username: BMC_USER, password: BMC_PASSWORD });
+  await secret('ssh', { privateKey: world.sshd.privateKey, knownHosts: world.sshd.knownHosts });
 }

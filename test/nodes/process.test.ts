@@ -4,7 +4,7 @@
 // production timings or faster. The process is SIGKILLed in the middle of a fence and in the
 // middle of an evacuation; the next process finishes without fencing or evacuating anything twice.
 // Two replicas: only the Lease holder acts; when it dies mid-evacuation the other finishes.
-import { CoordinationV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CoordinationV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,9 +13,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { FENCE_FINALIZER, GROUP, VERSION, type ComputeNode, type FencePolicy } from '../../src/api/index.js';
 import { freePort, isAlive, killGroup, startProcess, type Started } from '../../src/devenv/procs.js';
-import { BMC_PASSWORD, BMC_USER, type SimBmc } from '../support/ipmi.js';
+import type { SimBmc } from '../support/ipmi.js';
 import { controlPlane, kubeConfig, testNamespace } from '../support/controlplane.js';
-import { quiesce, until as untilOr } from './helpers.js';
+import { createNodeSecrets, quiesce, seedServers, until as untilOr } from './helpers.js';
 import { World } from './world.js';
 
 const LEASE = 'hm9k-nodes-test';
@@ -53,14 +53,8 @@ describe('hm9k run --nodes as a real process', { timeout: 240_000 }, () => {
     dir = await mkdtemp(join(tmpdir(), 'hm9k-nodes-proc-'));
     world = new World();
     await world.start(3);
-    for (let i = 0; i < 2; i++) world.nova.addServer('cmp1', { name: `a${i}` });
-    world.nova.addServer('cmp1', { name: 'stopped', vm_state: 'stopped' });
-    world.nova.addServer('cmp2', { name: 'b0' });
-    const core = kc.makeApiClient(CoreV1Api);
-    const secret = (name: string, data: Record<string, string>) => core.createNamespacedSecret({ namespace: ns, body: { metadata: { name }, stringData: data } });
-    await secret('clouds', { 'clouds.yaml': world.nova.cloudsYaml('sim') });
-    await secret('bmc', { username: BMC_USER, password: BMC_PASSWORD });
-    await secret('ssh', { privateKey: world.sshd.privateKey, knownHosts: world.sshd.knownHosts });
+    seedServers(world);
+    await createNodeSecrets(kc, ns, world);
     const sd = world.sshd.dir;
     const obs = (c: { url: string }) => ({ consul: [{ address: c.url }] });
     // No email in the policy: the process's nodes.smtpDefault is used.

@@ -1,15 +1,14 @@
 // Whole-node scenarios against a real kube-apiserver, real ipmi_sim BMCs, a real sshd, a real SMTP
 // listener, the Nova/Keystone simulator and the Consul simulator, at 1/10 production timings or faster.
-import { CoreV1Api, CustomObjectsApi, EventsV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, EventsV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ACK_FENCE_ANNOTATION, FENCE_FINALIZER, GROUP, NETWORKS, VERSION, type ComputeNode, type FencePolicy, type FencePolicySpec } from '../../src/api/index.js';
 import { createRuntime, type ManagedRuntime } from '../../src/kube/runtime.js';
 import { nodesConfig } from '../../src/nodes/config.js';
 import { startNodes } from '../../src/nodes/index.js';
-import { BMC_PASSWORD, BMC_USER } from '../support/ipmi.js';
 import { kubeConfig, testNamespace } from '../support/controlplane.js';
-import { quiesce, until as untilOr } from './helpers.js';
+import { createNodeSecrets, quiesce, seedServers, until as untilOr } from './helpers.js';
 import { World } from './world.js';
 
 let lastSeen = new Map<string, string>();
@@ -49,16 +48,8 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     ns = await testNamespace('nodes');
     world = new World();
     await world.start(count);
-    if (servers) {
-      for (let i = 0; i < 2; i++) world.nova.addServer('cmp1', { name: `a${i}` });
-      world.nova.addServer('cmp1', { name: 'stopped', vm_state: 'stopped' });
-      world.nova.addServer('cmp2', { name: 'b0' });
-    }
-    const core = kc.makeApiClient(CoreV1Api);
-    const secret = (name: string, data: Record<string, string>) => core.createNamespacedSecret({ namespace: ns, body: { metadata: { name }, stringData: data } });
-    await secret('clouds', { 'clouds.yaml': world.nova.cloudsYaml('sim') });
-    await secret('bmc', { username: BMC_USER, password: BMC_PASSWORD });
-    await secret('ssh', { privateKey: world.sshd.privateKey, knownHosts: world.sshd.knownHosts });
+    if (servers) seedServers(world);
+    await createNodeSecrets(kc, ns, world);
     await startController();
     const dir = world.sshd.dir;
     const obs = (c: { url: string }) => ({ consul: [{ address: c.url }] });
