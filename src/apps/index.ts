@@ -86,7 +86,13 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
       : { sendStart: (m) => cc.sendStart(m), sendStop: (m) => cc.sendStop(m) };
 
   const projection = project ? new DesiredAppProjection(hooks.desiredAppApi ?? kubeDesiredAppApi(runtime.kubeConfig), pc.desiredAppNamespace) : undefined;
-  const fetcher = new Fetcher({ cc, store, config, metrics, logger: runtime.logger('fetcher'), releaseAnnotation });
+  const fetcher = new Fetcher({
+    cc, store, config, metrics, logger: runtime.logger('fetcher'), releaseAnnotation,
+    onBaselineHold: (h) => {
+      const p = policy();
+      if (p) runtime.events.record(p, 'Warning', 'ShrinkGuard', 'HoldStops', `${h.reason}. Every stop is held (id ${h.id}).`.slice(0, 1000));
+    },
+  });
   // Overrides (paused, crash backoff) from the DesiredApp objects, recomputed only when an object or
   // the desired state changed (not on every call: the sender and analyzer ask every cycle).
   let overridesCache: { desired: unknown; value: ReadonlyMap<string, AppOverrides> } | undefined;
@@ -140,6 +146,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     logger: runtime.logger('sender'),
     releaseAnnotation,
     pausedApps: () => new Set([...overrides()].filter(([, o]) => o.paused).map(([k]) => k)),
+    stopsTrusted: (now) => fetcher.stopsTrusted(now),
     onOutcome: (r) => {
       lastActions.set(r.message.appGuid, r);
       if (r.outcome === 'held') return;
