@@ -35,8 +35,6 @@ export interface FetcherDeps {
   logger: Logger;
   /** The value of the release annotation on the AppHealthPolicy. */
   releaseAnnotation?: () => string | undefined;
-  /** Told once when a baseline hold begins (Event). */
-  onBaselineHold?: (hold: ShrinkHold) => void;
 }
 
 export class Fetcher {
@@ -80,7 +78,6 @@ export class Fetcher {
       this.baselineHold = { id: `baseline-${now.toString(36)}`, reason: v.reason ?? 'no trusted baseline', since: now, kind: 'baseline' };
       this.deps.metrics.shrinkGuardActive.set(1);
       logger.error({ id: this.baselineHold.id, reason: v.reason }, 'baseline guard: every stop is held until a desired state agrees with the heartbeats or the hold is released');
-      this.deps.onBaselineHold?.(this.baselineHold);
     }
     return false;
   }
