@@ -109,15 +109,18 @@ describe('Nova/Keystone clients: edge cases (nock)', () => {
   afterEach(() => { nock.cleanAll(); });
   afterAll(() => { nock.enableNetConnect(); });
 
-  it('re-authenticates before expiry (token cache)', async () => {
+  it('re-authenticates at 80% of the token lifetime (token cache)', async () => {
     let now = Date.now();
+    const issued = (exp: number, at: number) => ({ token: { ...tokenBody(exp).token, issued_at: new Date(at).toISOString() } });
     const scope = nock(base)
-      .post('/identity/v3/auth/tokens').reply(201, tokenBody(now + 600_000), { 'X-Subject-Token': 't1' })
-      .post('/identity/v3/auth/tokens').reply(201, tokenBody(now + 2_000_000), { 'X-Subject-Token': 't2' });
-    const ks = new KeystoneClient(cloud, { refreshBeforeMs: 300_000, now: () => now });
+      .post('/identity/v3/auth/tokens').reply(201, issued(now + 600_000, now), { 'X-Subject-Token': 't1' })
+      .post('/identity/v3/auth/tokens').reply(201, issued(now + 2_000_000, now), { 'X-Subject-Token': 't2' });
+    const ks = new KeystoneClient(cloud, { now: () => now });
     expect(await ks.authToken()).toBe('t1');
     expect(await ks.authToken()).toBe('t1');
-    now += 400_000;
+    now += 470_000;
+    expect(await ks.authToken()).toBe('t1');
+    now += 20_000;
     expect(await ks.authToken()).toBe('t2');
     scope.done();
   });
