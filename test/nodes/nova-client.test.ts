@@ -52,7 +52,8 @@ describe('Nova/Keystone clients against the simulator', () => {
     expect((busy as OpenStackError).status).toBe(409);
     let migs = await nova.migrations({ sourceCompute: 'cmp1', instanceUuid: srv!.id, type: 'evacuation' });
     expect(['accepted', 'pre-migrating', 'done']).toContain(migs[0]?.status);
-    for (let i = 0; i < 50 && migs[0]?.status !== 'done'; i++) {
+    // Wait for the outcome with a deadline (a loaded machine delays the simulator's timers).
+    for (const deadline = Date.now() + 15_000; migs[0]?.status !== 'done' && Date.now() < deadline;) {
       await new Promise((r) => setTimeout(r, 30));
       migs = await nova.migrations({ sourceCompute: 'cmp1', instanceUuid: srv!.id, type: 'evacuation' });
     }
