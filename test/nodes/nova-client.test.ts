@@ -47,9 +47,12 @@ describe('Nova/Keystone clients against the simulator', () => {
     await nova.disable(svc!.id, 'hm9k fence cmp1-x');
     const after = (await nova.listServices('cmp1'))[0]!;
     expect(after).toMatchObject({ state: 'down', forced_down: true, status: 'disabled', disabled_reason: 'hm9k fence cmp1-x' });
+    // Held in pre-migrating while the second request is checked (else a loaded machine may finish it first).
+    sim.stallEvacuationOf.add(srv!.id);
     expect(await nova.evacuate(srv!.id, { microversion: '2.94' })).toBe('2.94');
     const busy = await nova.evacuate(srv!.id, { microversion: '2.94' }).catch((e: unknown) => e);
     expect((busy as OpenStackError).status).toBe(409);
+    sim.stallEvacuationOf.delete(srv!.id);
     let migs = await nova.migrations({ sourceCompute: 'cmp1', instanceUuid: srv!.id, type: 'evacuation' });
     expect(['accepted', 'pre-migrating', 'done']).toContain(migs[0]?.status);
     // Wait for the outcome with a deadline (a loaded machine delays the simulator's timers).
