@@ -4,7 +4,7 @@
 // droplet.exited DEA_EVACUATION), shut down (droplet.exited DEA_SHUTDOWN) or die silently.
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { DeaHeartbeat, DropletExited, ExitReason, InstanceState } from '../apps/types.js';
+import { EXITED_SUBJECT, HEARTBEAT_SUBJECT, type DeaHeartbeat, type DropletExited, type ExitReason, type InstanceState } from '../hm9000/messages.js';
 
 export interface SimInstance {
   guid: string;
@@ -103,7 +103,7 @@ export class DeaFleet implements DeaDirector {
   publishHeartbeat(deaId: string): void {
     const dea = this.deas.get(deaId);
     if (!dea?.alive) return;
-    this.opts.nats.publish('dea.heartbeat', JSON.stringify(this.heartbeatOf(deaId)));
+    this.opts.nats.publish(HEARTBEAT_SUBJECT, JSON.stringify(this.heartbeatOf(deaId)));
     this.heartbeatsSent++;
   }
 
@@ -113,7 +113,7 @@ export class DeaFleet implements DeaDirector {
 
   private exited(inst: SimInstance, reason: ExitReason): void {
     const msg: DropletExited = { droplet: inst.appGuid, version: inst.version, instance: inst.guid, index: inst.index, reason, exit_status: reason === 'CRASHED' ? 1 : 0, exit_description: reason.toLowerCase(), crash_timestamp: Date.now() / 1000 };
-    this.opts.nats.publish('droplet.exited', JSON.stringify(msg));
+    this.opts.nats.publish(EXITED_SUBJECT, JSON.stringify(msg));
   }
 
   /** Places an instance on the alive, non-evacuating DEA with the fewest instances. */

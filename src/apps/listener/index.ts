@@ -10,10 +10,10 @@ import type { AppsConfig } from '../config.js';
 import type { MemoryStore } from '../store/memory.js';
 import type { AppsMetrics } from '../status/metrics.js';
 import type { DeaHeartbeat, DropletExited } from '../types.js';
-import { parseExited, parseHeartbeat } from './parse.js';
+import { EXITED_SUBJECT, HEARTBEAT_SUBJECT } from '../../hm9000/messages.js';
+import { parseExited, parseHeartbeat } from '../../hm9000/parse.js';
 
-export const HEARTBEAT_SUBJECT = 'dea.heartbeat';
-export const EXITED_SUBJECT = 'droplet.exited';
+export { EXITED_SUBJECT, HEARTBEAT_SUBJECT };
 
 export interface ListenerDeps {
   nats: NatsConnection;

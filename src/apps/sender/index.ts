@@ -10,7 +10,8 @@ import { recordStops, stopBudget, type StopBudgetState, type StopHold } from '..
 import type { MemoryStore } from '../store/memory.js';
 import { desiredIsFresh } from '../store/freshness.js';
 import { REASON_COUNTERS, type AppsMetrics } from '../status/metrics.js';
-import { isStartingOrRunning, startKey, type PendingMessage, type PendingStart, type PendingStop, type StartMessage, type StopMessage } from '../types.js';
+import { isStartingOrRunning, startKey, type PendingMessage, type PendingStart, type PendingStop } from '../types.js';
+import { startMessage, stopMessage, type StartMessage, type StopMessage } from '../../hm9000/messages.js';
 import { verifyStart, verifyStop } from './verify.js';
 
 export interface Transport {
@@ -106,7 +107,7 @@ export class Sender {
           continue;
         }
         if (starts.length >= config.messageLimit) continue; // next run
-        starts.push({ m, wire: { message_id: m.messageId, droplet: m.appGuid, version: m.version, instance_index: m.index } });
+        starts.push({ m, wire: startMessage(m) });
       } else {
         const v = verifyStop(m, state);
         if (!v.send) {
@@ -114,7 +115,7 @@ export class Sender {
           records.push({ message: m, outcome: 'dropped', time: now, detail: v.why });
           continue;
         }
-        stops.push({ m, wire: { message_id: m.messageId, droplet: m.appGuid, version: m.version, instance_guid: m.instanceGuid, instance_index: m.index, is_duplicate: v.isDuplicate ?? false } });
+        stops.push({ m, wire: stopMessage(m, v.isDuplicate ?? false) });
       }
     }
     store.deletePending(drop.starts, drop.stops);
