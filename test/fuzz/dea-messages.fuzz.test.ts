@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { Listener } from '../../src/apps/listener/index.js';
-import { parseExited, parseHeartbeat } from '../../src/apps/listener/parse.js';
+import { parseExited, parseHeartbeat } from '../../src/hm9000/parse.js';
 import { AppsMetrics } from '../../src/apps/status/metrics.js';
 import { MemoryStore } from '../../src/apps/store/memory.js';
 import { EXIT_REASONS, INSTANCE_STATES, type DeaHeartbeat } from '../../src/apps/types.js';

@@ -73,6 +73,15 @@ function timers(p: ReturnType<typeof resolvePolicy>): Record<string, number> {
 
 const RUNS = 40;
 describe('fuzz: resource specs against the real apiserver', () => {
+  it('found: a duration longer than Node can schedule (576h) is refused at admission, in every kind', async () => {
+    const fp = await admit('fencepolicies', 'FencePolicy', `${run}-long`, { networks: { storage: { consul: [{ address: 'http://127.0.0.1:1' }], action: 'Notify' } }, detection: { interval: '10000000h' } });
+    expect(fp).toBeUndefined();
+    const ahp = await admit('apphealthpolicies', 'AppHealthPolicy', `${run}-long`, { timings: { analyzeInterval: '1000h' } });
+    expect(ahp).toBeUndefined();
+    const ok = await admit('apphealthpolicies', 'AppHealthPolicy', `${run}-ok`, { timings: { analyzeInterval: '576h', flushInterval: '1h30m' } });
+    expect(ok).toBeDefined();
+  });
+
   it('FencePolicy and ComputeNode: refused with a message, or accepted and reconciled', { timeout: budget(RUNS, 1500, 120_000) }, async () => {
     const n = runs(RUNS);
     const seed = Number(process.env.HM9K_FUZZ_SEED ?? Date.now() % 1_000_000);
@@ -124,9 +133,8 @@ describe('fuzz: resource specs against the real apiserver', () => {
       if (!o) continue;
       accepted++;
       const c = resolveAppsConfig(o.spec);
-      for (const [k, v] of Object.entries(c)) {
-        if (typeof v === 'number' && k.endsWith('Ms')) expect(Number.isFinite(v) && v >= 0 && v <= MAX_TIMER, `AppHealthPolicy ${JSON.stringify(o.spec)}: ${k} = ${v}`).toBe(true);
-      }
+      const timersMs = { flushIntervalMs: c.flushIntervalMs, analyzeIntervalMs: c.analyzeIntervalMs, sendIntervalMs: c.sendIntervalMs, fetchIntervalMs: c.fetchIntervalMs, fetchTimeoutMs: c.fetchTimeoutMs, heartbeatPeriodMs: c.heartbeatPeriodMs };
+      for (const [k, v] of Object.entries(timersMs)) expect(Number.isFinite(v) && v >= 0 && v <= MAX_TIMER, `AppHealthPolicy ${JSON.stringify(o.spec)}: ${k} = ${v}`).toBe(true);
     }
     console.log(`fuzz resources: ${n} AppHealthPolicies, ${accepted} accepted, seed ${seed}`);
     expect(accepted).toBeGreaterThan(0);

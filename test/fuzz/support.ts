@@ -49,7 +49,7 @@ export const deepNesting = fc.tuple(fc.integer({ min: 50, max: 20_000 }), fc.boo
 
 /** A large array of small junk values inside an otherwise plausible field. */
 export const hugeArray = (field: string) =>
-  fc.tuple(fc.integer({ min: 1000, max: 50_000 }), fc.jsonValue({ maxDepth: 1 })).map(([n, v]) => `{"${field}":[${new Array(n).fill(JSON.stringify(v) ?? 'null').join(',')}]}`);
+  fc.tuple(fc.integer({ min: 1000, max: 20_000 }), fc.jsonValue({ maxDepth: 1 })).map(([n, v]) => `{"${field}":[${new Array(n).fill(JSON.stringify(v) ?? 'null').join(',')}]}`);
 
 /** Replace one value somewhere inside `obj` (a path chosen by `picks`) with `v`. */
 export function mutateAt(obj: unknown, picks: number[], v: unknown): unknown {
