@@ -91,6 +91,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     logger: runtime.logger('sender'),
     releaseAnnotation,
     pausedApps: () => projection.pausedApps(),
+    stopsTrusted: (now) => fetcher.stopsTrusted(now),
     onOutcome: (r) => {
       reporter.action(r);
       events.action(r);

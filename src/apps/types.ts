@@ -59,6 +59,8 @@ interface PendingBase {
   index: number;
   /** ms epoch when it becomes due. */
   sendOn: number;
+  /** ms epoch when the analyzer queued it (absent in messages stored by older versions). */
+  queuedAt?: number;
   /** ms epoch when it was sent; 0 = not yet. */
   sentOn: number;
   /** After sending, the message stays (blocking a re-enqueue) until sentOn + keepAlive. */

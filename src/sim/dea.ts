@@ -39,6 +39,8 @@ export interface DeaDirector {
 interface SimDea {
   id: string;
   alive: boolean;
+  /** Alive and running its instances, but publishing no heartbeats (a stalled DEA or a network hiccup). */
+  quiet: boolean;
   evacuating: boolean;
   instances: Map<string, SimInstance>;
   /** Latest crashed instance per app, with when it crashed. */
@@ -60,7 +62,7 @@ export class DeaFleet implements DeaDirector {
   }
 
   addDea(id = `${this.opts.idPrefix ?? 'dea'}-${this.deas.size}`): string {
-    this.deas.set(id, { id, alive: true, evacuating: false, instances: new Map(), crashed: new Map() });
+    this.deas.set(id, { id, alive: true, quiet: false, evacuating: false, instances: new Map(), crashed: new Map() });
     return id;
   }
 
@@ -102,7 +104,7 @@ export class DeaFleet implements DeaDirector {
 
   publishHeartbeat(deaId: string): void {
     const dea = this.deas.get(deaId);
-    if (!dea?.alive) return;
+    if (!dea?.alive || dea.quiet) return;
     this.opts.nats.publish(HEARTBEAT_SUBJECT, JSON.stringify(this.heartbeatOf(deaId)));
     this.heartbeatsSent++;
   }
@@ -201,6 +203,11 @@ export class DeaFleet implements DeaDirector {
     }
     dea.instances.clear();
     dea.alive = false;
+  }
+
+  /** The DEA keeps running its instances but stops (quiet = true) or resumes publishing heartbeats. */
+  setQuiet(deaId: string, quiet: boolean): void {
+    this.deas.get(deaId)!.quiet = quiet;
   }
 
   /** The DEA dies silently: no more heartbeats, no exit messages. */

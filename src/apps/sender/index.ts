@@ -40,6 +40,8 @@ export interface SenderDeps {
   concurrency?: number;
   /** Apps paused by their DesiredApp override: their messages stay queued. */
   pausedApps?: () => ReadonlySet<string>;
+  /** False while no desired state is trusted as a baseline (Fetcher.stopsTrusted): stops are held. */
+  stopsTrusted?: (now: number) => boolean;
 }
 
 export interface SenderStats {
@@ -90,7 +92,8 @@ export class Sender {
       if (m.sentOn === 0 && m.sendOn <= now && (!onlyApps || onlyApps.has(m.appGuid))) due.push(m);
     }
     due.sort(sendOrder);
-    const state = { desired: store.desired(), instances: store.instancesByApp() };
+    const streak = store.freshnessState().streakStart;
+    const state = { desired: store.desired(), instances: store.instancesByApp(), ...(streak !== undefined ? { observedSince: streak } : {}) };
     const records: SendRecord[] = [];
     const drop: { starts: string[]; stops: string[] } = { starts: [], stops: [] };
     const starts: { m: PendingStart; wire: StartMessage }[] = [];
@@ -123,14 +126,16 @@ export class Sender {
     // The stop budget: hold every stop (starts go on) until an operator releases the hold.
     let running = 0;
     for (const list of state.instances.values()) for (const i of list) if (isStartingOrRunning(i.state)) running++;
-    const verdict = stopBudget(this.budget, { dueStops: stops.length, runningInstances: running, releaseAnnotation: this.deps.releaseAnnotation?.(), now }, config);
-    this.budget = verdict.state;
-    if (verdict.newHold) logger.error({ hold: verdict.newHold }, 'stop budget exceeded: every stop is held until the AppHealthPolicy is annotated hm9k.io/release-stop-hold=<id>');
-    if (verdict.released) logger.warn({ id: verdict.released }, 'stop hold released by an operator');
+    // Without a trusted baseline (issue 14 item 3) every stop is held, before the budget counts them.
+    const trusted = this.deps.stopsTrusted?.(now) ?? true;
+    const verdict = trusted ? stopBudget(this.budget, { dueStops: stops.length, runningInstances: running, releaseAnnotation: this.deps.releaseAnnotation?.(), now }, config) : undefined;
+    if (verdict) this.budget = verdict.state;
+    if (verdict?.newHold) logger.error({ hold: verdict.newHold }, 'stop budget exceeded: every stop is held until the AppHealthPolicy is annotated hm9k.io/release-stop-hold=<id>');
+    if (verdict?.released) logger.warn({ id: verdict.released }, 'stop hold released by an operator');
     metrics.stopHoldActive.set(this.budget.hold ? 1 : 0);
     const toSend: ({ m: PendingStart; wire: StartMessage } | { m: PendingStop; wire: StopMessage })[] = [...starts];
-    if (verdict.allowStops) toSend.push(...stops);
-    else for (const s of stops) records.push({ message: s.m, outcome: 'held', time: now, detail: this.budget.hold?.id });
+    if (verdict?.allowStops) toSend.push(...stops);
+    else for (const s of stops) records.push({ message: s.m, outcome: 'held', time: now, detail: verdict ? this.budget.hold?.id : 'no trusted baseline' });
     toSend.sort((a, b) => sendOrder(a.m, b.m));
 
     let stopsSent = 0;

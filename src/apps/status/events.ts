@@ -52,6 +52,10 @@ export class AppEvents {
       this.staleReported = `${hold.id}/${ann}`;
       events.record(p, 'Warning', 'StaleStopHoldRelease', 'HoldStops', `The annotation ${RELEASE_STOP_HOLD_ANNOTATION}=${ann} does not name the current hold ${hold.id}: stops stay held.`);
     }
+    if (shrinkHold?.kind === 'baseline' && shrinkHold.id !== this.holdReported) {
+      this.holdReported = shrinkHold.id;
+      events.record(p, 'Warning', 'ShrinkGuard', 'HoldStops', `${shrinkHold.reason}. Every stop is held, starts go on; release with: kubectl annotate ahp ${p.metadata.name} ${RELEASE_STOP_HOLD_ANNOTATION}=${shrinkHold.id} --overwrite`.slice(0, 1000));
+    }
     const rel = budget.releasedHoldId;
     if (rel && rel !== this.releaseReported) {
       this.releaseReported = rel;
