@@ -57,7 +57,7 @@ export const ProcessConfigSchema = Type.Object(
           { default: {}, additionalProperties: false },
         ),
         desiredAppNamespace: Str('Namespace of DesiredApp objects (default: namespace).', { default: '' }),
-        policyName: Str('AppHealthPolicy to follow (default: the only one, or the first by name).', { default: '' }),
+        policyName: Str('AppHealthPolicy to follow. Empty: the only one there is (none: the defaults); with two or more and none named the app half follows none, acts on nothing and is not ready.', { default: '' }),
       },
       { default: {}, additionalProperties: false, description: 'The app half.' },
     ),

@@ -54,7 +54,7 @@ export interface AppsTestHooks {
 export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: AppsTestHooks = {}): Promise<AppsHandle> {
   const log = runtime.logger('apps');
   const metrics = new AppsMetrics(runtime.metrics);
-  const policies = new PolicySource(runtime.informer('AppHealthPolicy') as Informer<AppHealthPolicy>, pc);
+  const policies = new PolicySource(runtime.informer('AppHealthPolicy') as Informer<AppHealthPolicy>, pc, { logger: log, events: runtime.events, onSwitch: () => leader.policySwitched() });
   const config = () => policies.config();
   const releaseAnnotation = () => policies.releaseAnnotation();
 
@@ -102,7 +102,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
   const leader: LeaderLoop = new LeaderLoop({
     leader: runtime.leader,
     // Never lead on defaults: the policy (dryRun, paused, guards) and the overrides (paused apps) must be known first.
-    ready: () => policies.hasSynced() && projection.hasSynced(),
+    ready: () => policies.hasSynced() && projection.hasSynced() && policies.observe(),
     config,
     store,
     fetcher,
@@ -139,6 +139,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
   });
   await api.start();
   runtime.addReadinessCheck('apps-actual-state-fresh', () => store.actualFreshness.isFresh(Date.now()));
+  runtime.addReadinessCheck('apps-policy', () => !policies.hasSynced() || policies.blocked() === undefined);
   leader.start();
   log.info({ api: api.port, store: store.kind, sendVia: pc.sendVia }, 'app half started');
 

@@ -54,7 +54,8 @@ async function harness() {
   const clock = { now: T0 };
   const reporter: StatusReporter = new StatusReporter({ status: rt.status, policies, store, fetcher, sender, projection, logger: log, leading: () => loop.isLeading() });
   const analysis = new AnalysisCycle({ store, config, overrides: () => projection.overrides(), metrics, logger: log, onDecisions: (d, p) => reporter.decisions(d, p) });
-  const loop: LeaderLoop = new LeaderLoop({ leader: rt.leader, ready: () => true, config, store, fetcher, projection, analysis, sender, reporter, events, metrics, logger: log, now: () => clock.now });
+  const readyFlag = { value: true };
+  const loop: LeaderLoop = new LeaderLoop({ leader: rt.leader, ready: () => readyFlag.value, config, store, fetcher, projection, analysis, sender, reporter, events, metrics, logger: log, now: () => clock.now });
   // One DEA reports web[0] only; heartbeats flushed for a whole freshness TTL before T0.
   const heartbeat = (at: number) => {
     store.applyHeartbeat({ dea: 'dea-0', droplets: [{ droplet: 'web', version: 'v1', instance: 'i0', index: 0, state: 'RUNNING', state_timestamp: 1 }] }, at);
@@ -69,7 +70,7 @@ async function harness() {
     await loop.tick();
     await Promise.all(fetches.splice(0));
   };
-  return { cc, rt, store, sent, loop, cfg, clock, tickAt, sender, close: async () => { await loop.stop(); await reporter.stop(); await cc.close(); } };
+  return { cc, rt, store, sent, loop, cfg, clock, tickAt, sender, readyFlag, close: async () => { await loop.stop(); await reporter.stop(); await cc.close(); } };
 }
 
 describe('leader loop', () => {
@@ -110,6 +111,38 @@ describe('leader loop', () => {
     expect(h.loop.isLeading()).toBe(false);
     expect(h.cc.requests.length).toBe(requests);
     expect(h.sent).toEqual([]);
+  });
+
+  it('no policy can be followed (two, none named): a leader fetches and sends nothing, the fast path neither; it resumes when one can', async () => {
+    const { cfg } = h;
+    const allowed = T0 + cfg.keepAliveMs + cfg.gracePeriodMs;
+    for (let t = T0; t <= allowed; t += cfg.analyzeIntervalMs) await h.tickAt(t);
+    expect(h.sent.length).toBe(1);
+    h.sent.length = 0;
+    h.readyFlag.value = false;
+    const requests = h.cc.requests.length;
+    h.cc.setApp({ guid: 'api', version: 'v1', instances: 1, state: 'STARTED', package_state: 'STAGED' });
+    let t = allowed;
+    for (; t < allowed + 3 * cfg.fetchIntervalMs; t += cfg.analyzeIntervalMs) await h.tickAt(t);
+    h.store.applyExited({ droplet: 'web', version: 'v1', instance: 'i0', index: 0, reason: 'DEA_EVACUATION' }, h.clock.now);
+    h.loop.fastPath({ droplet: 'web', version: 'v1', instance: 'i0', index: 0, reason: 'DEA_EVACUATION' });
+    await h.tickAt(t);
+    expect(h.cc.requests.length).toBe(requests);
+    expect(h.sent).toEqual([]);
+    h.readyFlag.value = true;
+    await h.tickAt(t + cfg.analyzeIntervalMs);
+    expect(h.cc.requests.length).toBeGreaterThan(requests);
+  });
+
+  it('a switch of the followed policy fetches at once, not after the rest of the fetch interval', async () => {
+    const { cfg } = h;
+    await h.tickAt(T0);
+    const requests = h.cc.requests.length;
+    await h.tickAt(T0 + cfg.analyzeIntervalMs);
+    expect(h.cc.requests.length).toBe(requests); // the next fetch is a fetch interval away
+    h.loop.policySwitched();
+    await h.tickAt(T0 + 2 * cfg.analyzeIntervalMs);
+    expect(h.cc.requests.length).toBeGreaterThan(requests);
   });
 
   it('fast path: an evacuating DEA has its instance started elsewhere at once, without waiting for a tick', async () => {

@@ -2,7 +2,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- test objects are plain JSON poked at by path */
 // messages a person understands, and generation/status semantics.
 import { execFileSync } from 'node:child_process';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CustomObjectsApi, ApiException, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { kubeConfig, testNamespace, controlPlane } from '../support/controlplane.js';
 import { GROUP, VERSION } from '../../src/api/index.js';
@@ -47,6 +47,14 @@ async function rejection(create: () => Promise<unknown>): Promise<string> {
 beforeAll(async () => {
   ns = await testNamespace('crds');
   api = kubeConfig().makeApiClient(CustomObjectsApi);
+});
+
+// Cluster-scoped objects outlive the namespace: an app half started by a later file on the shared
+// control plane must not find this file's AppHealthPolicies (two unnamed ones stop it).
+afterAll(async () => {
+  for (const [plural, name] of [['apphealthpolicies', 'ahp-cols'], ['apphealthpolicies', 'edges-ahp'], ['fencepolicies', 'fp-cols'], ['fencepolicies', 'edges-fp'], ['fencepolicies', 'edges-fp2'], ['computenodes', 'cn-cols']] as const) {
+    await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural, name }).catch(() => undefined);
+  }
 });
 
 describe('CRDs on a real apiserver', () => {

@@ -24,7 +24,7 @@ import { startKey, type DropletExited } from '../types.js';
 
 export interface LeaderLoopDeps {
   leader: Pick<LeaderElection, 'isLeader'>;
-  /** The policy and the DesiredApp objects are known (never lead on defaults). */
+  /** The policy and the DesiredApp objects are known (never lead on defaults), and a policy can be followed (checked every tick). */
   ready: () => boolean;
   config: () => AppsConfig;
   store: MemoryStore;
@@ -103,10 +103,8 @@ export class LeaderLoop {
       }
       return;
     }
-    if (!this.leading) {
-      if (!this.deps.ready()) return;
-      await this.becomeLeader(now, cfg);
-    }
+    if (!this.deps.ready()) return;
+    if (!this.leading) await this.becomeLeader(now, cfg);
     if (now >= this.next.fetch) {
       this.next.fetch = now + cfg.fetchIntervalMs;
       void this.fetch(now);
@@ -129,7 +127,7 @@ export class LeaderLoop {
 
   /** The fast path: a crash or an evacuation is analyzed (and sent) at once for that app. */
   fastPath(exit: DropletExited): void {
-    if (!this.leading || this.stopped) return;
+    if (!this.leading || this.stopped || !this.deps.ready()) return;
     const { store, projection } = this.deps;
     void this.serial(async () => {
       const now = this.now();
@@ -152,6 +150,12 @@ export class LeaderLoop {
       await this.deps.analysis.run(now, apps);
       await this.send(now, apps);
     }).catch((err) => this.deps.logger.error({ err: (err as Error).message }, 'fast path failed'));
+  }
+
+  /** The followed AppHealthPolicy changed: fetch (and analyze) at once under its timings. */
+  policySwitched(): void {
+    this.next.fetch = 0;
+    this.next.analyze = 0;
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
