@@ -59,7 +59,8 @@ export const AppHealthPolicySpec = Type.Object(
     sender: Type.Optional(
       Type.Object(
         {
-          messageLimit: Type.Optional(Int('At most this many starts are sent per sender run; stops are unlimited (HM9000: 60).', { minimum: 1, default: 60 })),
+          messageLimit: Type.Optional(Int('At most this many starts are sent per sender run (HM9000: 60).', { minimum: 1, default: 60 })),
+          stopLimit: Type.Optional(Int("At most this many stops are sent per sender run; the rest wait for the next run (HM9000 had no bound; hm9k uses HM9000's message limit, 60). Every message is verified against the current state just before it is sent.", { minimum: 1, default: 60 })),
         },
         { description: 'Sender limits.' },
       ),
@@ -71,6 +72,7 @@ export const AppHealthPolicySpec = Type.Object(
           maxStopPercent: Type.Optional(Int('If the stops due in one window exceed this share of running instances, every stop is held until an operator releases the hold.', { minimum: 0, maximum: 100, default: 20 })),
           stopWindow: Type.Optional(PositiveDuration('The window over which stops are counted for the stop budget.', '5m')),
           minStopsForHold: Type.Optional(Int('The stop budget never holds fewer stops than this in a window (small fleets).', { minimum: 0, default: 5 })),
+          maxInstancesPerApp: Type.Optional(Int('An app whose desired instance count exceeds this is not analysed (nothing started or stopped for it) and is reported (condition AppsSkipped, metric hm9k_apps_skipped): an absurd count from the Cloud Controller must not block the others (hm9k).', { minimum: 1, default: 100000 })),
         },
         { description: 'Guards against a wrong mass stop.' },
       ),

@@ -27,7 +27,9 @@ export interface AppsConfig {
   bulkBatchSize: number;
   crashBackoff: CrashBackoffConfig;
   messageLimit: number;
-  guards: { maxShrinkPercent: number; maxStopPercent: number; stopWindowMs: number; minStopsForHold: number };
+  /** Stops sent per run at most (hm9k; HM9000 had no bound). */
+  stopLimit: number;
+  guards: { maxShrinkPercent: number; maxStopPercent: number; stopWindowMs: number; minStopsForHold: number; maxInstancesPerApp: number };
 }
 
 /** HM9000's production values (and src/api/apps.ts defaults). */
@@ -49,10 +51,12 @@ export const DEFAULTS = {
   maxBackoff: '960s',
   giveUpAfter: 0,
   messageLimit: 60,
+  stopLimit: 60,
   maxShrinkPercent: 30,
   maxStopPercent: 20,
   stopWindow: '5m',
   minStopsForHold: 5,
+  maxInstancesPerApp: 100_000,
 } as const;
 
 export function resolveCrashBackoff(cb: CrashBackoff | undefined, base?: CrashBackoffConfig): CrashBackoffConfig {
@@ -84,11 +88,13 @@ export function resolveAppsConfig(spec?: AppHealthPolicySpec): AppsConfig {
     bulkBatchSize: spec?.bulkBatchSize ?? DEFAULTS.bulkBatchSize,
     crashBackoff: resolveCrashBackoff(spec?.crashBackoff),
     messageLimit: spec?.sender?.messageLimit ?? DEFAULTS.messageLimit,
+    stopLimit: spec?.sender?.stopLimit ?? DEFAULTS.stopLimit,
     guards: {
       maxShrinkPercent: spec?.guards?.maxShrinkPercent ?? DEFAULTS.maxShrinkPercent,
       maxStopPercent: spec?.guards?.maxStopPercent ?? DEFAULTS.maxStopPercent,
       stopWindowMs: d(spec?.guards?.stopWindow, DEFAULTS.stopWindow),
       minStopsForHold: spec?.guards?.minStopsForHold ?? DEFAULTS.minStopsForHold,
+      maxInstancesPerApp: spec?.guards?.maxInstancesPerApp ?? DEFAULTS.maxInstancesPerApp,
     },
   };
 }
