@@ -87,14 +87,14 @@ function effectiveRules(objs: Manifest[], ns: string, sa: string): string[] {
 
 function expectedRules(half: 'apps' | 'nodes', ns: string, opts: { lease?: string; desiredAppNs?: string; secretNames?: string[] } = {}): string[] {
   const lease = opts.lease ?? `hm9k-${half}`;
-  const common = [`${ns}|coordination.k8s.io|leases|create`, `${ns}|coordination.k8s.io|leases|get|${lease}`, `${ns}|coordination.k8s.io|leases|update|${lease}`, 'default|events.k8s.io|events|create'];
+  const common = [`${ns}|coordination.k8s.io|leases|create`, `${ns}|coordination.k8s.io|leases|get|${lease}`, `${ns}|coordination.k8s.io|leases|update|${lease}`, 'default|events.k8s.io|events|create', 'default|events.k8s.io|events|patch'];
   if (half === 'apps') {
     const da = opts.desiredAppNs ?? ns;
     return [
       ...common,
       '*|hm9k.io|apphealthpolicies|list', '*|hm9k.io|apphealthpolicies|watch', '*|hm9k.io|apphealthpolicies/status|patch',
       ...['list', 'watch', 'create', 'update', 'delete'].map((v) => `${da}|hm9k.io|desiredapps|${v}`),
-      `${da}|hm9k.io|desiredapps/status|patch`, `${da}|events.k8s.io|events|create`,
+      `${da}|hm9k.io|desiredapps/status|patch`, `${da}|events.k8s.io|events|create`, `${da}|events.k8s.io|events|patch`,
     ].sort();
   }
   return [
