@@ -237,6 +237,7 @@ describe('chart: lint, template, schema', () => {
       'apps.enabled': 'container args run --apps',
       'nodes.enabled': 'container args run --nodes',
       'apps.api.host': 'all addresses (the Service routes to it)',
+      'apps.api.heartbeatPassword': 'HM9K_APPS__API__HEARTBEAT_PASSWORD only with heartbeatEndpoint and heartbeatPasswordKey (else the API password)',
       'leaderElection.enabled': 'always on with 2 replicas',
     };
     const leaves: string[] = [];
