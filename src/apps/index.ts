@@ -136,6 +136,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     isFresh: () => store.actualFreshness.isFresh(Date.now()),
     publishHeartbeat: (body) => nats.publish(HEARTBEAT_SUBJECT, body),
     malformed: (error, body) => listener.malformed('http:/dea/heartbeat', error, body),
+    badRequest: (error, body) => listener.malformed('http:/bulk_app_state', error, body),
     logger: runtime.logger('apiserver'),
   });
   await api.start();

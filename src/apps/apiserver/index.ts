@@ -31,6 +31,8 @@ export interface ApiServerOptions {
   publishHeartbeat: (body: string) => void;
   /** Counts and logs a malformed HTTP heartbeat. */
   malformed: (error: string, body: string) => void;
+  /** Counts and logs a /bulk_app_state request body that is not a list of {droplet, version} (answered `{}`). */
+  badRequest?: (error: string, body: string) => void;
   logger: Logger;
   maxBodyBytes?: number;
 }
@@ -42,13 +44,14 @@ export interface BulkAppState {
   crash_counts: { droplet: string; version: string; instance_index: number; crash_count: number; created_at: number }[];
 }
 
+const validBulkRequest = (body: unknown): boolean =>
+  Array.isArray(body) && body.every((q) => !!q && typeof q === 'object' && typeof q.droplet === 'string' && typeof q.version === 'string');
+
 /** The answer to /bulk_app_state for a parsed request body (pure). */
 export function bulkAppState(store: MemoryStore, body: unknown, fresh: boolean): Record<string, BulkAppState> {
   const out: Record<string, BulkAppState> = {};
   if (!fresh || !Array.isArray(body)) return out;
-  for (const q of body) {
-    if (!q || typeof q !== 'object' || typeof q.droplet !== 'string' || typeof q.version !== 'string') return {};
-  }
+  if (!validBulkRequest(body)) return {};
   for (const q of body as { droplet: string; version: string }[]) {
     const hbs = store.instancesOf(q.droplet).filter((i) => i.version === q.version);
     if (hbs.length === 0) continue; // apps with no heartbeats are omitted
@@ -112,6 +115,12 @@ export class ApiServer {
     return Buffer.concat(chunks).toString('utf8');
   }
 
+  /** A body above maxBodyBytes: 413, and the connection closed (the rest of the body is never read). */
+  private tooLarge(res: ServerResponse): void {
+    res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+    res.end(JSON.stringify({ error: `body larger than ${this.opts.maxBodyBytes ?? 10 * 1024 * 1024} bytes` }));
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
     const json = (status: number, body: unknown) => {
@@ -126,12 +135,15 @@ export class ApiServer {
         return;
       }
       const text = await this.body(req);
+      if (text === undefined) return this.tooLarge(res);
       let parsed: unknown;
       try {
-        parsed = text === undefined ? undefined : JSON.parse(text);
-      } catch {
+        parsed = JSON.parse(text);
+      } catch (e) {
         parsed = undefined;
+        this.opts.badRequest?.(`not JSON: ${(e as Error).message}`, text);
       }
+      if (parsed !== undefined && !validBulkRequest(parsed)) this.opts.badRequest?.('not a list of {droplet, version} strings', text);
       return json(200, bulkAppState(this.opts.store, parsed, this.opts.isFresh()));
     }
     if (req.method === 'GET' && path === '/dump' && this.opts.dump) {
@@ -148,7 +160,8 @@ export class ApiServer {
         res.writeHead(401, { 'www-authenticate': 'Basic realm="hm9k"' }).end();
         return;
       }
-      const text = (await this.body(req)) ?? '';
+      const text = await this.body(req);
+      if (text === undefined) return this.tooLarge(res);
       const p = parseHeartbeat(text);
       if (!p.ok) {
         this.opts.malformed(p.error, text);
