@@ -25,8 +25,14 @@ export interface SimNode {
   power: 'on' | 'off';
 }
 
+export interface WorldOptions {
+  /** Consul ACLs on (default policy deny): the one token with node:read that hm9k must send. */
+  consulToken?: string;
+}
+
 export class World {
   nodes: SimNode[] = [];
+  readonly consulToken: string | undefined;
   consul = {} as Record<NetworkName, ConsulSim>;
   nova = new NovaSim({ migrationStepMs: 150, serviceDownTimeMs: 3000 });
   sshd!: SimSshd;
@@ -35,9 +41,13 @@ export class World {
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
 
+  constructor(opts: WorldOptions = {}) {
+    this.consulToken = opts.consulToken;
+  }
+
   async start(count: number): Promise<void> {
     for (const n of NETWORKS) {
-      this.consul[n] = new ConsulSim();
+      this.consul[n] = new ConsulSim(this.consulToken ? { aclTokens: { [this.consulToken]: { nodeRead: true } } } : {});
       await this.consul[n].start();
     }
     await this.nova.start();
