@@ -14,7 +14,17 @@ export interface EvacuationIo {
   write(evacuation: Evacuation): Promise<void>;
   now(): number;
   log(msg: string, extra?: Record<string, unknown>): void;
+  /**
+   * How long a request whose outcome is unknown (recorded, maybe sent, no answer seen) must show no
+   * trace in Nova before it is issued again: a request still in flight (the sender was stopped while
+   * waiting for Nova) lands within it. Default 60 s (twice the default HTTP timeout).
+   */
+  settleMs?: number;
+  /** True once the process is shutting down: no new request is started (those sent are waited for). */
+  aborted?(): boolean;
 }
+
+const DEFAULT_SETTLE_MS = 60_000;
 
 /** Plans the evacuation: every server on the host (optionally those with the metadata key). */
 export async function planEvacuation(nova: NovaClient, host: string, policy: ResolvedPolicy, now: number): Promise<Evacuation> {
@@ -85,10 +95,19 @@ export async function evacuationTick(nova: NovaClient, e0: Evacuation, host: str
     }
     const mig = migOf(s.id);
     let next = await check(nova, s, server, mig, e.microversion);
-    if (next.state === 'requested' && !mig && server && server['OS-EXT-SRV-ATTR:host'] === s.from && !server['OS-EXT-STS:task_state']) {
-      // Intent recorded but the request never reached Nova (restart between the two): request again.
+    const noTrace = next.state === 'requested' && !mig && server && server['OS-EXT-SRV-ATTR:host'] === s.from && !server['OS-EXT-STS:task_state'];
+    // When the intent was recorded (older records: when the evacuation started).
+    const since = Date.parse(s.requestedAt ?? e.startedAt);
+    if (noTrace && s.answer !== 'accepted' && io.now() - since >= (io.settleMs ?? DEFAULT_SETTLE_MS)) {
+      // Recorded, no answer seen, and no trace in Nova for the whole settle window: the request never
+      // reached Nova (a restart between intent and request): request again.
       next = { ...s, state: 'pending' };
-      io.log('evacuation request not found in Nova; will request again', { server: s.id });
+      delete next.answer;
+      delete next.requestedAt;
+      io.log('evacuation request not found in Nova for the settle window; will request again', { server: s.id, requestedAt: s.requestedAt, answer: s.answer ?? 'not known to be sent' });
+    } else if (noTrace && s.answer !== 'accepted') {
+      // Outcome unknown (maybe still in flight from a stopped leader): ask Nova again next tick, never re-send yet.
+      next = { ...s };
     } else if (next.state === 'requested' && io.now() > deadline) {
       next = { ...s, state: 'failed', error: `timed out after ${policy.evacuation.perServerTimeoutMs} ms per server` };
     }
@@ -97,7 +116,7 @@ export async function evacuationTick(nova: NovaClient, e0: Evacuation, host: str
   e = recount(e);
   // 2. Start pending servers up to the concurrency limit.
   let inFlight = e.servers.filter((s) => s.state === 'requested').length;
-  for (let i = 0; i < e.servers.length && inFlight < policy.evacuation.concurrency; i++) {
+  for (let i = 0; i < e.servers.length && inFlight < policy.evacuation.concurrency && !io.aborted?.(); i++) {
     const s = e.servers[i]!;
     if (s.state !== 'pending') continue;
     let server: NovaServer | undefined;
@@ -125,17 +144,26 @@ export async function evacuationTick(nova: NovaClient, e0: Evacuation, host: str
       e.servers[i] = { ...s, state: 'skipped', error: `vm_state ${vm} cannot be evacuated` };
       continue;
     }
-    e.servers[i] = { ...s, state: 'requested' };
+    // Intent first: once written, a restart treats this request as sent with an unknown outcome.
+    e.servers[i] = { ...s, state: 'requested', requestedAt: new Date(io.now()).toISOString() };
+    delete e.servers[i]!.answer;
     await io.write(recount(e));
     try {
       await nova.evacuate(s.id, { ...(policy.evacuation.targetHost ? { host: policy.evacuation.targetHost } : {}), microversion: e.microversion });
+      e.servers[i] = { ...e.servers[i]!, answer: 'accepted' };
       inFlight++;
     } catch (err) {
       const status = (err as { status?: number }).status ?? 0;
-      if (status === 409 || status >= 500 || status === 0) {
-        // Busy or Nova trouble: ask again later (the progress check sees whether it landed).
-        io.log('evacuate not accepted; will re-check', { server: s.id, err: (err as Error).message });
-        e.servers[i] = { ...s, state: status === 409 ? 'pending' : 'requested' };
+      if (status === 409) {
+        // Nova refused it (busy): nothing was started; ask again later.
+        io.log('evacuate refused (409); will request again', { server: s.id, err: (err as Error).message });
+        e.servers[i] = { ...s, state: 'pending' };
+      } else if (status >= 500 || status === 0) {
+        // Sent, no usable answer (timeout, lost connection, 5xx): the outcome is unknown. The progress
+        // check asks Nova and re-sends only after the settle window without a trace.
+        io.log('evacuate outcome unknown; will re-check in Nova before any new request', { server: s.id, err: (err as Error).message });
+        e.servers[i] = { ...e.servers[i]!, answer: 'unknown' };
+        inFlight++;
       } else {
         e.servers[i] = { ...s, state: 'failed', error: (err as Error).message.slice(0, 512) };
       }
