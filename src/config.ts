@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { Value } from '@sinclair/typebox/value';
-import { Type, type Static, Str, Int, Bool, Duration, StringEnum } from './api/schema.js';
+import { Type, type Static, Str, Int, Bool, Duration, StringEnum, DURATION_PATTERN } from './api/schema.js';
 
 export const ProcessConfigSchema = Type.Object(
   {
@@ -57,7 +57,7 @@ export const ProcessConfigSchema = Type.Object(
           { default: {}, additionalProperties: false },
         ),
         desiredAppNamespace: Str('Namespace of DesiredApp objects (default: namespace).', { default: '' }),
-        policyName: Str('AppHealthPolicy to follow (default: the only one, or the first by name).', { default: '' }),
+        policyName: Str('AppHealthPolicy to follow. Empty: the only one there is (none: the defaults); with two or more and none named the app half follows none, acts on nothing and is not ready.', { default: '' }),
       },
       { default: {}, additionalProperties: false, description: 'The app half.' },
     ),
@@ -207,11 +207,40 @@ export function loadConfig(src: ConfigSources): ProcessConfig {
   const withDefaults = Value.Default(ProcessConfigSchema, Value.Clone(merged)) as Json;
   for (const e of Value.Errors(ProcessConfigSchema, withDefaults)) {
     const where = e.path ? e.path.slice(1).replace(/\//g, '.') : '(root)';
-    problems.push(`${where}: ${e.message}${e.value !== undefined && typeof e.value !== 'object' ? ` (got ${JSON.stringify(e.value)})` : ''}`);
+    problems.push(`${where}: ${explain(e.schema as SchemaLike, e.message, e.path)}${e.value !== undefined && typeof e.value !== 'object' ? ` (got ${JSON.stringify(e.value)})` : ''}`);
   }
   if (!problems.length) problems.push(...crossChecks(withDefaults as ProcessConfig));
   if (problems.length) throw new ConfigError([...new Set(problems)]);
   return withDefaults as ProcessConfig;
+}
+
+interface SchemaLike {
+  type?: string;
+  enum?: unknown[];
+  pattern?: string;
+  minimum?: number;
+  maximum?: number;
+  minItems?: number;
+  properties?: Record<string, unknown>;
+  anyOf?: SchemaLike[];
+}
+
+/** A schema error in words a person can act on: the allowed values or the expected form. */
+export function explain(schema: SchemaLike, fallback: string, path: string): string {
+  if (schema.enum) return `must be one of: ${schema.enum.join(', ')}`;
+  if (schema.pattern === DURATION_PATTERN) return 'must be a duration such as 5m, 30s or 1h30m (a number and a unit: ms, s, m, h)';
+  if (schema.properties && /^Unexpected property/.test(fallback)) {
+    const key = path.split('/').pop();
+    return `"${key}" is not a configuration key here; known keys: ${Object.keys(schema.properties).join(', ')}`;
+  }
+  if (schema.anyOf?.some((s) => s.type === 'integer') && schema.anyOf.some((s) => s.pattern === '^[0-9]+%$')) return 'must be a count (an integer >= 0) or a percentage such as "50%"';
+  if (schema.pattern) return `must match ${schema.pattern}`;
+  const range = [schema.minimum !== undefined ? `>= ${schema.minimum}` : '', schema.maximum !== undefined ? `<= ${schema.maximum}` : ''].filter(Boolean).join(' and ');
+  if (schema.type === 'integer') return `must be an integer${range ? ` ${range}` : ''}`;
+  if (schema.type === 'number') return `must be a number${range ? ` ${range}` : ''}`;
+  if (schema.type === 'boolean') return 'must be true or false';
+  if (schema.type === 'array' && schema.minItems) return `must list at least ${schema.minItems}`;
+  return fallback;
 }
 
 /** What the schema cannot say: fields required only when a half is enabled. */

@@ -1,5 +1,5 @@
 // ComputeNode and FencePolicy: the node half's resources (compute-node HA).
-import { Type, type Static, StringEnum, Duration, Int, Bool, Str, Timestamp, Conditions, SecretName, IntOrPercent, withRules, StringMap } from './schema.js';
+import { Type, type Static, StringEnum, Duration, PositiveDuration, durationAtLeast, Int, Bool, Str, Timestamp, Conditions, SecretName, IntOrPercent, withRules, StringMap } from './schema.js';
 
 export const NETWORKS = ['management', 'storage', 'tenant'] as const;
 export type NetworkName = (typeof NETWORKS)[number];
@@ -220,7 +220,7 @@ export const FencePolicySpec = withRules(
       detection: Type.Optional(
         Type.Object(
           {
-            interval: Type.Optional(Duration('Sampling interval.', '10s')),
+            interval: Type.Optional(PositiveDuration('Sampling interval.', '10s')),
             failureThreshold: Type.Optional(Int('Consecutive failing samples before a node is Suspect.', { minimum: 1, maximum: 100, default: 3 })),
             recoveryGracePeriod: Type.Optional(Duration('Time a failure may heal by itself before hm9k acts.', '60s')),
             healthyDelay: Type.Optional(Duration('Time a node must look healthy before it is Healthy again.', '30s')),
@@ -231,12 +231,12 @@ export const FencePolicySpec = withRules(
                 { maxLength: 1024, default: 'systemctl is-active --quiet nova-compute' },
               ),
             ),
-            novaNodeSideInterval: Type.Optional(Duration('Period of the SSH nova-compute check (at most maxParallelSsh sessions at once across the fleet).', '60s')),
+            novaNodeSideInterval: Type.Optional(PositiveDuration('Period of the SSH nova-compute check (at most maxParallelSsh sessions at once across the fleet).', '60s')),
             corroboration: Type.Optional(
               Type.Object(
                 {
                   sshCommand: Type.Optional(Str('Command run over SSH on the management network; exit 0 means the storage network works from the node.', { maxLength: 1024 })),
-                  timeout: Type.Optional(Duration('Timeout of the corroboration command.', '20s')),
+                  timeout: Type.Optional(PositiveDuration('Timeout of the corroboration command.', '20s')),
                   requireSsh: Type.Optional(Bool('Refuse to fence when the SSH corroboration cannot run at all (unreachable counts as corroborating only when false).', false)),
                 },
                 { description: 'Confirmation of a failure by a path that does not go through the failing Consul agent.' },
@@ -261,7 +261,7 @@ export const FencePolicySpec = withRules(
               ),
             ),
             attempts: Type.Optional(Int('Recovery attempts before giving up (and fencing, under RecoverThenFence).', { minimum: 0, maximum: 10, default: 2 })),
-            timeout: Type.Optional(Duration('Timeout of one recovery command.', '60s')),
+            timeout: Type.Optional(PositiveDuration('Timeout of one recovery command.', '60s')),
             settleTime: Type.Optional(Duration('Time allowed after a recovery attempt for the failure to clear.', '30s')),
             powerOn: Type.Optional(Bool('Power on a host found powered off (never one hm9k powered off or fenced).', true)),
           },
@@ -271,13 +271,19 @@ export const FencePolicySpec = withRules(
       fencing: Type.Optional(
         Type.Object(
           {
-            powerOffTimeout: Type.Optional(Duration('How long to wait for the BMC to report off.', '20s')),
+            powerOffTimeout: Type.Optional(PositiveDuration('How long to wait for the BMC to report off.', '20s')),
             powerWait: Type.Optional(Duration('Wait after the power-off command before polling.', '2s')),
-            pollInterval: Type.Optional(Duration('Power status polling interval.', '1s')),
-            ipmiTimeout: Type.Optional(Duration('Outer timeout of one ipmitool call.', '15s')),
+            pollInterval: Type.Optional(PositiveDuration('Power status polling interval.', '1s')),
+            ipmiTimeout: Type.Optional(PositiveDuration('Outer timeout of one ipmitool call.', '15s')),
             forceDownService: Type.Optional(Bool('Force nova-compute down after power-off is confirmed.', true)),
           },
-          { description: 'Fencing through the BMC.' },
+          {
+            description: 'Fencing through the BMC.',
+            'x-kubernetes-validations': [
+              durationAtLeast('powerOffTimeout', 'powerWait', 'powerOffTimeout must be at least powerWait (hm9k waits powerWait before it polls for off)'),
+              durationAtLeast('powerOffTimeout', 'pollInterval', 'powerOffTimeout must be at least pollInterval (else the BMC is never polled)'),
+            ],
+          },
         ),
       ),
       evacuation: Type.Optional(
@@ -286,7 +292,7 @@ export const FencePolicySpec = withRules(
             enabled: Type.Optional(Bool('Evacuate the servers of a fenced host.', true)),
             targetHost: Type.Optional(Str('Evacuate to this host (default: the scheduler chooses).', { pattern: HOST_PATTERN })),
             concurrency: Type.Optional(Int('Servers evacuated at once.', { minimum: 1, maximum: 50, default: 3 })),
-            perServerTimeout: Type.Optional(Duration('Time one server may take.', '5m')),
+            perServerTimeout: Type.Optional(PositiveDuration('Time one server may take.', '5m')),
             metadataKey: Type.Optional(Str('Evacuate only servers with this metadata key (default: all).', { maxLength: 255 })),
             microversion: Type.Optional(Str('Nova microversion for evacuate (2.94 or lower keeps power state).', { pattern: '^2\\.[0-9]{1,3}$', default: '2.94' })),
           },

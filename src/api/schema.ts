@@ -22,8 +22,33 @@ export function Duration(description: string, def?: string) {
   return Type.String({
     description: `${description} A duration such as 30s, 5m or 1h30m.`,
     pattern: DURATION_PATTERN,
+    maxLength: 32,
     ...(def === undefined ? {} : { default: def }),
   });
+}
+
+/**
+ * CEL: `self` (a duration string) parses. Rules that compare durations guard on it, so a malformed
+ * value gets only the pattern's message, not a CEL evaluation error as well.
+ */
+export const celDurationOk = (expr: string) => `${expr}.matches('${DURATION_PATTERN.replace(/\\/g, '\\\\')}')`;
+
+/** A duration where zero (or a value that rounds to it) makes no sense: a period, a timeout, a TTL. */
+export function PositiveDuration(description: string, def?: string) {
+  return withRules(Duration(`${description} Must be positive.`, def), [
+    { rule: `!${celDurationOk('self')} || duration(self) > duration('0s')`, message: 'must be a positive duration such as 10s (0 makes no sense here)' },
+  ]);
+}
+
+/**
+ * CEL: when both optional duration fields `a` and `b` of `self` are set and parse, `a` >= `b`
+ * (defaults are applied before validation, so defaulted fields take part).
+ */
+export function durationAtLeast(a: string, b: string, message: string): CelRule {
+  return {
+    rule: `!has(self.${a}) || !has(self.${b}) || !${celDurationOk(`self.${a}`)} || !${celDurationOk(`self.${b}`)} || duration(self.${a}) >= duration(self.${b})`,
+    message,
+  };
 }
 
 /** An integer or a percentage ("30%"), as Kubernetes' IntOrString. */
@@ -32,8 +57,15 @@ export function IntOrPercent(description: string, def?: number | string) {
   return Type.Unsafe<number | string>({
     [Kind]: 'IntOrPercent',
     'x-kubernetes-int-or-string': true,
-    description: `${description} An integer (a count) or a percentage such as "30%".`,
+    description: `${description} An integer (a count) or a percentage such as "30%" (at most 100%).`,
     pattern: INT_OR_PERCENT_PATTERN,
+    maxLength: 16,
+    'x-kubernetes-validations': [
+      {
+        rule: "type(self) != string || !self.matches('^[0-9]+%$') || int(self.substring(0, self.size() - 1)) <= 100",
+        message: 'a percentage must be at most 100%',
+      },
+    ],
     ...(def === undefined ? {} : { default: def }),
   });
 }

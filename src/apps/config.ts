@@ -143,7 +143,7 @@ export interface AppsProcessConfig {
   desiredAppNamespace: string;
   /** Project DesiredApp objects and write status through the runtime (default true). */
   projectDesiredApps?: boolean;
-  /** Name of the AppHealthPolicy to follow; default: the only (or first by name) one. */
+  /** Name of the AppHealthPolicy to follow; default: the only one (see src/apps/policy.ts). */
   policyName?: string;
   /** Spec used when no AppHealthPolicy object exists (defaults otherwise). */
   defaultSpec?: AppHealthPolicySpec;

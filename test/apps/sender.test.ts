@@ -28,6 +28,10 @@ describe('verification just before sending', () => {
     ['start: new version', start(), state(app({ version: 'v2' }), []), false],
     ['start: scaled down', start({ index: 1 }), state(app({ instances: 1 }), []), false],
     ['start: evacuation skips verification', start({ skipVerification: true, reason: 'EVACUATION' }), state(undefined, []), true],
+    // Issue 14 item 1: the grace of a MISSING start must have passed under unbroken observation.
+    ['start: MISSING queued within the current heartbeat streak', start({ queuedAt: NOW - 1000 }), { ...state(app(), [inst(0, 'RUNNING')]), observedSince: NOW - 60_000 }, true],
+    ['start: MISSING queued before hm9k was last blind', start({ queuedAt: NOW - 60_000 }), { ...state(app(), [inst(0, 'RUNNING')]), observedSince: NOW - 1000 }, false],
+    ['start: CRASHED queued before hm9k was last blind (a crash was seen)', start({ queuedAt: NOW - 60_000, reason: 'CRASHED' }), { ...state(app(), [inst(0, 'RUNNING')]), observedSince: NOW - 1000 }, true],
   ])('%s -> send=%s', (_n, m, s, send) => {
     expect(verifyStart(m, s).send).toBe(send);
   });

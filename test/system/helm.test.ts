@@ -521,7 +521,7 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
         },
       },
     });
-    const apps = await startHalf('apps', ['--set', 'apps.api.host=127.0.0.1', '--set', 'apps.api.port=0']);
+    const apps = await startHalf('apps', ['--set', 'apps.api.host=127.0.0.1', '--set', 'apps.api.port=0', '--set', `apps.policyName=${ahpName}`]);
     await apps.waitForLeader('hm9k-apps');
     // DesiredApps projected from CC into the release namespace.
     const listApps = async () => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: 'desiredapps' })) as { items: any[] }).items;
@@ -723,7 +723,7 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
     await custom.patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cnName('cmp2'), body: [{ op: 'add', path: '/spec/rack', value: 'r7' }] });
     expect(((await custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cnName('cmp2') })) as any).spec.rack).toBe('r7');
     // The upgraded release still runs: the app half starts again with the upgraded config and leads.
-    const apps = await startHalf('apps', ['--set', 'apps.api.host=127.0.0.1', '--set', 'apps.api.port=0']);
+    const apps = await startHalf('apps', ['--set', 'apps.api.host=127.0.0.1', '--set', 'apps.api.port=0', '--set', `apps.policyName=${ahpName}`]);
     await apps.waitForLeader('hm9k-apps');
     expect(apps.log()).toMatch(/"level":"debug"/); // debug logging from the upgraded ConfigMap
     await apps.stop();

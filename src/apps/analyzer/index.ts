@@ -187,7 +187,13 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
   };
 
   // Section 5: never act blind. Nothing is decided and no crash count changes unless both are fresh.
-  if (!snapshot.actualFresh) return { ...decisions, notActingReason: 'ActualStateNotFresh' };
+  // hm9k, stricter than HM9000 (issue 14 item 1): a MISSING start's grace must pass under fresh
+  // observation, so unsent MISSING starts are dropped once actual state is not fresh; the first
+  // fresh pass afterwards queues them again with a whole grace period if the index is still missing.
+  if (!snapshot.actualFresh) {
+    for (const [k, m] of pending.starts) if (m.reason === 'MISSING' && m.sentOn === 0) decisions.expired.starts.push(k); // (unsent: not expired above)
+    return { ...decisions, notActingReason: 'ActualStateNotFresh' };
+  }
   if (!snapshot.desiredFresh) return { ...decisions, notActingReason: 'DesiredStateNotFresh' };
 
   const expiredStarts = new Set(decisions.expired.starts);
@@ -225,6 +231,7 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
         appGuid,
         version: s.version,
         index: s.index,
+        queuedAt: now,
         sendOn: now + s.delayMs,
         sentOn: 0,
         keepAliveMs: s.keepAliveMs,
@@ -249,6 +256,7 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
         version: s.instance.version,
         index: s.instance.index,
         instanceGuid: s.instance.instance,
+        queuedAt: now,
         sendOn: now + s.delayMs,
         sentOn: 0,
         keepAliveMs: config.keepAliveMs,

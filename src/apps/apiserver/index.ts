@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { MemoryStore } from '../store/memory.js';
-import { parseHeartbeat } from '../listener/parse.js';
+import { parseHeartbeat } from '../../hm9000/parse.js';
 import { crashKey, type InstanceHeartbeat } from '../types.js';
 
 export interface ApiServerOptions {

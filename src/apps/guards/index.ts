@@ -5,11 +5,18 @@
 // not trusted: hm9k keeps acting on the last good desired state and reports it. An operator who
 // means it releases the guard with the same annotation as a stop hold (value = the guard's id).
 //
+// Baseline guard (issue 14 item 3): the shrink guard compares a fetch with the last good desired
+// state, so it cannot judge the first fetch after a restart with an empty store (it runs before any
+// heartbeat is flushed). Until one desired state has been checked against fresh actual state, no
+// stop is trusted: when the desired state would make more than maxShrinkPercent of the running
+// instances undesired, every stop is held (starts go on) until a later fetch passes the check or an
+// operator releases the hold by its id.
+//
 // Stop budget: when the stops due in a window exceed maxStopPercent of the running instances (and
 // at least minStopsForHold), every stop is held under a hold id until the AppHealthPolicy carries
 // the annotation hm9k.io/release-stop-hold=<id>. Starts go on.
 import type { AppsConfig } from '../config.js';
-import { isDesired, type DesiredAppState } from '../types.js';
+import { isDesired, isStartingOrRunning, type DesiredAppState, type InstanceHeartbeat } from '../types.js';
 
 export interface ShrinkVerdict {
   accept: boolean;
@@ -63,6 +70,37 @@ export function shrinkGuard(input: ShrinkGuardInput, config: AppsConfig): Shrink
     };
   }
   return { accept: true, shrinkPercent, lostInstances: lost };
+}
+
+export interface BaselineVerdict {
+  trusted: boolean;
+  /** STARTING/RUNNING instances in the actual state. */
+  running: number;
+  /** Of those, the ones this desired state does not desire (app, version or index). */
+  undesired: number;
+  reason?: string;
+}
+
+/** Whether a desired state may serve as the first trusted baseline, judged against fresh actual state. */
+export function baselineCheck(desired: ReadonlyMap<string, DesiredAppState>, instances: Iterable<readonly InstanceHeartbeat[]>, config: AppsConfig): BaselineVerdict {
+  let running = 0;
+  let undesired = 0;
+  for (const list of instances) {
+    for (const i of list) {
+      if (!isStartingOrRunning(i.state)) continue;
+      running++;
+      const d = desired.get(i.droplet);
+      if (!isDesired(d) || d.version !== i.version || i.index >= d.instances) undesired++;
+    }
+  }
+  const percent = running === 0 ? 0 : (undesired / running) * 100;
+  if (percent <= config.guards.maxShrinkPercent) return { trusted: true, running, undesired };
+  return {
+    trusted: false,
+    running,
+    undesired,
+    reason: `no trusted baseline (first desired state since start): it would make ${undesired} of ${running} running instances undesired (${percent.toFixed(1)}%), more than maxShrinkPercent ${config.guards.maxShrinkPercent}%`,
+  };
 }
 
 export interface StopHold {

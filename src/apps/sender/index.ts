@@ -10,7 +10,8 @@ import { recordStops, stopBudget, type StopBudgetState, type StopHold } from '..
 import type { MemoryStore } from '../store/memory.js';
 import { desiredIsFresh } from '../store/freshness.js';
 import { REASON_COUNTERS, type AppsMetrics } from '../status/metrics.js';
-import { isStartingOrRunning, startKey, type PendingMessage, type PendingStart, type PendingStop, type StartMessage, type StopMessage } from '../types.js';
+import { isStartingOrRunning, startKey, type PendingMessage, type PendingStart, type PendingStop } from '../types.js';
+import { startMessage, stopMessage, type StartMessage, type StopMessage } from '../../hm9000/messages.js';
 import { verifyStart, verifyStop } from './verify.js';
 
 export interface Transport {
@@ -39,6 +40,8 @@ export interface SenderDeps {
   concurrency?: number;
   /** Apps paused by their DesiredApp override: their messages stay queued. */
   pausedApps?: () => ReadonlySet<string>;
+  /** False while no desired state is trusted as a baseline (Fetcher.stopsTrusted): stops are held. */
+  stopsTrusted?: (now: number) => boolean;
 }
 
 export interface SenderStats {
@@ -89,7 +92,8 @@ export class Sender {
       if (m.sentOn === 0 && m.sendOn <= now && (!onlyApps || onlyApps.has(m.appGuid))) due.push(m);
     }
     due.sort(sendOrder);
-    const state = { desired: store.desired(), instances: store.instancesByApp() };
+    const streak = store.freshnessState().streakStart;
+    const state = { desired: store.desired(), instances: store.instancesByApp(), ...(streak !== undefined ? { observedSince: streak } : {}) };
     const records: SendRecord[] = [];
     const drop: { starts: string[]; stops: string[] } = { starts: [], stops: [] };
     const starts: { m: PendingStart; wire: StartMessage }[] = [];
@@ -106,7 +110,7 @@ export class Sender {
           continue;
         }
         if (starts.length >= config.messageLimit) continue; // next run
-        starts.push({ m, wire: { message_id: m.messageId, droplet: m.appGuid, version: m.version, instance_index: m.index } });
+        starts.push({ m, wire: startMessage(m) });
       } else {
         const v = verifyStop(m, state);
         if (!v.send) {
@@ -114,7 +118,7 @@ export class Sender {
           records.push({ message: m, outcome: 'dropped', time: now, detail: v.why });
           continue;
         }
-        stops.push({ m, wire: { message_id: m.messageId, droplet: m.appGuid, version: m.version, instance_guid: m.instanceGuid, instance_index: m.index, is_duplicate: v.isDuplicate ?? false } });
+        stops.push({ m, wire: stopMessage(m, v.isDuplicate ?? false) });
       }
     }
     store.deletePending(drop.starts, drop.stops);
@@ -122,14 +126,16 @@ export class Sender {
     // The stop budget: hold every stop (starts go on) until an operator releases the hold.
     let running = 0;
     for (const list of state.instances.values()) for (const i of list) if (isStartingOrRunning(i.state)) running++;
-    const verdict = stopBudget(this.budget, { dueStops: stops.length, runningInstances: running, releaseAnnotation: this.deps.releaseAnnotation?.(), now }, config);
-    this.budget = verdict.state;
-    if (verdict.newHold) logger.error({ hold: verdict.newHold }, 'stop budget exceeded: every stop is held until the AppHealthPolicy is annotated hm9k.io/release-stop-hold=<id>');
-    if (verdict.released) logger.warn({ id: verdict.released }, 'stop hold released by an operator');
+    // Without a trusted baseline (issue 14 item 3) every stop is held, before the budget counts them.
+    const trusted = this.deps.stopsTrusted?.(now) ?? true;
+    const verdict = trusted ? stopBudget(this.budget, { dueStops: stops.length, runningInstances: running, releaseAnnotation: this.deps.releaseAnnotation?.(), now }, config) : undefined;
+    if (verdict) this.budget = verdict.state;
+    if (verdict?.newHold) logger.error({ hold: verdict.newHold }, 'stop budget exceeded: every stop is held until the AppHealthPolicy is annotated hm9k.io/release-stop-hold=<id>');
+    if (verdict?.released) logger.warn({ id: verdict.released }, 'stop hold released by an operator');
     metrics.stopHoldActive.set(this.budget.hold ? 1 : 0);
     const toSend: ({ m: PendingStart; wire: StartMessage } | { m: PendingStop; wire: StopMessage })[] = [...starts];
-    if (verdict.allowStops) toSend.push(...stops);
-    else for (const s of stops) records.push({ message: s.m, outcome: 'held', time: now, detail: this.budget.hold?.id });
+    if (verdict?.allowStops) toSend.push(...stops);
+    else for (const s of stops) records.push({ message: s.m, outcome: 'held', time: now, detail: verdict ? this.budget.hold?.id : 'no trusted baseline' });
     toSend.sort((a, b) => sendOrder(a.m, b.m));
 
     let stopsSent = 0;

@@ -53,7 +53,9 @@ export function policyStatus(policy: AppHealthPolicy | undefined, s: PolicyStatu
     s.stopHold
       ? { type: 'StopHold', status: 'True', reason: 'StopBudgetExceeded', message: `${s.stopHold.reason}. Every stop is held; release with: kubectl annotate ahp ${policy?.metadata.name ?? '<name>'} hm9k.io/release-stop-hold=${s.stopHold.id}`.slice(0, 2000) }
       : { type: 'StopHold', status: 'False', reason: 'WithinBudget', message: 'Stops are within the stop budget.' },
-    s.shrinkHold
+    s.shrinkHold?.kind === 'baseline'
+      ? { type: 'ShrinkGuard', status: 'True', reason: 'NoTrustedBaseline', message: `${s.shrinkHold.reason}. Every stop is held, starts go on; if the desired state is right, release with: kubectl annotate ahp ${policy?.metadata.name ?? '<name>'} hm9k.io/release-stop-hold=${s.shrinkHold.id} --overwrite`.slice(0, 2000) }
+      : s.shrinkHold
       ? { type: 'ShrinkGuard', status: 'True', reason: 'DesiredStateShrank', message: `${s.shrinkHold.reason}. Acting on the last good desired state; if the shrink is real, release with: kubectl annotate ahp ${policy?.metadata.name ?? '<name>'} hm9k.io/release-stop-hold=${s.shrinkHold.id} --overwrite`.slice(0, 2000) }
       : { type: 'ShrinkGuard', status: 'False', reason: 'DesiredStateTrusted', message: 'The last fetch did not shrink the desired state beyond maxShrinkPercent.' },
   ];

@@ -1,6 +1,6 @@
-// Validation of DEA messages. A malformed message is rejected whole (applying part of a heartbeat
-// would drop the instances it failed to list).
-import { EXIT_REASONS, INSTANCE_STATES, type DeaHeartbeat, type DropletExited } from '../types.js';
+// Validation of DEA messages (formats in ./messages.ts). A malformed message is rejected whole
+// (applying part of a heartbeat would drop the instances it failed to list).
+import { EXIT_REASONS, INSTANCE_STATES, type DeaHeartbeat, type DropletExited } from './messages.js';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
