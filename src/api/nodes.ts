@@ -85,14 +85,15 @@ export const EvacuatedServer = Type.Object({
   to: Type.Optional(Str('Destination host.', { maxLength: 253 })),
   state: StringEnum(['pending', 'requested', 'done', 'failed', 'skipped'] as const, { description: 'Evacuation state.' }),
   migrationId: Type.Optional(Str('Nova migration id.', { maxLength: 64 })),
-  requestedAt: Type.Optional(Timestamp('When hm9k recorded its evacuate request (intent, written before the request is sent).')),
   answer: Type.Optional(
     StringEnum(['accepted', 'unknown'] as const, {
       description:
-        "Nova's answer to the evacuate request: accepted, or unknown (sent, no answer: timeout, lost connection, 5xx, shutdown). Absent while the request is recorded but not known to be sent. A request not accepted is issued again only after Nova showed no trace of it (no evacuation migration for this fence, server still on the host, no task_state) for the whole settle window.",
+        "Nova's answer to the evacuate request: accepted, or unknown (sent, no answer: timeout, lost connection, 5xx, shutdown). Absent while the request is recorded but not known to be sent. A request not accepted is issued again only after Nova showed no trace of it (no evacuation migration for this fence, server still on the host, no task_state) for the whole settle window after `since`.",
     }),
   ),
   wasActive: Type.Optional(Bool('The server was ACTIVE before evacuation.')),
+  since: Type.Optional(Timestamp('When the server was requested, or first found busy (a task_state set) while pending: its deadline is since + perServerTimeout.')),
+  reset: Type.Optional(Bool('hm9k reset the server\'s stuck state with os-resetState (evacuation.resetStuckServers).')),
   error: Type.Optional(Str('Why it failed.', { maxLength: 512 })),
 });
 export type EvacuatedServer = Static<typeof EvacuatedServer>;
@@ -129,6 +130,9 @@ export const ComputeNodeStatus = Type.Object(
       ),
     ),
     servers: Type.Optional(Int('Servers on this host per Nova.', { minimum: 0 })),
+    watchedHealthyAt: Type.Optional(
+      Timestamp('When hm9k saw this node Healthy and began watching it without a gap (no Unknown, Maintenance, missing policy or fence since): the positive evidence a power-on needs. Empty on a new or re-created ComputeNode.'),
+    ),
     recovery: Type.Optional(
       Type.Object(
         {
@@ -162,8 +166,17 @@ export const ComputeNodeStatus = Type.Object(
           microversion: Str('Nova microversion used.', { maxLength: 16 }),
           total: Int('Servers to evacuate.', { minimum: 0 }),
           done: Int('Servers evacuated.', { minimum: 0 }),
-          failed: Int('Servers that failed.', { minimum: 0 }),
-          servers: Type.Array(EvacuatedServer, { maxItems: 200, description: 'Per server outcome (at most 200).' }),
+          failed: Int('Servers that failed or were skipped (they need an operator).', { minimum: 0 }),
+          priorMigrationId: Type.Optional(Str('Highest evacuation migration id Nova held for the host when this evacuation was planned: only later migrations belong to this fence.', { maxLength: 64 })),
+          planned: Type.Optional(Int('Servers taken into the record so far; the rest are read from Nova in id order as room frees up.', { minimum: 0 })),
+          cursor: Type.Optional(Str('Id of the last server planned (servers are planned in id order).', { maxLength: 64 })),
+          omitted: Type.Optional(
+            Type.Object(
+              { done: Int('Evacuated servers no longer listed.', { minimum: 0 }), failed: Int('Failed servers not listed (more than the list holds).', { minimum: 0 }) },
+              { description: 'Finished servers not in the list (counted in done and failed), so the list stays bounded and the counts exact.' },
+            ),
+          ),
+          servers: Type.Array(EvacuatedServer, { maxItems: 200, description: 'Servers in progress and those that failed first, then evacuated ones while room allows (at most 200).' }),
         },
         { description: 'The evacuation record.' },
       ),
@@ -295,6 +308,9 @@ export const FencePolicySpec = withRules(
             perServerTimeout: Type.Optional(PositiveDuration('Time one server may take.', '5m')),
             metadataKey: Type.Optional(Str('Evacuate only servers with this metadata key (default: all).', { maxLength: 255 })),
             microversion: Type.Optional(Str('Nova microversion for evacuate (2.94 or lower keeps power state).', { pattern: '^2\\.[0-9]{1,3}$', default: '2.94' })),
+            resetStuckServers: Type.Optional(
+              Bool('A server still busy (task_state set) or unfinished after perServerTimeout is reported failed; when true, hm9k first resets a busy one with os-resetState (state error, as masakari does) and evacuates it once more.', false),
+            ),
           },
           { description: 'Evacuation of a fenced host\'s servers.' },
         ),

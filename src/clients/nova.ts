@@ -138,6 +138,11 @@ export class NovaClient {
     await this.call('POST', `/servers/${encodeURIComponent(id)}/action`, { 'os-start': null }, MIN_MICROVERSION);
   }
 
+  /** os-resetState (admin): sets vm_state and clears a stuck task_state. Not retried. */
+  async resetState(id: string, state: 'error' | 'active'): Promise<void> {
+    await this.call('POST', `/servers/${encodeURIComponent(id)}/action`, { 'os-resetState': { state } }, MIN_MICROVERSION);
+  }
+
   async migrations(q: { sourceCompute?: string; instanceUuid?: string; type?: string }): Promise<NovaMigration[]> {
     const p = new URLSearchParams({
       ...(q.type ? { migration_type: q.type } : {}),

@@ -34,7 +34,7 @@ export interface ResolvedPolicy {
     powerOn: boolean;
   };
   fencing: { powerOffTimeoutMs: number; powerWaitMs: number; pollIntervalMs: number; ipmiTimeoutMs: number; forceDownService: boolean };
-  evacuation: { enabled: boolean; targetHost?: string; concurrency: number; perServerTimeoutMs: number; metadataKey?: string; microversion: string };
+  evacuation: { enabled: boolean; targetHost?: string; concurrency: number; perServerTimeoutMs: number; metadataKey?: string; microversion: string; resetStuckServers: boolean };
   safety: { maxUnhealthy: number | string; maxConcurrentRemediations: number; paused: boolean; dryRun: boolean };
   notifications: {
     email?: { smtpHost: string; smtpPort: number; secure: boolean; from: string; to: string[]; credentialsSecret?: string };
@@ -114,6 +114,7 @@ export function resolvePolicy(spec: FencePolicySpec): ResolvedPolicy {
       perServerTimeoutMs: dur(e.perServerTimeout, '5m'),
       ...(e.metadataKey ? { metadataKey: e.metadataKey } : {}),
       microversion: e.microversion ?? '2.94',
+      resetStuckServers: e.resetStuckServers ?? false,
     },
     safety: {
       maxUnhealthy: s.maxUnhealthy ?? '30%',

@@ -303,6 +303,14 @@ export class NovaSim {
         s.vm_state = 'active';
         return this.json(res, 202, undefined, mv);
       }
+      if ('os-resetState' in b) {
+        // Admin action: sets vm_state and clears task_state (Nova's reset-state), answers 202.
+        const st = (b['os-resetState'] as { state?: unknown } | null)?.state;
+        if (st !== 'active' && st !== 'error') return fault(res, 400, 'badRequest', `Invalid input for field/attribute state. Value: ${String(st)}. '${String(st)}' is not one of ['active', 'error']`);
+        s.vm_state = st;
+        s.task_state = null;
+        return this.json(res, 202, undefined, mv);
+      }
       return fault(res, 400, 'badRequest', 'There is no such action');
     }
     if (sub === '/os-migrations' && req.method === 'GET') {
@@ -386,7 +394,8 @@ export class NovaSim {
     s.task_state = 'rebuilding';
     const step = this.o.migrationStepMs;
     const touch = () => { mig.updated_at = new Date().toISOString(); };
-    this.later(step, () => { mig.status = 'pre-migrating'; touch(); });
+    // Forward only: under load both timers can fire in one turn, in either order.
+    this.later(step, () => { if (mig.status === 'accepted') { mig.status = 'pre-migrating'; touch(); } });
     const finish = () => {
       if (this.stallEvacuationOf.has(s.id)) return this.later(step, finish);
       if (!target || this.failEvacuationOf.has(s.id)) {
