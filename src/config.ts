@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { Value } from '@sinclair/typebox/value';
 import { Type, type Static, Str, Int, Bool, Duration, StringEnum, DURATION_PATTERN } from './api/schema.js';
+import { nodesGlobalCeilingProblem } from './nodes/config.js';
 
 export const ProcessConfigSchema = Type.Object(
   {
@@ -75,6 +76,9 @@ export const ProcessConfigSchema = Type.Object(
         powerPollInterval: Duration('BMC power state read period.', '60s'),
         novaPollInterval: Duration('Nova service read period.', '10s'),
         httpTimeout: Duration('Timeout of one Nova/Keystone request.', '30s'),
+        maxResponseBytes: Int('Largest Nova, Keystone or Consul answer body accepted, in bytes; a larger one is refused (hm9k_nodes_api_rejected_total).', { minimum: 65_536, default: 16 * 1024 * 1024 }),
+        maxPages: Int('Most pages followed in one paged Nova list (each at most Nova\'s max_limit items); more is refused, the list is not used.', { minimum: 1, default: 1000 }),
+        tokenRefreshFraction: Type.Number({ exclusiveMinimum: 0, maximum: 0.95, default: 0.8, description: 'Keystone tokens are refreshed when this share of their lifetime (issued_at to expires_at) has passed.' }),
         resync: Duration('Healthy nodes are re-evaluated at least this often.', '30s'),
         ipmitoolPath: Str('Path of ipmitool.', { default: 'ipmitool' }),
         workers: Int('Node reconcile workers.', { minimum: 1, default: 4 }),
@@ -253,5 +257,8 @@ function crossChecks(c: ProcessConfig): string[] {
     if (!c.apps.api.user || !c.apps.api.password) p.push('apps.api.user/password: required for /bulk_app_state basic auth');
     if (c.apps.store.kind === 'etcd' && c.apps.store.endpoints.length === 0) p.push('apps.store.endpoints: at least one etcd endpoint is required with store.kind=etcd');
   }
+  // The same rule as a FencePolicy's maxUnhealthy (src/nodes/config.ts): above 100% the ceiling could never hold.
+  const g = nodesGlobalCeilingProblem(c.nodes.globalMaxUnhealthy);
+  if (g) p.push(g);
   return p;
 }

@@ -59,7 +59,8 @@ export const AppHealthPolicySpec = Type.Object(
     sender: Type.Optional(
       Type.Object(
         {
-          messageLimit: Type.Optional(Int('At most this many starts are sent per sender run; stops are unlimited (HM9000: 60).', { minimum: 1, default: 60 })),
+          messageLimit: Type.Optional(Int('At most this many starts are sent per sender run (HM9000: 60).', { minimum: 1, default: 60 })),
+          stopLimit: Type.Optional(Int("At most this many stops are sent per sender run; the rest wait for the next run (HM9000 had no bound; hm9k uses HM9000's message limit, 60). Every message is verified against the current state just before it is sent.", { minimum: 1, default: 60 })),
         },
         { description: 'Sender limits.' },
       ),

@@ -27,6 +27,8 @@ export interface AppsConfig {
   bulkBatchSize: number;
   crashBackoff: CrashBackoffConfig;
   messageLimit: number;
+  /** Stops sent per run at most (hm9k; HM9000 had no bound). */
+  stopLimit: number;
   guards: { maxShrinkPercent: number; maxStopPercent: number; stopWindowMs: number; minStopsForHold: number };
 }
 
@@ -49,6 +51,7 @@ export const DEFAULTS = {
   maxBackoff: '960s',
   giveUpAfter: 0,
   messageLimit: 60,
+  stopLimit: 60,
   maxShrinkPercent: 30,
   maxStopPercent: 20,
   stopWindow: '5m',
@@ -84,6 +87,7 @@ export function resolveAppsConfig(spec?: AppHealthPolicySpec): AppsConfig {
     bulkBatchSize: spec?.bulkBatchSize ?? DEFAULTS.bulkBatchSize,
     crashBackoff: resolveCrashBackoff(spec?.crashBackoff),
     messageLimit: spec?.sender?.messageLimit ?? DEFAULTS.messageLimit,
+    stopLimit: spec?.sender?.stopLimit ?? DEFAULTS.stopLimit,
     guards: {
       maxShrinkPercent: spec?.guards?.maxShrinkPercent ?? DEFAULTS.maxShrinkPercent,
       maxStopPercent: spec?.guards?.maxStopPercent ?? DEFAULTS.maxStopPercent,

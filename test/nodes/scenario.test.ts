@@ -41,12 +41,12 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     (await kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: 'default', fieldSelector: `regarding.name=${name}` })).items.filter((e) => e.regarding?.kind === kind).map((e) => e.reason ?? '');
   const getPolicy = async () => (await api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run })) as FencePolicy;
 
-  async function setup(count: number, safety: FencePolicySpec['safety'] = {}, servers = true, tweak: (spec: FencePolicySpec) => void = () => {}) {
+  async function setup(count: number, safety: FencePolicySpec['safety'] = {}, servers = true, tweak: (spec: FencePolicySpec) => void = () => {}, worldOpts: ConstructorParameters<typeof World>[0] = {}) {
     run = `t${Math.random().toString(36).slice(2, 7)}`;
     kc = kubeConfig();
     api = kc.makeApiClient(CustomObjectsApi);
     ns = await testNamespace('nodes');
-    world = new World({ consulToken: CONSUL_TOKEN });
+    world = new World({ consulToken: CONSUL_TOKEN, ...worldOpts });
     await world.start(count);
     if (servers) seedServers(world);
     await createNodeSecrets(kc, ns, world);
@@ -147,6 +147,30 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     await until('cmp1 Healthy again', async () => (await getNode('cmp1')).status?.phase === 'Healthy', 60_000);
     expect(world.nova.services.get('cmp1')).toMatchObject({ forced_down: false, status: 'enabled', disabled_reason: null });
     expect((await getNode('cmp1')).status?.fence).toBeUndefined();
+  });
+
+  it('Nova pages at max_limit 2: a fenced host with more servers than fit a page -> every server evacuated exactly once, the email counts exact', async () => {
+    await setup(3, {}, true, () => {}, { nova: { maxLimit: 2 } });
+    // cmp1: the 3 seeded servers and 2 more = 5, three pages of its host list; 6 servers in the fleet.
+    for (let i = 0; i < 2; i++) world.nova.addServer('cmp1', { name: `p${i}` });
+    const ids = [...world.nova.servers.values()].filter((s) => s.host === 'cmp1').map((s) => s.id);
+    expect(ids).toHaveLength(5);
+    await world.setRecoveryFails('cmp1', true);
+    world.node('cmp1')!.broken.storage = true;
+    const fenced = await until('cmp1 Fenced', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 90_000);
+    expect(fenced.status?.evacuation).toMatchObject({ total: 5, done: 5, failed: 0 });
+    expect([...world.nova.servers.values()].filter((s) => s.host === 'cmp1')).toEqual([]);
+    const perServer = new Map<string, number>();
+    for (const m of world.nova.migrations) perServer.set(m.instance_uuid, (perServer.get(m.instance_uuid) ?? 0) + 1);
+    expect([...perServer.keys()].sort()).toEqual([...ids].sort());
+    expect([...perServer.values()].every((c) => c === 1)).toBe(true);
+    // hm9k really was paged: the simulator answered next links and hm9k asked for the following pages.
+    expect(world.nova.requests.filter((r) => r === 'GET /compute/v2.1/servers/detail').length).toBeGreaterThan(3);
+    const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'));
+    expect(mail.subject).toContain('fenced, 5/5 servers evacuated');
+    expect(world.smtp.mails.filter((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'))).toHaveLength(1);
+    // The fleet-wide server count follows the pages too: all 6 servers, now on cmp2 and cmp3.
+    await until('status.servers counts all 6 servers', async () => ((await getNode('cmp2')).status?.servers ?? 0) + ((await getNode('cmp3')).status?.servers ?? 0) === 6);
   });
 
   it('BMC not answering during a fence -> FenceFailed, nothing evacuated, operators told', async () => {

@@ -95,6 +95,9 @@ file can never switch both halves on in one process. Secrets are not in the file
   "powerPollInterval" $n.powerPollInterval
   "novaPollInterval" $n.novaPollInterval
   "httpTimeout" $n.httpTimeout
+  "maxResponseBytes" (int $n.maxResponseBytes)
+  "maxPages" (int $n.maxPages)
+  "tokenRefreshFraction" $n.tokenRefreshFraction
   "resync" $n.resync
   "ipmitoolPath" $n.ipmitoolPath
   "workers" (int $n.workers)

@@ -3,8 +3,9 @@
 import { isDesired, isStartingOrRunning, type DesiredAppState, type InstanceHeartbeat, type PendingStart, type PendingStop } from '../types.js';
 
 export interface VerifyState {
-  desired: ReadonlyMap<string, DesiredAppState>;
-  instances: ReadonlyMap<string, readonly InstanceHeartbeat[]>;
+  desired: Pick<ReadonlyMap<string, DesiredAppState>, 'get'>;
+  /** Actual instances by app guid (a map, or the store's per-app view). */
+  instances: Pick<ReadonlyMap<string, readonly InstanceHeartbeat[]>, 'get'>;
   /** ms epoch when the current unbroken heartbeat streak began (actual freshness), if known. */
   observedSince?: number;
 }
