@@ -72,6 +72,7 @@ export const AppHealthPolicySpec = Type.Object(
           maxStopPercent: Type.Optional(Int('If the stops due in one window exceed this share of running instances, every stop is held until an operator releases the hold.', { minimum: 0, maximum: 100, default: 20 })),
           stopWindow: Type.Optional(PositiveDuration('The window over which stops are counted for the stop budget.', '5m')),
           minStopsForHold: Type.Optional(Int('The stop budget never holds fewer stops than this in a window (small fleets).', { minimum: 0, default: 5 })),
+          maxInstancesPerApp: Type.Optional(Int('An app whose desired instance count exceeds this is not analysed (nothing started or stopped for it) and is reported (condition AppsSkipped, metric hm9k_apps_skipped): an absurd count from the Cloud Controller must not block the others (hm9k).', { minimum: 1, default: 100000 })),
         },
         { description: 'Guards against a wrong mass stop.' },
       ),

@@ -29,7 +29,7 @@ export interface AppsConfig {
   messageLimit: number;
   /** Stops sent per run at most (hm9k; HM9000 had no bound). */
   stopLimit: number;
-  guards: { maxShrinkPercent: number; maxStopPercent: number; stopWindowMs: number; minStopsForHold: number };
+  guards: { maxShrinkPercent: number; maxStopPercent: number; stopWindowMs: number; minStopsForHold: number; maxInstancesPerApp: number };
 }
 
 /** HM9000's production values (and src/api/apps.ts defaults). */
@@ -56,6 +56,7 @@ export const DEFAULTS = {
   maxStopPercent: 20,
   stopWindow: '5m',
   minStopsForHold: 5,
+  maxInstancesPerApp: 100_000,
 } as const;
 
 export function resolveCrashBackoff(cb: CrashBackoff | undefined, base?: CrashBackoffConfig): CrashBackoffConfig {
@@ -93,6 +94,7 @@ export function resolveAppsConfig(spec?: AppHealthPolicySpec): AppsConfig {
       maxStopPercent: spec?.guards?.maxStopPercent ?? DEFAULTS.maxStopPercent,
       stopWindowMs: d(spec?.guards?.stopWindow, DEFAULTS.stopWindow),
       minStopsForHold: spec?.guards?.minStopsForHold ?? DEFAULTS.minStopsForHold,
+      maxInstancesPerApp: spec?.guards?.maxInstancesPerApp ?? DEFAULTS.maxInstancesPerApp,
     },
   };
 }
@@ -138,10 +140,13 @@ export interface AppsProcessConfig {
     host?: string;
     user: string;
     password: string;
-    /** Serve POST /dea/heartbeat (re-published on NATS). Default true. */
+    /** Serve POST /dea/heartbeat (re-published on NATS). Default false: NATS is the intake. */
     heartbeatEndpoint?: boolean;
-    /** Require the API's basic auth on POST /dea/heartbeat too. Default false (HM9000 had none). */
+    /** Require basic auth on POST /dea/heartbeat. Default true (HM9000 had none: forged heartbeats). */
     heartbeatAuth?: boolean;
+    /** Credentials DEAs use for /dea/heartbeat; default: user and password above. */
+    heartbeatUser?: string;
+    heartbeatPassword?: string;
   };
   /** Namespace of the DesiredApp objects the fetcher manages. */
   desiredAppNamespace: string;

@@ -290,7 +290,7 @@ describe('counts', () => {
     const d = analyze({ actualFresh: true, desiredFresh: true, desired, instances: inst, crashCounts: new Map() }, NOW, config, emptyPending());
     expect(d.counts).toEqual({
       desiredApps: 2, desiredInstances: 5, desiredAppsPendingStaging: 1, appsWithAllInstancesReporting: 1, appsWithMissingInstances: 1,
-      undesiredRunningApps: 1, runningInstances: 4, missingIndices: 1, crashedInstances: 1, crashedIndices: 1,
+      undesiredRunningApps: 1, runningInstances: 4, missingIndices: 1, crashedInstances: 1, crashedIndices: 1, skippedApps: 0,
     });
   });
 });

@@ -32,6 +32,11 @@ describe('shrink guard', () => {
   it('an empty answer with nothing running is accepted', () => {
     expect(shrinkGuard({ lastGood: undefined, candidate: new Map(), runningInstances: 0 }, config).accept).toBe(true);
   });
+  it('an app with an absurd instance count (over maxInstancesPerApp) neither masks a real shrink nor looks like one when corrected', () => {
+    const absurd = (m: Map<string, DesiredAppState>, instances: number) => new Map([...m, ['huge', { appGuid: 'huge', version: 'v1', instances, state: 'STARTED', packageState: 'STAGED' } as DesiredAppState]]);
+    expect(shrinkGuard({ lastGood: absurd(prev, 2_000_000_000), candidate: absurd(fleet(2), 2_000_000_000), runningInstances: 20 }, config).accept).toBe(false);
+    expect(shrinkGuard({ lastGood: absurd(prev, 2_000_000_000), candidate: absurd(prev, 3), runningInstances: 20 }, config).accept).toBe(true);
+  });
   it('released only by the id of the current guard', () => {
     expect(shrinkGuard({ lastGood: prev, candidate: fleet(2), runningInstances: 20, heldId: 'shrink-b', releasedId: 'shrink-a' }, config).accept).toBe(false);
     expect(shrinkGuard({ lastGood: prev, candidate: fleet(2), runningInstances: 20, heldId: 'shrink-b', releasedId: 'shrink-b' }, config).accept).toBe(true);

@@ -22,6 +22,8 @@ export interface AnalysisCycleDeps {
 export class AnalysisCycle {
   /** The last full pass. */
   last: Decisions | undefined;
+  /** Skipped apps already logged (app guid and instance count). */
+  private loggedSkips = new Set<string>();
 
   constructor(private readonly deps: AnalysisCycleDeps) {}
 
@@ -56,6 +58,12 @@ export class AnalysisCycle {
     if (!onlyApps) {
       this.last = d;
       metrics.setCounts(d.counts);
+    }
+    for (const s of d.skipped) {
+      const key = `${s.appGuid}/${s.instances}`;
+      if (this.loggedSkips.has(key) || this.loggedSkips.size > 10_000) continue;
+      this.loggedSkips.add(key);
+      logger.error({ app: s.appGuid, instances: s.instances }, `app not analysed: Cloud Controller ${s.reason} (logged once; counted in hm9k_apps_skipped)`);
     }
     this.deps.onDecisions?.(d, !!onlyApps);
     if (d.starts.length || d.stops.length) logger.info({ starts: d.starts.length, stops: d.stops.length, fastPath: !!onlyApps }, 'analysis queued messages');

@@ -26,12 +26,16 @@ export interface ShrinkVerdict {
   reason?: string;
 }
 
-/** Desired instances of `prev` that `next` no longer desires under the same version. */
-export function desiredShrink(prev: ReadonlyMap<string, DesiredAppState>, next: ReadonlyMap<string, DesiredAppState>): { total: number; lost: number } {
+/**
+ * Desired instances of `prev` that `next` no longer desires under the same version. Apps over
+ * maxInstancesPerApp are left out (the analyzer skips them): an absurd count must neither mask a
+ * real shrink elsewhere nor look like one when CC corrects it.
+ */
+export function desiredShrink(prev: ReadonlyMap<string, DesiredAppState>, next: ReadonlyMap<string, DesiredAppState>, maxInstancesPerApp = Number.POSITIVE_INFINITY): { total: number; lost: number } {
   let total = 0;
   let lost = 0;
   for (const [guid, p] of prev) {
-    if (!isDesired(p)) continue;
+    if (!isDesired(p) || p.instances > maxInstancesPerApp) continue;
     total += p.instances;
     const n = next.get(guid);
     const kept = isDesired(n) && n.version === p.version ? Math.min(n.instances, p.instances) : 0;
@@ -59,7 +63,7 @@ export function shrinkGuard(input: ShrinkGuardInput, config: AppsConfig): Shrink
     return { accept: false, shrinkPercent: 100, lostInstances: input.runningInstances, reason: `the Cloud Controller desires no app while ${input.runningInstances} instances run` };
   }
   if (!input.lastGood) return { accept: true, shrinkPercent: 0, lostInstances: 0 };
-  const { total, lost } = desiredShrink(input.lastGood, input.candidate);
+  const { total, lost } = desiredShrink(input.lastGood, input.candidate, config.guards.maxInstancesPerApp);
   const shrinkPercent = total === 0 ? 0 : (lost / total) * 100;
   if (shrinkPercent > config.guards.maxShrinkPercent && !released) {
     return {

@@ -36,6 +36,7 @@ export class StatusReporter {
   private summaries = new Map<string, AppSummary>();
   private readonly lastActions = new Map<string, SendRecord>();
   private counts: Decisions['counts'] | undefined;
+  private skipped: Decisions['skipped'] = [];
   private policyWrite: Promise<unknown> | undefined;
   private lastPolicyStatus: { name: string; uid?: string; status: AppHealthPolicyStatus } | undefined;
   private drain: Promise<void> | undefined;
@@ -77,6 +78,7 @@ export class StatusReporter {
       return;
     }
     this.counts = d.counts;
+    if (d.acted || d.notActingReason === 'Paused') this.skipped = d.skipped;
     if (d.acted || d.notActingReason === 'Paused') {
       for (const [guid, s] of d.apps) if (!sameSummary(this.written.get(guid), s)) this.dirty.add(guid);
       for (const guid of this.written.keys()) if (!d.apps.has(guid)) this.dirty.add(guid);
@@ -126,6 +128,7 @@ export class StatusReporter {
       ...(sender.hold ? { stopHold: sender.hold } : {}),
       ...(sender.budget.releasedHoldId ? { releasedHoldId: sender.budget.releasedHoldId } : {}),
       ...(fetcher.shrinkHold ? { shrinkHold: fetcher.shrinkHold } : {}),
+      skippedApps: this.skipped,
       sender: sender.stats,
       paused: cfg.paused,
       dryRun: cfg.dryRun,

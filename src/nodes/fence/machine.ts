@@ -301,6 +301,20 @@ function handleFence(x: Ctx): void {
     fenceStep(x, 'Fencing', 'powering off through the BMC and confirming off', 'power off through the BMC and confirm off', { type: 'powerOff', fenceId: fence.id });
     return;
   }
+  // Safe-fencing rule 1 holds at every Nova step, not only at the confirmation: a host the BMC reports
+  // on again (powered on by hand, or a BMC that answered wrongly) is not fenced. Nothing is forced down,
+  // disabled or evacuated while it reads on; the fence holds (no second power-off) and operators are told.
+  const novaStepsLeft = (policy.fencing.forceDownService && !['succeeded', 'skipped'].includes(stepState(fence, 'forceDown') ?? ''))
+    || stepState(fence, 'disable') !== 'succeeded'
+    || (policy.evacuation.enabled && !['succeeded', 'failed', 'skipped'].includes(stepState(fence, 'evacuate') ?? ''));
+  if (novaStepsLeft && node.obs.power?.state === 'on') {
+    phase(x, x.status.phase === 'Evacuating' ? 'Evacuating' : 'Fencing', 'the BMC reports power on again after the confirmed power-off: nothing forced down or evacuated until it reads off');
+    notify(x, `fence-power-on-${fence.id}`, 'critical', 'powered on again during the fence, nothing evacuated',
+      `hm9k powered this node off (fence ${fence.id}, confirmed at ${fence.powerOffConfirmedAt}), but its BMC now reports power on.\n` +
+      `hm9k will not force nova-compute down or evacuate while the host may be running its servers.\n` +
+      `Check who powered it on; power it off through the BMC to let the fence continue.`);
+    return;
+  }
   if (policy.fencing.forceDownService && stepState(fence, 'forceDown') !== 'succeeded' && stepState(fence, 'forceDown') !== 'skipped') {
     fenceStep(x, 'Fencing', 'forcing nova-compute down', 'force nova-compute down', { type: 'forceDown', fenceId: fence.id });
     return;
