@@ -8,7 +8,7 @@ import { createRuntime, type ManagedRuntime } from '../../src/kube/runtime.js';
 import { nodesConfig } from '../../src/nodes/config.js';
 import { startNodes } from '../../src/nodes/index.js';
 import { kubeConfig, testNamespace } from '../support/controlplane.js';
-import { createNodeSecrets, quiesce, seedServers, until as untilOr } from './helpers.js';
+import { CONSUL_TOKEN, createNodeSecrets, observer, quiesce, seedServers, until as untilOr } from './helpers.js';
 import { World } from './world.js';
 
 let lastSeen = new Map<string, string>();
@@ -46,13 +46,13 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     kc = kubeConfig();
     api = kc.makeApiClient(CustomObjectsApi);
     ns = await testNamespace('nodes');
-    world = new World(worldOpts);
+    world = new World({ consulToken: CONSUL_TOKEN, ...worldOpts });
     await world.start(count);
     if (servers) seedServers(world);
     await createNodeSecrets(kc, ns, world);
     await startController();
     const dir = world.sshd.dir;
-    const obs = (c: { url: string }) => ({ consul: [{ address: c.url }] });
+    const obs = (c: { url: string }) => observer(world, c);
     const policy: FencePolicy = {
       apiVersion: `${GROUP}/${VERSION}`, kind: 'FencePolicy', metadata: { name: run },
       spec: {
@@ -133,8 +133,8 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect([...perServer.values()].every((c) => c === 1)).toBe(true);
     // Email with the details.
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'));
-    expect(mail.raw).toContain(fence.id);
-    expect(mail.raw).toContain('acknowledge-fence');
+    expect(mail.body).toContain(fence.id);
+    expect(mail.body).toContain('acknowledge-fence');
     // Other nodes untouched.
     expect((await getNode('cmp2')).status?.phase).toBe('Healthy');
     expect(await world.node('cmp2')!.bmc.power()).toBe('on');
@@ -186,7 +186,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(world.nova.migrations).toEqual([]);
     expect(world.nova.services.get('cmp1')).toMatchObject({ forced_down: false, status: 'enabled' });
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('FENCE FAILED'));
-    expect(mail.raw).toContain('NOT evacuated');
+    expect(mail.body).toContain('NOT evacuated');
   });
 
   it('a partition failing 3 of 5 nodes -> storm, nothing fenced', async () => {
@@ -250,7 +250,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     world.node('cmp1')!.agentBroken.storage = true;
     await world.setNodeSaysWorks('cmp1', 'storage', true);
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('agent broken'));
-    expect(mail.raw).toContain('storage network works');
+    expect(mail.body).toContain('storage network works');
     const n = await getNode('cmp1');
     expect(n.status?.phase).toBe('Degraded');
     expect(n.status?.fence).toBeUndefined();
@@ -317,7 +317,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(n.status?.evacuation?.servers.find((s) => s.id === bad.id)).toMatchObject({ state: 'failed' });
     expect(n.status?.fence?.steps.find((s) => s.name === 'evacuate')?.state).toBe('failed');
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'));
-    expect(mail.raw).toContain(`${bad.id}: failed`);
+    expect(mail.body).toContain(`${bad.id}: failed`);
   });
 
   it('steady state writes nothing', async () => {
@@ -350,6 +350,8 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(statusAfter).toEqual(statusBefore);
     expect(after).toEqual(before);
     expect((await getPolicy()).metadata.resourceVersion, `policy status writes: ${[...seenPolicy].map(([rv, st]) => `${rv}: ${st}`).join('\n')}`).toBe(p1.metadata.resourceVersion);
+    // Consul ACLs on (default deny): every request carried the policy's token, none was refused or filtered.
+    expect(NETWORKS.map((n) => world.consul[n].aclDenied)).toEqual([0, 0, 0]);
     // A server scheduled to cmp3 shows up in its status at the next count.
     world.nova.addServer('cmp3', { name: 'c0' });
     await until('cmp3 counts 1 server', async () => (await getNode('cmp3')).status?.servers === 1);
