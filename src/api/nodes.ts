@@ -124,6 +124,9 @@ export const ComputeNodeStatus = Type.Object(
       ),
     ),
     servers: Type.Optional(Int('Servers on this host per Nova.', { minimum: 0 })),
+    returnedFenceId: Type.Optional(
+      Str('The last fence hm9k returned to service: a Nova disabled reason naming it is a stale read (taken before the service was re-enabled), never a reason to rebuild the latch.', { maxLength: 64 }),
+    ),
     watchedHealthyAt: Type.Optional(
       Timestamp('When hm9k saw this node Healthy and began watching it without a gap (no Unknown, Maintenance, missing policy or fence since): the positive evidence a power-on needs. Empty on a new or re-created ComputeNode.'),
     ),
