@@ -193,7 +193,7 @@ describe('hm9k run --nodes as a real process', { timeout: 240_000 }, () => {
     expect(fenced.status?.evacuation).toMatchObject({ total: 3, done: 3, failed: 0 });
     // The node half reached SMTP through nodes.smtpDefault; the finalizer is gone; the others untouched.
     const mail = await w.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'));
-    expect(mail.raw).toContain(fenceId);
+    expect(mail.body).toContain(fenceId);
     await until('finalizer removed', async () => !(await getNode('cmp1')).metadata.finalizers?.includes(FENCE_FINALIZER));
     await until('status.servers from Nova', async () => (await getNode('cmp1')).status?.servers === 0);
     expect((await getNode('cmp2')).status?.phase).toBe('Healthy');

@@ -133,8 +133,8 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect([...perServer.values()].every((c) => c === 1)).toBe(true);
     // Email with the details.
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'));
-    expect(mail.raw).toContain(fence.id);
-    expect(mail.raw).toContain('acknowledge-fence');
+    expect(mail.body).toContain(fence.id);
+    expect(mail.body).toContain('acknowledge-fence');
     // Other nodes untouched.
     expect((await getNode('cmp2')).status?.phase).toBe('Healthy');
     expect(await world.node('cmp2')!.bmc.power()).toBe('on');
@@ -186,7 +186,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(world.nova.migrations).toEqual([]);
     expect(world.nova.services.get('cmp1')).toMatchObject({ forced_down: false, status: 'enabled' });
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('FENCE FAILED'));
-    expect(mail.raw).toContain('NOT evacuated');
+    expect(mail.body).toContain('NOT evacuated');
   });
 
   it('a partition failing 3 of 5 nodes -> storm, nothing fenced', async () => {
@@ -250,7 +250,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     world.node('cmp1')!.agentBroken.storage = true;
     await world.setNodeSaysWorks('cmp1', 'storage', true);
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('agent broken'));
-    expect(mail.raw).toContain('storage network works');
+    expect(mail.body).toContain('storage network works');
     const n = await getNode('cmp1');
     expect(n.status?.phase).toBe('Degraded');
     expect(n.status?.fence).toBeUndefined();
@@ -317,7 +317,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(n.status?.evacuation?.servers.find((s) => s.id === bad.id)).toMatchObject({ state: 'failed' });
     expect(n.status?.fence?.steps.find((s) => s.name === 'evacuate')?.state).toBe('failed');
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'));
-    expect(mail.raw).toContain(`${bad.id}: failed`);
+    expect(mail.body).toContain(`${bad.id}: failed`);
   });
 
   it('steady state writes nothing', async () => {
