@@ -18,11 +18,14 @@ export function StringEnum<const T extends readonly string[]>(values: T, options
 
 /** Go-style duration such as `10s`, `1m30s`, `500ms`. */
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
+/** Longest duration accepted: Node's timers cannot wait longer than 2^31-1 ms (a longer one fires after 1 ms). */
+export const MAX_DURATION = '576h';
 export function Duration(description: string, def?: string) {
   return Type.String({
-    description: `${description} A duration such as 30s, 5m or 1h30m.`,
+    description: `${description} A duration such as 30s, 5m or 1h30m (at most ${MAX_DURATION}).`,
     pattern: DURATION_PATTERN,
     maxLength: 32,
+    'x-kubernetes-validations': [{ rule: `!${celDurationOk('self')} || duration(self) <= duration('${MAX_DURATION}')`, message: `must be at most ${MAX_DURATION}` }],
     ...(def === undefined ? {} : { default: def }),
   });
 }
@@ -120,7 +123,7 @@ export interface CelRule {
   message: string;
 }
 export const withRules = <T extends TSchema>(schema: T, rules: CelRule[]): T =>
-  ({ ...schema, 'x-kubernetes-validations': rules }) as T;
+  ({ ...schema, 'x-kubernetes-validations': [...(((schema as Record<string, unknown>)['x-kubernetes-validations'] as CelRule[] | undefined) ?? []), ...rules] }) as T;
 
 /** A map of strings (`additionalProperties`, since Kubernetes rejects patternProperties). */
 export const StringMap = (description: string) =>

@@ -148,10 +148,13 @@ export interface AppsProcessConfig {
     host?: string;
     user: string;
     password: string;
-    /** Serve POST /dea/heartbeat (re-published on NATS). Default true. */
+    /** Serve POST /dea/heartbeat (re-published on NATS). Default false: NATS is the intake. */
     heartbeatEndpoint?: boolean;
-    /** Require the API's basic auth on POST /dea/heartbeat too. Default false (HM9000 had none). */
+    /** Require basic auth on POST /dea/heartbeat. Default true (HM9000 had none: forged heartbeats). */
     heartbeatAuth?: boolean;
+    /** Credentials DEAs use for /dea/heartbeat; default: user and password above. */
+    heartbeatUser?: string;
+    heartbeatPassword?: string;
   };
   /** Namespace of the DesiredApp objects the fetcher manages. */
   desiredAppNamespace: string;

@@ -126,8 +126,10 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     ...(pc.api.host ? { host: pc.api.host } : {}),
     user: pc.api.user,
     password: pc.api.password,
-    heartbeatEndpoint: pc.api.heartbeatEndpoint !== false,
-    heartbeatAuth: pc.api.heartbeatAuth === true,
+    heartbeatEndpoint: pc.api.heartbeatEndpoint === true,
+    heartbeatAuth: pc.api.heartbeatAuth !== false,
+    ...(pc.api.heartbeatUser ? { heartbeatUser: pc.api.heartbeatUser } : {}),
+    ...(pc.api.heartbeatPassword ? { heartbeatPassword: pc.api.heartbeatPassword } : {}),
     dump: () => {
       const now = Date.now();
       return buildAppsDump(store, now, desiredIsFresh(store.lastCompleteFetch(), now, config().desiredFreshnessTtlMs));
@@ -136,6 +138,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     isFresh: () => store.actualFreshness.isFresh(Date.now()),
     publishHeartbeat: (body) => nats.publish(HEARTBEAT_SUBJECT, body),
     malformed: (error, body) => listener.malformed('http:/dea/heartbeat', error, body),
+    badRequest: (error, body) => listener.malformed('http:/bulk_app_state', error, body),
     logger: runtime.logger('apiserver'),
   });
   await api.start();

@@ -70,7 +70,10 @@ export interface KeystoneOptions {
   timeoutMs?: number;
   /** Refresh when this share of the token's lifetime has passed (0 < f < 1; default 0.8). */
   refreshFraction?: number;
-  /** A token fetched after a 401 is not dropped again by another 401 for this long (default 5 s). */
+  /**
+   * A token fetched after a 401 is not dropped again by another 401 for this long, and a failed
+   * refresh is retried after this long while the current token is still valid (default 5 s).
+   */
   minReauthIntervalMs?: number;
   /** Largest token answer accepted (bytes; the catalog can be large, but not unbounded). */
   maxBodyBytes?: number;
@@ -138,7 +141,16 @@ export class KeystoneClient {
     if (this.token && this.now() < this.token.refreshAt) return;
     // Single flight: every caller waiting for a token shares one request.
     this.inflight ??= this.authenticate().finally(() => { this.inflight = undefined; });
-    await this.inflight;
+    try {
+      await this.inflight;
+    } catch (err) {
+      // A failed refresh while the current token is still valid: keep using it, and ask Keystone
+      // again only after minReauthIntervalMs (never once per call while Keystone is down).
+      const t = this.token;
+      const now = this.now();
+      if (!t || now >= t.expiresAt) throw err;
+      t.refreshAt = Math.min(t.expiresAt, now + (this.opts.minReauthIntervalMs ?? 5000));
+    }
   }
 
   private async authenticate(): Promise<void> {

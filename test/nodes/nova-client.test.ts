@@ -128,6 +128,23 @@ describe('Nova/Keystone clients: edge cases (nock)', () => {
     expect(await ks.authToken()).toBe('t2');
     scope.done();
   });
+  it('a failed refresh keeps the still-valid token and retries Keystone only after the interval', async () => {
+    let now = Date.now();
+    const issued = (exp: number, at: number) => ({ token: { ...tokenBody(exp).token, issued_at: new Date(at).toISOString() } });
+    const scope = nock(base)
+      .post('/identity/v3/auth/tokens').reply(201, issued(now + 100_000, now), { 'X-Subject-Token': 't1' })
+      .post('/identity/v3/auth/tokens').reply(503, { error: { code: 503, message: 'down' } })
+      .post('/identity/v3/auth/tokens').reply(201, issued(now + 200_000, now), { 'X-Subject-Token': 't2' });
+    const ks = new KeystoneClient(cloud, { now: () => now });
+    expect(await ks.authToken()).toBe('t1');
+    now += 85_000; // past 80% of 100 s: refresh, Keystone answers 503
+    expect(await ks.authToken()).toBe('t1');
+    expect(await ks.authToken()).toBe('t1'); // no second request within 5 s
+    expect(ks.authentications).toBe(2);
+    now += 5_000;
+    expect(await ks.authToken()).toBe('t2');
+    scope.done();
+  });
   it('401 twice is an error, not a loop', async () => {
     nock(base).post('/identity/v3/auth/tokens').times(2).reply(201, tokenBody(Date.now() + 3_600_000), { 'X-Subject-Token': 't' })
       .get('/compute/v2.1/').reply(200, { version: { version: '2.96', min_version: '2.1' } })

@@ -87,14 +87,14 @@ function effectiveRules(objs: Manifest[], ns: string, sa: string): string[] {
 
 function expectedRules(half: 'apps' | 'nodes', ns: string, opts: { lease?: string; desiredAppNs?: string; secretNames?: string[] } = {}): string[] {
   const lease = opts.lease ?? `hm9k-${half}`;
-  const common = [`${ns}|coordination.k8s.io|leases|create`, `${ns}|coordination.k8s.io|leases|get|${lease}`, `${ns}|coordination.k8s.io|leases|update|${lease}`, 'default|events.k8s.io|events|create'];
+  const common = [`${ns}|coordination.k8s.io|leases|create`, `${ns}|coordination.k8s.io|leases|get|${lease}`, `${ns}|coordination.k8s.io|leases|update|${lease}`, 'default|events.k8s.io|events|create', 'default|events.k8s.io|events|patch'];
   if (half === 'apps') {
     const da = opts.desiredAppNs ?? ns;
     return [
       ...common,
       '*|hm9k.io|apphealthpolicies|list', '*|hm9k.io|apphealthpolicies|watch', '*|hm9k.io|apphealthpolicies/status|patch',
       ...['list', 'watch', 'create', 'update', 'delete'].map((v) => `${da}|hm9k.io|desiredapps|${v}`),
-      `${da}|hm9k.io|desiredapps/status|patch`, `${da}|events.k8s.io|events|create`,
+      `${da}|hm9k.io|desiredapps/status|patch`, `${da}|events.k8s.io|events|create`, `${da}|events.k8s.io|events|patch`,
     ].sort();
   }
   return [
@@ -176,7 +176,7 @@ describe('chart: lint, template, schema', () => {
       if (half === 'apps') {
         expect(config.apps.nats.servers).toEqual(hv.nats?.servers ?? ['nats://nats.service.cf.internal:4222']);
         expect(config.apps.cc).toMatchObject({ url: hv.cc?.url ?? 'https://api.cf.internal', bulkPassword: `secret-${hv.cc?.existingSecret ?? 'cc-credentials'}-${hv.cc?.bulkPasswordKey ?? 'bulkPassword'}` });
-        expect(config.apps.api).toMatchObject({ port: 5155, password: `secret-${hv.api?.existingSecret ?? 'hm9k-api-credentials'}-${hv.api?.passwordKey ?? 'password'}`, heartbeatEndpoint: hv.api?.heartbeatEndpoint ?? true });
+        expect(config.apps.api).toMatchObject({ port: 5155, password: `secret-${hv.api?.existingSecret ?? 'hm9k-api-credentials'}-${hv.api?.passwordKey ?? 'password'}`, heartbeatEndpoint: hv.api?.heartbeatEndpoint ?? false, heartbeatAuth: true });
         expect(config.apps.store).toMatchObject({ kind: hv.store?.kind ?? 'memory', endpoints: hv.store?.endpoints ?? [] });
         expect(config.apps.sendVia).toBe(hv.sendVia ?? 'http');
         expect(config.apps.desiredAppNamespace).toBe(hv.desiredAppNamespace ?? NS);
@@ -241,6 +241,7 @@ describe('chart: lint, template, schema', () => {
       'apps.enabled': 'container args run --apps',
       'nodes.enabled': 'container args run --nodes',
       'apps.api.host': 'all addresses (the Service routes to it)',
+      'apps.api.heartbeatPassword': 'HM9K_APPS__API__HEARTBEAT_PASSWORD only with heartbeatEndpoint and heartbeatPasswordKey (else the API password)',
       'leaderElection.enabled': 'always on with 2 replicas',
     };
     const leaves: string[] = [];

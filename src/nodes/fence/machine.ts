@@ -301,6 +301,20 @@ function handleFence(x: Ctx): void {
     fenceStep(x, 'Fencing', 'powering off through the BMC and confirming off', 'power off through the BMC and confirm off', { type: 'powerOff', fenceId: fence.id });
     return;
   }
+  // Safe-fencing rule 1 holds at every Nova step, not only at the confirmation: a host the BMC reports
+  // on again (powered on by hand, or a BMC that answered wrongly) is not fenced. Nothing is forced down,
+  // disabled or evacuated while it reads on; the fence holds (no second power-off) and operators are told.
+  const novaStepsLeft = (policy.fencing.forceDownService && !['succeeded', 'skipped'].includes(stepState(fence, 'forceDown') ?? ''))
+    || stepState(fence, 'disable') !== 'succeeded'
+    || (policy.evacuation.enabled && !['succeeded', 'failed', 'skipped'].includes(stepState(fence, 'evacuate') ?? ''));
+  if (novaStepsLeft && node.obs.power?.state === 'on') {
+    phase(x, x.status.phase === 'Evacuating' ? 'Evacuating' : 'Fencing', 'the BMC reports power on again after the confirmed power-off: nothing forced down or evacuated until it reads off');
+    notify(x, `fence-power-on-${fence.id}`, 'critical', 'powered on again during the fence, nothing evacuated',
+      `hm9k powered this node off (fence ${fence.id}, confirmed at ${fence.powerOffConfirmedAt}), but its BMC now reports power on.\n` +
+      `hm9k will not force nova-compute down or evacuate while the host may be running its servers.\n` +
+      `Check who powered it on; power it off through the BMC to let the fence continue.`);
+    return;
+  }
   if (policy.fencing.forceDownService && stepState(fence, 'forceDown') !== 'succeeded' && stepState(fence, 'forceDown') !== 'skipped') {
     fenceStep(x, 'Fencing', 'forcing nova-compute down', 'force nova-compute down', { type: 'forceDown', fenceId: fence.id });
     return;
@@ -384,10 +398,13 @@ export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet:
     phase(x, 'Maintenance', 'spec.maintenance is true: no action');
     return result();
   }
-  // Rebuild the latch from Nova's marker when the fence record is gone.
+  // Rebuild the latch from Nova's marker when the fence record is gone (architecture: the latch also
+  // lives in Nova), except for the fence hm9k itself just returned to service: that marker is a read
+  // taken before the service was re-enabled (issue 9 item 6: else a host failing again is never fenced).
   const marker = node.obs.nova?.disabledReason;
-  if (!status.fence && marker?.startsWith(FENCE_REASON_PREFIX)) {
-    const id = marker.slice(FENCE_REASON_PREFIX.length).trim();
+  const markerId = marker?.startsWith(FENCE_REASON_PREFIX) ? marker.slice(FENCE_REASON_PREFIX.length).trim() : undefined;
+  if (!status.fence && markerId !== undefined && markerId !== status.returnedFenceId) {
+    const id = markerId;
     const at = iso(c.now);
     status.fence = {
       id, reason: 'rebuilt from the Nova disabled_reason marker', startedAt: at, leaseHolder: c.lease.holder, leaseTransitions: c.lease.transitions,
@@ -645,6 +662,7 @@ export function applyOutcome(status: ComputeNodeStatus, outcome: Outcome, now: n
       return s;
     case 'returnToService':
       if (outcome.ok && !outcome.waiting) {
+        if (s.fence) s.returnedFenceId = s.fence.id;
         delete s.fence;
         delete s.evacuation;
         delete s.recovery;
