@@ -29,6 +29,12 @@ export const AppHealthPolicySpec = Type.Object(
   {
     paused: Type.Optional(Bool('Decide nothing and send nothing while true; freshness and status are still reported.', false)),
     dryRun: Type.Optional(Bool('Decide and report (Events, metrics, status) but send nothing to the Cloud Controller.', false)),
+    ccPartition: Type.Optional(
+      Str(
+        "The Cloud Controller partition acted on (the Ruby health manager's and dea_ng's cc_partition): heartbeat entries and droplet.exited messages of other partitions are ignored, counted (hm9k_other_partition_messages_total) and reported (condition OtherPartitions, one log line per partition). While heartbeats show instances of other partitions only, hm9k does not act. Entries without a partition count as this one.",
+        { minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', default: 'default' },
+      ),
+    ),
     timings: Type.Optional(
       Type.Object(
         {

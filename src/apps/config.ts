@@ -12,6 +12,8 @@ export interface CrashBackoffConfig {
 
 export interface AppsConfig {
   paused: boolean;
+  /** The Cloud Controller partition acted on (Ruby HM / dea_ng cc_partition). */
+  ccPartition: string;
   dryRun: boolean;
   heartbeatPeriodMs: number;
   presenceTtlMs: number;
@@ -34,6 +36,7 @@ export interface AppsConfig {
 
 /** HM9000's production values (and src/api/apps.ts defaults). */
 export const DEFAULTS = {
+  ccPartition: 'default',
   heartbeatPeriod: '10s',
   presenceTTL: '30s',
   actualFreshnessTTL: '30s',
@@ -73,6 +76,7 @@ export function resolveAppsConfig(spec?: AppHealthPolicySpec): AppsConfig {
   const d = (v: string | undefined, def: string) => parseDuration(v ?? def);
   return {
     paused: spec?.paused ?? false,
+    ccPartition: spec?.ccPartition ?? DEFAULTS.ccPartition,
     dryRun: spec?.dryRun ?? false,
     heartbeatPeriodMs: d(t.heartbeatPeriod, DEFAULTS.heartbeatPeriod),
     presenceTtlMs: d(t.presenceTTL, DEFAULTS.presenceTTL),

@@ -19,6 +19,7 @@ import { DesiredAppProjection, kubeDesiredAppApi, type DesiredAppApi } from './f
 import { ProjectionSync } from './fetcher/projection-sync.js';
 import { LeaderLoop } from './leader/index.js';
 import { Listener } from './listener/index.js';
+import { PartitionWatch } from './listener/partition.js';
 import { connectNats } from './nats.js';
 import { PolicySource } from './policy.js';
 import { Sender } from './sender/index.js';
@@ -97,8 +98,13 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
       events.action(r);
     },
   });
-  const reporter: StatusReporter = new StatusReporter({ status: runtime.status, policies, store, fetcher, sender, projection, logger: log, leading: () => leader.isLeading() });
-  const analysis = new AnalysisCycle({ store, config, overrides: () => projection.overrides(), metrics, logger: log, onDecisions: (d, partial) => reporter.decisions(d, partial) });
+  // cc_partition: only this policy's partition is acted on (listener filter, analysis, status).
+  const partitions = new PartitionWatch({ config, metrics, logger: runtime.logger('listener') });
+  const reporter: StatusReporter = new StatusReporter({ status: runtime.status, policies, store, fetcher, sender, projection, partitions, logger: log, leading: () => leader.isLeading() });
+  const analysis = new AnalysisCycle({
+    store, config, overrides: () => projection.overrides(), metrics, logger: log, onDecisions: (d, partial) => reporter.decisions(d, partial),
+    actualTrusted: (now) => !partitions.onlyOthers(now, config().presenceTtlMs),
+  });
   const leader: LeaderLoop = new LeaderLoop({
     leader: runtime.leader,
     // Never lead on defaults: the policy (dryRun, paused, guards) and the overrides (paused apps) must be known first.
@@ -116,7 +122,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     signal: runtime.signal,
   });
 
-  const listener = new Listener({ nats, store, config, metrics, logger: runtime.logger('listener'), onExited: (exit) => leader.fastPath(exit) });
+  const listener = new Listener({ nats, store, config, metrics, logger: runtime.logger('listener'), partitions, onExited: (exit) => leader.fastPath(exit) });
   listener.start();
 
   const api = new ApiServer({

@@ -8,7 +8,7 @@ import { createRuntime, type ManagedRuntime } from '../../src/kube/runtime.js';
 import { nodesConfig } from '../../src/nodes/config.js';
 import { startNodes } from '../../src/nodes/index.js';
 import { kubeConfig, testNamespace } from '../support/controlplane.js';
-import { createNodeSecrets, quiesce, seedServers, until as untilOr } from './helpers.js';
+import { CONSUL_TOKEN, createNodeSecrets, observer, quiesce, seedServers, until as untilOr } from './helpers.js';
 import { World } from './world.js';
 
 let lastSeen = new Map<string, string>();
@@ -46,13 +46,13 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     kc = kubeConfig();
     api = kc.makeApiClient(CustomObjectsApi);
     ns = await testNamespace('nodes');
-    world = new World(worldOpts);
+    world = new World({ consulToken: CONSUL_TOKEN, ...worldOpts });
     await world.start(count);
     if (servers) seedServers(world);
     await createNodeSecrets(kc, ns, world);
     await startController();
     const dir = world.sshd.dir;
-    const obs = (c: { url: string }) => ({ consul: [{ address: c.url }] });
+    const obs = (c: { url: string }) => observer(world, c);
     const policy: FencePolicy = {
       apiVersion: `${GROUP}/${VERSION}`, kind: 'FencePolicy', metadata: { name: run },
       spec: {
@@ -350,6 +350,8 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(statusAfter).toEqual(statusBefore);
     expect(after).toEqual(before);
     expect((await getPolicy()).metadata.resourceVersion, `policy status writes: ${[...seenPolicy].map(([rv, st]) => `${rv}: ${st}`).join('\n')}`).toBe(p1.metadata.resourceVersion);
+    // Consul ACLs on (default deny): every request carried the policy's token, none was refused or filtered.
+    expect(NETWORKS.map((n) => world.consul[n].aclDenied)).toEqual([0, 0, 0]);
     // A server scheduled to cmp3 shows up in its status at the next count.
     world.nova.addServer('cmp3', { name: 'c0' });
     await until('cmp3 counts 1 server', async () => (await getNode('cmp3')).status?.servers === 1);
