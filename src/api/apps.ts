@@ -92,6 +92,15 @@ export const AppHealthPolicySpec = Type.Object(
         { description: 'Guards against a wrong mass stop.' },
       ),
     ),
+    projection: Type.Optional(
+      Type.Object(
+        {
+          maxInFlight: Type.Optional(Int('DesiredApp writes (create, update, delete) in flight at once.', { minimum: 1, default: 10 })),
+          writesPerSecond: Type.Optional(Int('DesiredApp writes started per second at most: creating 100,000 objects after a fresh start must leave the apiserver healthy. Projection never holds back fetching, analysis or sending.', { minimum: 1, default: 100 })),
+        },
+        { description: 'How hard the DesiredApp projection (a view of the desired state, not an input) may write to the apiserver.' },
+      ),
+    ),
   },
   { description: 'Settings of the app half. Connections and credentials are process configuration, not fields here.' },
 );

@@ -34,6 +34,8 @@ export interface AppsConfig {
   /** Stops sent per run at most (hm9k; HM9000 had no bound). */
   stopLimit: number;
   guards: { maxShrinkPercent: number; maxStopPercent: number; stopWindowMs: number; minStopsForHold: number; maxInstancesPerApp: number };
+  /** DesiredApp projection writes (hm9k): bounded-parallel and rate-limited. */
+  projection: { maxInFlight: number; writesPerSecond: number };
 }
 
 /** HM9000's production values (and src/api/apps.ts defaults). */
@@ -63,6 +65,8 @@ export const DEFAULTS = {
   stopWindow: '5m',
   minStopsForHold: 5,
   maxInstancesPerApp: 100_000,
+  projectionMaxInFlight: 10,
+  projectionWritesPerSecond: 100,
 } as const;
 
 export function resolveCrashBackoff(cb: CrashBackoff | undefined, base?: CrashBackoffConfig): CrashBackoffConfig {
@@ -103,6 +107,10 @@ export function resolveAppsConfig(spec?: AppHealthPolicySpec): AppsConfig {
       stopWindowMs: d(spec?.guards?.stopWindow, DEFAULTS.stopWindow),
       minStopsForHold: spec?.guards?.minStopsForHold ?? DEFAULTS.minStopsForHold,
       maxInstancesPerApp: spec?.guards?.maxInstancesPerApp ?? DEFAULTS.maxInstancesPerApp,
+    },
+    projection: {
+      maxInFlight: spec?.projection?.maxInFlight ?? DEFAULTS.projectionMaxInFlight,
+      writesPerSecond: spec?.projection?.writesPerSecond ?? DEFAULTS.projectionWritesPerSecond,
     },
   };
 }

@@ -74,12 +74,14 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     ...(project
       ? {
           informer: runtime.informer('DesiredApp', { namespace: pc.desiredAppNamespace }) as Informer<DesiredApp>,
-          projection: new DesiredAppProjection(hooks.desiredAppApi ?? kubeDesiredAppApi(runtime.kubeConfig), pc.desiredAppNamespace),
+          projection: new DesiredAppProjection(hooks.desiredAppApi ?? kubeDesiredAppApi(runtime.kubeConfig), pc.desiredAppNamespace, 500, config().projection),
         }
       : {}),
     // (reporter and loop below are built before any informer event or sender outcome can arrive)
     onObjectChanged: (guid) => reporter.objectChanged(guid),
     onObjectDeleted: (guid) => reporter.objectDeleted(guid),
+    writing: () => leader.isLeading(),
+    config,
   });
 
   // Decisions: store -> analyzer -> pending messages -> sender -> CC; status and Events report them.
@@ -163,6 +165,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     isLeaderActive: () => leader.isActive(),
     async stop() {
       await leader.stop();
+      await projection.stop();
       await reporter.stop();
       await listener.stop();
       await api.stop();
