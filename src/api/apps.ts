@@ -29,6 +29,12 @@ export const AppHealthPolicySpec = Type.Object(
   {
     paused: Type.Optional(Bool('Decide nothing and send nothing while true; freshness and status are still reported.', false)),
     dryRun: Type.Optional(Bool('Decide and report (Events, metrics, status) but send nothing to the Cloud Controller.', false)),
+    ccPartition: Type.Optional(
+      Str(
+        "The Cloud Controller partition acted on (the Ruby health manager's and dea_ng's cc_partition): heartbeat entries and droplet.exited messages of other partitions are ignored, counted (hm9k_other_partition_messages_total) and reported (condition OtherPartitions, one log line per partition). While heartbeats show instances of other partitions only, hm9k does not act. Entries without a partition count as this one.",
+        { minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', default: 'default' },
+      ),
+    ),
     timings: Type.Optional(
       Type.Object(
         {
@@ -75,6 +81,15 @@ export const AppHealthPolicySpec = Type.Object(
           maxInstancesPerApp: Type.Optional(Int('An app whose desired instance count exceeds this is not analysed (nothing started or stopped for it) and is reported (condition AppsSkipped, metric hm9k_apps_skipped): an absurd count from the Cloud Controller must not block the others (hm9k).', { minimum: 1, default: 100000 })),
         },
         { description: 'Guards against a wrong mass stop.' },
+      ),
+    ),
+    projection: Type.Optional(
+      Type.Object(
+        {
+          maxInFlight: Type.Optional(Int('DesiredApp writes (create, update, delete) in flight at once.', { minimum: 1, default: 10 })),
+          writesPerSecond: Type.Optional(Int('DesiredApp writes started per second at most: creating 100,000 objects after a fresh start must leave the apiserver healthy. Projection never holds back fetching, analysis or sending.', { minimum: 1, default: 100 })),
+        },
+        { description: 'How hard the DesiredApp projection (a view of the desired state, not an input) may write to the apiserver.' },
       ),
     ),
   },

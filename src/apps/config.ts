@@ -12,6 +12,8 @@ export interface CrashBackoffConfig {
 
 export interface AppsConfig {
   paused: boolean;
+  /** The Cloud Controller partition acted on (Ruby HM / dea_ng cc_partition). */
+  ccPartition: string;
   dryRun: boolean;
   heartbeatPeriodMs: number;
   presenceTtlMs: number;
@@ -30,10 +32,13 @@ export interface AppsConfig {
   /** Stops sent per run at most (hm9k; HM9000 had no bound). */
   stopLimit: number;
   guards: { maxShrinkPercent: number; maxStopPercent: number; stopWindowMs: number; minStopsForHold: number; maxInstancesPerApp: number };
+  /** DesiredApp projection writes (hm9k): bounded-parallel and rate-limited. */
+  projection: { maxInFlight: number; writesPerSecond: number };
 }
 
 /** HM9000's production values (and src/api/apps.ts defaults). */
 export const DEFAULTS = {
+  ccPartition: 'default',
   heartbeatPeriod: '10s',
   presenceTTL: '30s',
   actualFreshnessTTL: '30s',
@@ -57,6 +62,8 @@ export const DEFAULTS = {
   stopWindow: '5m',
   minStopsForHold: 5,
   maxInstancesPerApp: 100_000,
+  projectionMaxInFlight: 10,
+  projectionWritesPerSecond: 100,
 } as const;
 
 export function resolveCrashBackoff(cb: CrashBackoff | undefined, base?: CrashBackoffConfig): CrashBackoffConfig {
@@ -73,6 +80,7 @@ export function resolveAppsConfig(spec?: AppHealthPolicySpec): AppsConfig {
   const d = (v: string | undefined, def: string) => parseDuration(v ?? def);
   return {
     paused: spec?.paused ?? false,
+    ccPartition: spec?.ccPartition ?? DEFAULTS.ccPartition,
     dryRun: spec?.dryRun ?? false,
     heartbeatPeriodMs: d(t.heartbeatPeriod, DEFAULTS.heartbeatPeriod),
     presenceTtlMs: d(t.presenceTTL, DEFAULTS.presenceTTL),
@@ -95,6 +103,10 @@ export function resolveAppsConfig(spec?: AppHealthPolicySpec): AppsConfig {
       stopWindowMs: d(spec?.guards?.stopWindow, DEFAULTS.stopWindow),
       minStopsForHold: spec?.guards?.minStopsForHold ?? DEFAULTS.minStopsForHold,
       maxInstancesPerApp: spec?.guards?.maxInstancesPerApp ?? DEFAULTS.maxInstancesPerApp,
+    },
+    projection: {
+      maxInFlight: spec?.projection?.maxInFlight ?? DEFAULTS.projectionMaxInFlight,
+      writesPerSecond: spec?.projection?.writesPerSecond ?? DEFAULTS.projectionWritesPerSecond,
     },
   };
 }

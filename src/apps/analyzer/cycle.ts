@@ -15,6 +15,8 @@ export interface AnalysisCycleDeps {
   overrides: () => ReadonlyMap<string, AppOverrides>;
   metrics: AppsMetrics;
   logger: Logger;
+  /** False while actual state, though fresh, must not be acted on (heartbeats of other cc_partitions only). */
+  actualTrusted?: (now: number) => boolean;
   /** Each pass's decisions (partial: a pass over some apps only, the fast path). */
   onDecisions?: (d: Decisions, partial: boolean) => void;
 }
@@ -33,7 +35,7 @@ export class AnalysisCycle {
     store.actualFreshness.ttlMs = cfg.actualFreshnessTtlMs;
     const d = analyze(
       {
-        actualFresh: store.actualFreshness.isFresh(now),
+        actualFresh: store.actualFreshness.isFresh(now) && (this.deps.actualTrusted?.(now) ?? true),
         desiredFresh: desiredIsFresh(store.lastCompleteFetch(), now, cfg.desiredFreshnessTtlMs),
         desired: store.desired(),
         instances: store.instancesByApp(),

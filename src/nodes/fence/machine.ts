@@ -517,8 +517,9 @@ export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet:
         notify(x, 'recovered', 'info', 'recovered', `Every watched network is up again${rec.kind ? ` after ${rec.attempts} recovery attempt(s) (${rec.kind})` : ''}. Nothing was fenced.`);
       }
       delete status.recovery;
-      // Positive evidence for the power-on rule (item 4); set once, so steady state stays quiet.
-      status.watchedHealthyAt ??= iso(c.now);
+      // Positive evidence for the power-on rule (item 4): every network up and the BMC read as on (a
+      // power state not read yet is no evidence). Set once, so steady state stays quiet.
+      if (power?.state === 'on') status.watchedHealthyAt ??= iso(c.now);
       phase(x, 'Healthy');
       return result();
     }
