@@ -23,7 +23,7 @@ import { connectNats } from './nats.js';
 import { PolicySource } from './policy.js';
 import { Sender } from './sender/index.js';
 import { httpTransport, natsTransport } from './sender/transport.js';
-import { AppEvents } from './status/events.js';
+import { AppEvents, logAction } from './status/events.js';
 import { AppsMetrics } from './status/metrics.js';
 import { StatusReporter } from './status/reporter.js';
 import { createStore } from './store/index.js';
@@ -95,6 +95,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     onOutcome: (r) => {
       reporter.action(r);
       events.action(r);
+      logAction(log, r);
     },
   });
   const reporter: StatusReporter = new StatusReporter({ status: runtime.status, policies, store, fetcher, sender, projection, logger: log, leading: () => leader.isLeading() });

@@ -111,7 +111,7 @@ export class ProjectionSync {
       this.last = await projection.sync(store.desired());
       if (this.last.created || this.last.updated || this.last.deleted) logger.info({ created: this.last.created, updated: this.last.updated, deleted: this.last.deleted }, 'DesiredApp projection updated');
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'DesiredApp projection failed');
+      logger.error({ err: (err as Error).message }, 'DesiredApp projection failed');
       this.last = undefined;
     }
   }
@@ -125,7 +125,7 @@ export class ProjectionSync {
       this.last = await projection.sync(store.desired());
       if (this.last.created) logger.info({ created: this.last.created }, 'DesiredApp objects recreated');
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'DesiredApp projection failed');
+      logger.error({ err: (err as Error).message }, 'DesiredApp projection failed');
       this.dirty = true;
     }
   }
