@@ -52,8 +52,10 @@ export const ProcessConfigSchema = Type.Object(
             host: Str('Listen address.', { default: '0.0.0.0' }),
             user: Str('Basic auth user CC uses for /bulk_app_state.', { default: '' }),
             password: Str('Its password (HM9K_APPS__API__PASSWORD).', { default: '' }),
-            heartbeatEndpoint: Bool('Accept POST /dea/heartbeat.', true),
-            heartbeatAuth: Bool('Require the same basic auth on POST /dea/heartbeat (HM9000 had none).', false),
+            heartbeatEndpoint: Bool('Accept POST /dea/heartbeat (DEAs that cannot reach NATS; re-published on NATS). Off by default: NATS dea.heartbeat is the intake.', false),
+            heartbeatAuth: Bool('Require basic auth on POST /dea/heartbeat (HM9000 had none: anyone reaching the port could forge a heartbeat). Turning it off is allowed only with host on loopback.', true),
+            heartbeatUser: Str('Basic auth user DEAs use for /dea/heartbeat (empty: the API user).', { default: '' }),
+            heartbeatPassword: Str('Its password (HM9K_APPS__API__HEARTBEAT_PASSWORD; empty: the API password).', { default: '' }),
           },
           { default: {}, additionalProperties: false },
         ),
@@ -78,7 +80,8 @@ export const ProcessConfigSchema = Type.Object(
         httpTimeout: Duration('Timeout of one Nova/Keystone request.', '30s'),
         maxResponseBytes: Int('Largest Nova, Keystone or Consul answer body accepted, in bytes; a larger one is refused (hm9k_nodes_api_rejected_total).', { minimum: 65_536, default: 16 * 1024 * 1024 }),
         maxPages: Int('Most pages followed in one paged Nova list (each at most Nova\'s max_limit items); more is refused, the list is not used.', { minimum: 1, default: 1000 }),
-        tokenRefreshFraction: Type.Number({ exclusiveMinimum: 0, maximum: 0.95, default: 0.8, description: 'Keystone tokens are refreshed when this share of their lifetime (issued_at to expires_at) has passed.' }),
+        tokenRefreshPercent: Int('Keystone tokens are refreshed when this percentage of their lifetime (issued_at to expires_at) has passed.', { minimum: 10, maximum: 95, default: 80 }),
+        tokenRetryInterval: Duration('A token fetched after a 401 is not dropped by another 401, and a failed refresh is not retried (the valid token is kept), for this long.', '5s'),
         resync: Duration('Healthy nodes are re-evaluated at least this often.', '30s'),
         ipmitoolPath: Str('Path of ipmitool.', { default: 'ipmitool' }),
         workers: Int('Node reconcile workers.', { minimum: 1, default: 4 }),
@@ -247,6 +250,8 @@ export function explain(schema: SchemaLike, fallback: string, path: string): str
   return fallback;
 }
 
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
+
 /** What the schema cannot say: fields required only when a half is enabled. */
 function crossChecks(c: ProcessConfig): string[] {
   const p: string[] = [];
@@ -255,6 +260,9 @@ function crossChecks(c: ProcessConfig): string[] {
     if (!c.apps.cc.bulkUser || !c.apps.cc.bulkPassword) p.push('apps.cc.bulkUser/bulkPassword: required to fetch desired state from /bulk/apps');
     if (c.apps.sendVia === 'http' && (!c.apps.cc.internalUser || !c.apps.cc.internalPassword)) p.push('apps.cc.internalUser/internalPassword: required to send start/stop over HTTP (or set apps.sendVia=nats)');
     if (!c.apps.api.user || !c.apps.api.password) p.push('apps.api.user/password: required for /bulk_app_state basic auth');
+    if (c.apps.api.heartbeatEndpoint && !c.apps.api.heartbeatAuth && !isLoopback(c.apps.api.host)) {
+      p.push(`apps.api.heartbeatAuth: false is allowed only with apps.api.host on loopback (now ${c.apps.api.host}): without it anyone who reaches the port can forge DEA heartbeats`);
+    }
     if (c.apps.store.kind === 'etcd' && c.apps.store.endpoints.length === 0) p.push('apps.store.endpoints: at least one etcd endpoint is required with store.kind=etcd');
   }
   // The same rule as a FencePolicy's maxUnhealthy (src/nodes/config.ts): above 100% the ceiling could never hold.

@@ -69,6 +69,15 @@ describe('process configuration', () => {
     expect(() => loadConfig({ sets: [['apps.enabled', 'yes']] })).toThrow(/apps.enabled: must be true or false/);
   });
 
+  it('POST /dea/heartbeat: off by default, basic auth on; unauthenticated only on loopback (issue 14 item 5)', () => {
+    const base = { enabled: true, sendVia: 'nats', cc: { url: 'http://cc', bulkUser: 'u', bulkPassword: 'p' }, api: { user: 'u', password: 'p' } };
+    const d = loadConfig({}).apps.api;
+    expect([d.heartbeatEndpoint, d.heartbeatAuth, d.host]).toEqual([false, true, '0.0.0.0']);
+    expect(() => loadConfig({ overrides: { apps: { ...base, api: { ...base.api, heartbeatEndpoint: true, heartbeatAuth: false } } } })).toThrow(/apps.api.heartbeatAuth: false is allowed only with apps.api.host on loopback \(now 0.0.0.0\)/);
+    expect(loadConfig({ overrides: { apps: { ...base, api: { ...base.api, heartbeatEndpoint: true, heartbeatAuth: false, host: '127.0.0.1' } } } }).apps.api.heartbeatAuth).toBe(false);
+    expect(loadConfig({ env: { HM9K_APPS__API__HEARTBEAT_PASSWORD: 'x' } }).apps.api.heartbeatPassword).toBe('x');
+  });
+
   it('rejects a file that is not a mapping, or is not YAML', () => {
     expect(() => loadConfig({ file: file('- a\n- b\n') })).toThrow(/must hold a YAML mapping/);
     expect(() => loadConfig({ file: file('a: [1\n') })).toThrow(ConfigError);

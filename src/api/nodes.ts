@@ -85,6 +85,12 @@ export const EvacuatedServer = Type.Object({
   to: Type.Optional(Str('Destination host.', { maxLength: 253 })),
   state: StringEnum(['pending', 'requested', 'done', 'failed', 'skipped'] as const, { description: 'Evacuation state.' }),
   migrationId: Type.Optional(Str('Nova migration id.', { maxLength: 64 })),
+  answer: Type.Optional(
+    StringEnum(['accepted', 'unknown'] as const, {
+      description:
+        "Nova's answer to the evacuate request: accepted, or unknown (sent, no answer: timeout, lost connection, 5xx, shutdown). Absent while the request is recorded but not known to be sent. A request not accepted is issued again only after Nova showed no trace of it (no evacuation migration for this fence, server still on the host, no task_state) for the whole settle window after `since`.",
+    }),
+  ),
   wasActive: Type.Optional(Bool('The server was ACTIVE before evacuation.')),
   since: Type.Optional(Timestamp('When the server was requested, or first found busy (a task_state set) while pending: its deadline is since + perServerTimeout.')),
   reset: Type.Optional(Bool('hm9k reset the server\'s stuck state with os-resetState (evacuation.resetStuckServers).')),
@@ -124,6 +130,9 @@ export const ComputeNodeStatus = Type.Object(
       ),
     ),
     servers: Type.Optional(Int('Servers on this host per Nova.', { minimum: 0 })),
+    returnedFenceId: Type.Optional(
+      Str('The last fence hm9k returned to service: a Nova disabled reason naming it is a stale read (taken before the service was re-enabled), never a reason to rebuild the latch.', { maxLength: 64 }),
+    ),
     watchedHealthyAt: Type.Optional(
       Timestamp('When hm9k saw this node Healthy and began watching it without a gap (no Unknown, Maintenance, missing policy or fence since): the positive evidence a power-on needs. Empty on a new or re-created ComputeNode.'),
     ),

@@ -53,7 +53,11 @@ export function appsProcessConfig(c: ProcessConfig): AppsProcessConfig {
     cc: { url: a.cc.url, internalUser: a.cc.internalUser, internalPassword: a.cc.internalPassword, bulkUser: a.cc.bulkUser, bulkPassword: a.cc.bulkPassword },
     sendVia: a.sendVia,
     store: a.store.kind === 'etcd' ? { kind: 'etcd', endpoints: a.store.endpoints, prefix: a.store.prefix } : { kind: 'memory' },
-    api: { port: a.api.port, host: a.api.host, user: a.api.user, password: a.api.password, heartbeatEndpoint: a.api.heartbeatEndpoint, heartbeatAuth: a.api.heartbeatAuth },
+    api: {
+      port: a.api.port, host: a.api.host, user: a.api.user, password: a.api.password, heartbeatEndpoint: a.api.heartbeatEndpoint, heartbeatAuth: a.api.heartbeatAuth,
+      ...(a.api.heartbeatUser ? { heartbeatUser: a.api.heartbeatUser } : {}),
+      ...(a.api.heartbeatPassword ? { heartbeatPassword: a.api.heartbeatPassword } : {}),
+    },
     desiredAppNamespace: a.desiredAppNamespace || c.namespace,
     ...(a.policyName ? { policyName: a.policyName } : {}),
   };
@@ -76,7 +80,8 @@ export function nodesProcessConfig(c: ProcessConfig): NodesProcessConfig {
     httpTimeoutMs: parseDuration(n.httpTimeout),
     maxResponseBytes: n.maxResponseBytes,
     maxPages: n.maxPages,
-    tokenRefreshFraction: n.tokenRefreshFraction,
+    tokenRefreshPercent: n.tokenRefreshPercent,
+    tokenRetryIntervalMs: parseDuration(n.tokenRetryInterval),
     resyncMs: parseDuration(n.resync),
     ipmitoolPath: n.ipmitoolPath,
     workers: n.workers,

@@ -432,3 +432,37 @@ describe('issue 9 items 7 and 8: the fenced summary after a finished evacuation'
     expect(d.status.conditions!.find((c) => c.type === 'Evacuated')).toMatchObject({ status: 'True', reason: 'EvacuationDone' });
   });
 });
+
+describe('issue 9 item 6: the same host fenced again after a return to service', () => {
+  it('a Nova read taken before the re-enable (marker of the fence just returned) does not rebuild the latch', () => {
+    const back = applyOutcome(fenced('evacuated', true), { type: 'returnToService', ok: true, waiting: false, message: 'un-forced and enabled' }, T0);
+    expect(back.returnedFenceId).toBe('cmp1-f1');
+    const stale = obs({ nova: { apiState: 'up', status: 'disabled', forcedDown: true, disabledReason: 'hm9k fence cmp1-f1', nodeSide: 'up', evacuationMigrations: 0 } });
+    const d = decide(node(back, stale, { annotations: { [ACK_FENCE_ANNOTATION]: 'cmp1-f1' } }), policy, calm, ctx(T0 + S));
+    expect(d.status.fence).toBeUndefined();
+    expect(d.status.phase).not.toBe('Fenced');
+    // The host fails again: recovery, then a new fence with a new id.
+    const failing = obs({ storage: down(9, T0), corroboration: { network: 'storage', at: T0 + 13 * S, result: 'failing' } });
+    const f = decide(node({ ...d.status, phase: 'Suspect', recovery: { attempts: 2, kind: 'storage', lastAttempt: new Date(T0 + 10 * S).toISOString() } }, failing), policy, calm, ctx(T0 + 14 * S));
+    expect(types(f)).toEqual(['powerOff']);
+    expect(f.status.fence?.id).not.toBe('cmp1-f1');
+  });
+  it('a marker of another fence still rebuilds the latch', () => {
+    const o = obs({ nova: { apiState: 'down', status: 'disabled', forcedDown: true, disabledReason: 'hm9k fence cmp1-f2', nodeSide: 'unknown', evacuationMigrations: 0 } });
+    const d = decide(node({ phase: 'Healthy', returnedFenceId: 'cmp1-f1' }, o), policy, calm, ctx(T0));
+    expect(d.status.fence?.id).toBe('cmp1-f2');
+    expect(d.status.phase).toBe('Fenced');
+  });
+});
+
+describe('issue 9 item 4: evidence needs the BMC read as on', () => {
+  it('Healthy by the networks with the power not read yet records no evidence; a later off is not powered on', () => {
+    const o = obs();
+    delete o.power;
+    const h = decide(node({}, o), policy, calm, ctx(T0));
+    expect(h.status.phase).toBe('Healthy');
+    expect(h.status.watchedHealthyAt).toBeUndefined();
+    const d = decide(node(h.status, obs({ power: { state: 'off', since: T0 + S } })), policy, calm, ctx(T0 + 2 * S));
+    expect(types(d)).not.toContain('powerOn');
+  });
+});

@@ -176,7 +176,7 @@ describe('chart: lint, template, schema', () => {
       if (half === 'apps') {
         expect(config.apps.nats.servers).toEqual(hv.nats?.servers ?? ['nats://nats.service.cf.internal:4222']);
         expect(config.apps.cc).toMatchObject({ url: hv.cc?.url ?? 'https://api.cf.internal', bulkPassword: `secret-${hv.cc?.existingSecret ?? 'cc-credentials'}-${hv.cc?.bulkPasswordKey ?? 'bulkPassword'}` });
-        expect(config.apps.api).toMatchObject({ port: 5155, password: `secret-${hv.api?.existingSecret ?? 'hm9k-api-credentials'}-${hv.api?.passwordKey ?? 'password'}`, heartbeatEndpoint: hv.api?.heartbeatEndpoint ?? true });
+        expect(config.apps.api).toMatchObject({ port: 5155, password: `secret-${hv.api?.existingSecret ?? 'hm9k-api-credentials'}-${hv.api?.passwordKey ?? 'password'}`, heartbeatEndpoint: hv.api?.heartbeatEndpoint ?? false, heartbeatAuth: true });
         expect(config.apps.store).toMatchObject({ kind: hv.store?.kind ?? 'memory', endpoints: hv.store?.endpoints ?? [] });
         expect(config.apps.sendVia).toBe(hv.sendVia ?? 'http');
         expect(config.apps.desiredAppNamespace).toBe(hv.desiredAppNamespace ?? NS);
@@ -241,6 +241,7 @@ describe('chart: lint, template, schema', () => {
       'apps.enabled': 'container args run --apps',
       'nodes.enabled': 'container args run --nodes',
       'apps.api.host': 'all addresses (the Service routes to it)',
+      'apps.api.heartbeatPassword': 'HM9K_APPS__API__HEARTBEAT_PASSWORD only with heartbeatEndpoint and heartbeatPasswordKey (else the API password)',
       'leaderElection.enabled': 'always on with 2 replicas',
     };
     const leaves: string[] = [];

@@ -1,7 +1,8 @@
 // The API server (hm9000.md section 4): POST /bulk_app_state for Cloud Controller (basic auth;
 // `{}` when this replica's actual state is not fresh or the body is bad), POST /dea/heartbeat
-// (202, re-published on NATS so every replica sees it; 400 on an empty or unparseable body; basic
-// auth only when heartbeatAuth is set, as HM9000 had none), GET /dump (basic auth; what
+// (only when heartbeatEndpoint is set: NATS is the default intake; 202, re-published on NATS so every
+// replica sees it; 400 on an empty or unparseable body; basic auth unless heartbeatAuth is false,
+// where HM9000 had none and any pod could forge a heartbeat), GET /dump (basic auth; what
 // `hm9k dump` renders), GET /healthz and /readyz (ready only while actual state is fresh).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
@@ -15,9 +16,13 @@ export interface ApiServerOptions {
   port: number;
   user: string;
   password: string;
+  /** Serve POST /dea/heartbeat (default false: NATS is the intake). */
   heartbeatEndpoint?: boolean;
-  /** Require the same basic auth on POST /dea/heartbeat (default false, as HM9000). */
+  /** Require basic auth on POST /dea/heartbeat (default true; HM9000 had none, so anyone could forge one). */
   heartbeatAuth?: boolean;
+  /** Its credentials (default: user and password). */
+  heartbeatUser?: string;
+  heartbeatPassword?: string;
   /** The body of GET /dump (basic auth); 404 when absent. */
   dump?: () => unknown;
   store: MemoryStore;
@@ -72,8 +77,8 @@ export class ApiServer {
 
   constructor(private readonly opts: ApiServerOptions) {}
 
-  private authorized(req: IncomingMessage): boolean {
-    const want = Buffer.from(`Basic ${Buffer.from(`${this.opts.user}:${this.opts.password}`).toString('base64')}`);
+  private authorized(req: IncomingMessage, user = this.opts.user, password = this.opts.password): boolean {
+    const want = Buffer.from(`Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`);
     const got = Buffer.from(req.headers.authorization ?? '');
     return got.length === want.length && timingSafeEqual(got, want);
   }
@@ -148,10 +153,11 @@ export class ApiServer {
       }
       return json(200, this.opts.dump());
     }
-    if (req.method === 'POST' && path === '/dea/heartbeat' && this.opts.heartbeatEndpoint !== false) {
-      if (this.opts.heartbeatAuth && !this.authorized(req)) {
+    if (req.method === 'POST' && path === '/dea/heartbeat' && this.opts.heartbeatEndpoint === true) {
+      if (this.opts.heartbeatAuth !== false && !this.authorized(req, this.opts.heartbeatUser ?? this.opts.user, this.opts.heartbeatPassword ?? this.opts.password)) {
         req.resume();
-        res.writeHead(401).end();
+        this.opts.malformed('refused: basic auth required', ''); // counted, logged once
+        res.writeHead(401, { 'www-authenticate': 'Basic realm="hm9k"' }).end();
         return;
       }
       const text = await this.body(req);

@@ -401,10 +401,13 @@ export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet:
     phase(x, 'Maintenance', 'spec.maintenance is true: no action');
     return result();
   }
-  // Rebuild the latch from Nova's marker when the fence record is gone.
+  // Rebuild the latch from Nova's marker when the fence record is gone (architecture: the latch also
+  // lives in Nova), except for the fence hm9k itself just returned to service: that marker is a read
+  // taken before the service was re-enabled (issue 9 item 6: else a host failing again is never fenced).
   const marker = node.obs.nova?.disabledReason;
-  if (!status.fence && marker?.startsWith(FENCE_REASON_PREFIX)) {
-    const id = marker.slice(FENCE_REASON_PREFIX.length).trim();
+  const markerId = marker?.startsWith(FENCE_REASON_PREFIX) ? marker.slice(FENCE_REASON_PREFIX.length).trim() : undefined;
+  if (!status.fence && markerId !== undefined && markerId !== status.returnedFenceId) {
+    const id = markerId;
     const at = iso(c.now);
     status.fence = {
       id, reason: 'rebuilt from the Nova disabled_reason marker', startedAt: at, leaseHolder: c.lease.holder, leaseTransitions: c.lease.transitions,
@@ -514,8 +517,9 @@ export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet:
         notify(x, 'recovered', 'info', 'recovered', `Every watched network is up again${rec.kind ? ` after ${rec.attempts} recovery attempt(s) (${rec.kind})` : ''}. Nothing was fenced.`);
       }
       delete status.recovery;
-      // Positive evidence for the power-on rule (item 4); set once, so steady state stays quiet.
-      status.watchedHealthyAt ??= iso(c.now);
+      // Positive evidence for the power-on rule (item 4): every network up and the BMC read as on (a
+      // power state not read yet is no evidence). Set once, so steady state stays quiet.
+      if (power?.state === 'on') status.watchedHealthyAt ??= iso(c.now);
       phase(x, 'Healthy');
       return result();
     }
@@ -662,6 +666,7 @@ export function applyOutcome(status: ComputeNodeStatus, outcome: Outcome, now: n
       return s;
     case 'returnToService':
       if (outcome.ok && !outcome.waiting) {
+        if (s.fence) s.returnedFenceId = s.fence.id;
         delete s.fence;
         delete s.evacuation;
         delete s.recovery;
