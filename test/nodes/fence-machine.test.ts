@@ -443,3 +443,15 @@ describe('issue 9 item 6: the same host fenced again after a return to service',
     expect(d.status.phase).toBe('Fenced');
   });
 });
+
+describe('issue 9 item 4: evidence needs the BMC read as on', () => {
+  it('Healthy by the networks with the power not read yet records no evidence; a later off is not powered on', () => {
+    const o = obs();
+    delete o.power;
+    const h = decide(node({}, o), policy, calm, ctx(T0));
+    expect(h.status.phase).toBe('Healthy');
+    expect(h.status.watchedHealthyAt).toBeUndefined();
+    const d = decide(node(h.status, obs({ power: { state: 'off', since: T0 + S } })), policy, calm, ctx(T0 + 2 * S));
+    expect(types(d)).not.toContain('powerOn');
+  });
+});
