@@ -81,7 +81,7 @@ describe('hm9k run --nodes as a real process', { timeout: 240_000 }, () => {
       };
       await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', body });
     }
-    // Process configuration at 1/10 production timings or faster (leader election: 4s lease, tolerant of a loaded machine).
+    // Process configuration at 1/10 production timings or faster (leader election: 8s lease, renew requests time out after 3s: a loaded machine's apiserver answers slowly).
     await writeFile(join(dir, 'hm9k.yaml'), stringify({
       logLevel: 'info',
       bindAddress: '127.0.0.1',
@@ -90,7 +90,7 @@ describe('hm9k run --nodes as a real process', { timeout: 240_000 }, () => {
         consulWait: '2s', consulMinLoop: '50ms', powerPollInterval: '1s', novaPollInterval: '300ms', serverCountInterval: '1s', resync: '3s', httpTimeout: '5s',
         smtpDefault: { smtpHost: '127.0.0.1', smtpPort: world.smtp.port, from: 'hm9k@example.org', to: ['ops@example.org'] },
       },
-      leaderElection: { enabled: true, leaseName: LEASE, leaseDuration: '4s', renewDeadline: '3s', retryPeriod: '400ms' },
+      leaderElection: { enabled: true, leaseName: LEASE, leaseDuration: '8s', renewDeadline: '6s', retryPeriod: '1s' },
     }));
   }
 
@@ -237,7 +237,7 @@ describe('hm9k run --nodes as a real process', { timeout: 240_000 }, () => {
     await until('status.servers from Nova', async () => (await getNode('cmp1')).status?.servers === 0);
     expect((await getNode('cmp2')).status?.phase).toBe('Healthy');
     expect(await w.node('cmp2')!.bmc.power()).toBe('on');
-    console.log(`[figures] process test: storage failure -> Fenced in ${fencedAfterMs} ms with two SIGKILLs and restarts (lease 4s, interval 300ms x threshold 3, grace 1s, settle 1.5s)`);
+    console.log(`[figures] process test: storage failure -> Fenced in ${fencedAfterMs} ms with two SIGKILLs and restarts (lease 8s, interval 300ms x threshold 3, grace 1s, settle 1.5s)`);
   });
 
   it('two replicas: only the Lease holder acts; it dies mid-evacuation and the other finishes', async () => {

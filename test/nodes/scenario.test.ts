@@ -535,4 +535,32 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     }
     await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced, 3/3 servers evacuated') && m.raw.includes(second.status!.fence!.id));
   });
+
+  it('issue 9 item 4: a re-created ComputeNode for a powered-off host is never powered on (Nova unreadable, then readable)', async () => {
+    await setup(3);
+    const n2 = world.node('cmp2')!;
+    const decisions = async () => (await runtime.metrics.getSingleMetric('hm9k_nodes_decisions_total')!.get()).values.reduce((n, v) => n + v.value, 0);
+    // Nova unreadable: neither the fence marker nor evacuation migrations can be read.
+    world.nova.failNext = { status: 503, count: 1_000_000, match: /os-services|os-migrations/ };
+    await until('cmp2 Nova unknown', async () => (await getNode('cmp2')).status?.nova?.apiState === 'unknown');
+    // The host goes off, and its ComputeNode is deleted and re-created (empty status: no history).
+    await n2.bmc.setPower('off');
+    const old = await getNode('cmp2');
+    await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn('cmp2') });
+    await until('cmp2 gone', async () => getNode('cmp2').then(() => false, () => true));
+    await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', body: { apiVersion: old.apiVersion, kind: old.kind, metadata: { name: cn('cmp2'), labels: old.metadata.labels }, spec: old.spec } });
+    await until('power-on refused', async () => /not powering on/.test((await getNode('cmp2')).status?.waitingFor ?? ''));
+    let base = await decisions();
+    await until('many decisions later', async () => (await decisions()) >= base + 20);
+    expect(await n2.bmc.power()).toBe('off');
+    expect((await getNode('cmp2')).status?.waitingFor).toMatch(/not powering on: .*no evidence.*Nova state unknown/);
+    // Nova readable again: still no evidence of a healthy host under hm9k's watch, still no power-on.
+    world.nova.failNext = undefined;
+    await until('cmp2 Nova known', async () => (await getNode('cmp2')).status?.nova?.apiState !== 'unknown');
+    base = await decisions();
+    await until('many decisions later (Nova readable)', async () => (await decisions()) >= base + 20);
+    expect(await n2.bmc.power()).toBe('off');
+    expect((await getNode('cmp2')).status?.waitingFor).toMatch(/not powering on: .*no evidence/);
+    expect(await eventReasons(cn('cmp2'), 'ComputeNode')).not.toContain('PowerOnRequested');
+  });
 });
