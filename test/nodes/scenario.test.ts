@@ -564,4 +564,22 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect((await getNode('cmp2')).status?.waitingFor).toMatch(/not powering on: .*no evidence/);
     expect(await eventReasons(cn('cmp2'), 'ComputeNode')).not.toContain('PowerOnRequested');
   });
+
+  it('issue 9 item 7: a server stuck in a task_state is reported failed after perServerTimeout, the slot is freed, the email names it', async () => {
+    await setup(4, { maxConcurrentRemediations: 1, maxUnhealthy: '50%' }, true, (spec) => { spec.evacuation = { concurrency: 2, perServerTimeout: '3s' }; });
+    const stuck = world.nova.addServer('cmp1', { name: 'stuck', task_state: 'rebooting' });
+    await world.setRecoveryFails('cmp1', true);
+    world.node('cmp1')!.broken.storage = true;
+    const fenced = await until('cmp1 Fenced despite the stuck server', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 90_000);
+    expect(fenced.status!.evacuation).toMatchObject({ total: 4, done: 3, failed: 1 });
+    expect(fenced.status!.evacuation!.servers.find((s) => s.id === stuck.id)).toMatchObject({ state: 'failed', error: expect.stringContaining('task_state rebooting') });
+    expect(world.nova.migrations.filter((m) => m.instance_uuid === stuck.id)).toEqual([]);
+    const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced, 3/4 servers evacuated'));
+    expect(mail.raw).toContain(stuck.id);
+    expect(mail.raw).toContain('need your attention');
+    // The policy's one remediation slot is free again: the next failing node is handled.
+    await world.setRecoveryFails('cmp2', true);
+    world.node('cmp2')!.broken.storage = true;
+    await until('cmp2 Fenced', async () => (await getNode('cmp2')).status?.phase === 'Fenced', 90_000);
+  });
 });
