@@ -475,12 +475,13 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     await setup(3);
     const n1 = world.node('cmp1')!;
     const onCmp1 = [...world.nova.servers.values()].filter((s) => s.host === 'cmp1');
-    const active = onCmp1.filter((s) => s.vm_state === 'active');
-    for (const s of active) world.nova.stallEvacuationOf.add(s.id);
+    // Every server stalls in Nova: servers are requested in id order, so which two go first is random.
+    for (const s of onCmp1) world.nova.stallEvacuationOf.add(s.id);
     await world.setRecoveryFails('cmp1', true);
     n1.broken.storage = true;
-    // concurrency 2: both active servers requested and stalled in Nova, the third one still pending.
+    // concurrency 2: two servers requested and stalled in Nova, the third one still pending.
     await until('cmp1 Evacuating with 2 requests in Nova', async () => (await getNode('cmp1')).status?.phase === 'Evacuating' && world.nova.migrations.length === 2, 60_000);
+    const requested = world.nova.migrations.map((m) => m.instance_uuid);
     const fenceId = (await getNode('cmp1')).status!.fence!.id;
     // An acknowledgement now is refused: the fence goes on, the node says why.
     await annotate('cmp1', ACK_FENCE_ANNOTATION, fenceId);
@@ -491,10 +492,10 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     await api.patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run, body: { spec: { safety: { dryRun: true } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
     await until('cmp1 holding under dry run', async () => (await getNode('cmp1')).status?.conditions?.find((c) => c.type === 'Paused')?.message.includes('would evacuate servers'));
     // Nova finishes the two in flight; hm9k, in dry run, starts no new request while it keeps deciding.
-    for (const s of active) world.nova.stallEvacuationOf.delete(s.id);
+    for (const s of onCmp1) world.nova.stallEvacuationOf.delete(s.id);
     const decisions = async () => (await runtime.metrics.getSingleMetric('hm9k_nodes_decisions_total')!.get()).values.reduce((n, v) => n + v.value, 0);
     const base = await decisions();
-    await until('several dry-run decisions after the two finished', async () => active.every((s) => world.nova.servers.get(s.id)!.host !== 'cmp1') && (await decisions()) >= base + 10);
+    await until('several dry-run decisions after the two finished', async () => requested.every((id) => world.nova.servers.get(id)!.host !== 'cmp1') && (await decisions()) >= base + 10);
     expect(world.nova.migrations).toHaveLength(2);
     expect((await getNode('cmp1')).status?.phase).toBe('Evacuating');
     // dryRun off: the fence resumes where it stood and completes; every server evacuated exactly once.
