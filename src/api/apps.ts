@@ -17,10 +17,19 @@ export const CrashBackoff = Type.Object(
     startingBackoff: Type.Optional(PositiveDuration('Delay after the first backed-off crash; it doubles with every crash (HM9000: 30s).', '30s')),
     maxBackoff: Type.Optional(PositiveDuration('Longest delay between restarts (HM9000: 960s). Crash counts expire 2 x maxBackoff after their last increment.', '960s')),
     giveUpAfter: Type.Optional(Int('Stop restarting an instance after this many crashes (0 = never give up, as HM9000; Diego gives up at 200).', { minimum: 0, default: 0 })),
+    delayNoise: Type.Optional(
+      Duration(
+        "Random jitter on backed-off crash restarts: each delay moves by a uniform amount within +-delayNoise (never below 0), so that many instances crashing together are not restarted in lockstep (the Ruby health manager's delay_time_noise, 5s there). Restarts without backoff stay immediate. 0 keeps HM9000's deterministic delays.",
+        '0s',
+      ),
+    ),
   },
   {
     description: 'Crash backoff: how soon a crashed instance is restarted.',
-    'x-kubernetes-validations': [durationAtLeast('maxBackoff', 'startingBackoff', 'crashBackoff.maxBackoff must be at least crashBackoff.startingBackoff')],
+    'x-kubernetes-validations': [
+      durationAtLeast('maxBackoff', 'startingBackoff', 'crashBackoff.maxBackoff must be at least crashBackoff.startingBackoff'),
+      durationAtLeast('maxBackoff', 'delayNoise', 'crashBackoff.delayNoise must be at most crashBackoff.maxBackoff'),
+    ],
   },
 );
 export type CrashBackoff = Static<typeof CrashBackoff>;

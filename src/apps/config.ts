@@ -8,6 +8,8 @@ export interface CrashBackoffConfig {
   maxBackoffMs: number;
   /** 0 = never give up (HM9000). */
   giveUpAfter: number;
+  /** Uniform jitter within +-this on backed-off delays (Ruby HM's delay_time_noise); 0 = none (HM9000). */
+  delayNoiseMs: number;
 }
 
 export interface AppsConfig {
@@ -55,6 +57,7 @@ export const DEFAULTS = {
   startingBackoff: '30s',
   maxBackoff: '960s',
   giveUpAfter: 0,
+  delayNoise: '0s',
   messageLimit: 60,
   stopLimit: 60,
   maxShrinkPercent: 30,
@@ -72,6 +75,7 @@ export function resolveCrashBackoff(cb: CrashBackoff | undefined, base?: CrashBa
     startingBackoffMs: cb?.startingBackoff ? parseDuration(cb.startingBackoff) : (base?.startingBackoffMs ?? parseDuration(DEFAULTS.startingBackoff)),
     maxBackoffMs: cb?.maxBackoff ? parseDuration(cb.maxBackoff) : (base?.maxBackoffMs ?? parseDuration(DEFAULTS.maxBackoff)),
     giveUpAfter: cb?.giveUpAfter ?? base?.giveUpAfter ?? DEFAULTS.giveUpAfter,
+    delayNoiseMs: cb?.delayNoise ? parseDuration(cb.delayNoise) : (base?.delayNoiseMs ?? parseDuration(DEFAULTS.delayNoise)),
   };
 }
 
@@ -127,7 +131,7 @@ export function scaleTimings(c: AppsConfig, factor: number): AppsConfig {
     sendIntervalMs: s(c.sendIntervalMs),
     flushIntervalMs: s(c.flushIntervalMs),
     keepAliveMs: s(c.keepAliveMs),
-    crashBackoff: { ...c.crashBackoff, startingBackoffMs: s(c.crashBackoff.startingBackoffMs), maxBackoffMs: s(c.crashBackoff.maxBackoffMs) },
+    crashBackoff: { ...c.crashBackoff, startingBackoffMs: s(c.crashBackoff.startingBackoffMs), maxBackoffMs: s(c.crashBackoff.maxBackoffMs), delayNoiseMs: c.crashBackoff.delayNoiseMs > 0 ? s(c.crashBackoff.delayNoiseMs) : 0 },
     guards: { ...c.guards, stopWindowMs: s(c.guards.stopWindowMs) },
   };
 }

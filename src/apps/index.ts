@@ -24,7 +24,7 @@ import { connectNats } from './nats.js';
 import { PolicySource } from './policy.js';
 import { Sender } from './sender/index.js';
 import { httpTransport, natsTransport } from './sender/transport.js';
-import { AppEvents } from './status/events.js';
+import { AppEvents, logAction } from './status/events.js';
 import { AppsMetrics } from './status/metrics.js';
 import { StatusReporter } from './status/reporter.js';
 import { createStore } from './store/index.js';
@@ -100,6 +100,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     onOutcome: (r) => {
       reporter.action(r);
       events.action(r);
+      logAction(log, r);
     },
   });
   // cc_partition: only this policy's partition is acted on (listener filter, analysis, status).

@@ -341,8 +341,14 @@ export class NodesEngine implements FleetView {
     return this.write(base, applyOutcome(base.status ?? {}, o, this.now()), true);
   }
 
+  /**
+   * Every decision and every action's outcome is an Event and one structured log line: info, or
+   * error for a failure (the Event type alone cannot tell: a Fence decision is a Warning too).
+   */
   private event(node: ComputeNode, type: 'Normal' | 'Warning', reason: string, note: string): void {
     this.runtime.events.record(node, type, reason, reason, note);
+    const failed = /(Failed|Incomplete|Unavailable)$/.test(reason);
+    this.log[failed ? 'error' : 'info']({ node: node.metadata.name, event: reason, type }, note);
   }
 
   private async execute(node: ComputeNode, a: Action, policy: ResolvedPolicy | null): Promise<ComputeNode> {
@@ -352,7 +358,7 @@ export class NodesEngine implements FleetView {
     try {
       switch (a.type) {
         case 'event':
-          this.runtime.events.record(node, a.eventType, a.reason, a.reason, a.note);
+          this.event(node, a.eventType, a.reason, a.note);
           return node;
         case 'notify':
           await this.notifier.notify(node, policy, a);
@@ -430,7 +436,6 @@ export class NodesEngine implements FleetView {
           // evacuated). The step stays pending; the next leader re-reads the BMC and carries on.
           if (!o.confirmed && this.interrupted()) return this.leavePending(node, a, log, o.message);
           done(o.confirmed ? 'confirmed' : 'failed');
-          log.warn({ fence: a.fenceId, confirmed: o.confirmed, message: o.message }, 'fence power-off');
           this.event(node, o.confirmed ? 'Normal' : 'Warning', o.confirmed ? 'PowerOffConfirmed' : 'PowerOffFailed',
             `fence ${a.fenceId}: ${o.confirmed ? o.message : `power-off not confirmed (${o.message}); nothing will be evacuated`}`);
           return this.outcome(node, o);
@@ -481,7 +486,7 @@ export class NodesEngine implements FleetView {
           done(o.ok ? 'ok' : 'waiting');
           const next = await this.outcome(node, o);
           if (o.ok) {
-            this.runtime.events.record(next, 'Normal', 'ReturnedToService', 'ReturnToService', `fence ${a.fenceId} cleared; nova-compute un-forced and enabled`);
+            this.event(next, 'Normal', 'ReturnedToService', `fence ${a.fenceId} cleared; nova-compute un-forced and enabled`);
             await this.notifier.notify(next, policy, { type: 'notify', key: `returned-${a.fenceId}`, severity: 'info', subject: `[hm9k] ${name}: returned to service`, body: `Fence ${a.fenceId} was acknowledged, the host is up, nova-compute was un-forced and enabled. The node is Healthy.` });
           }
           return next;

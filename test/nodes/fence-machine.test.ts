@@ -58,6 +58,17 @@ function fenced(stage: 'pending' | 'offConfirmed' | 'offFailed' | 'forced' | 'di
   return s;
 }
 
+describe('start-up quietness (issue 10)', () => {
+  it('not observed yet -> Unknown without an Event; the first real observation decides and is evented', () => {
+    const first = decide(node({}, { networks: {}, power: { state: 'unknown', since: T0 } } as NodeObservations), policy, calm, ctx(T0));
+    expect(first.status.phase).toBe('Unknown');
+    expect(first.actions.filter((a) => a.type === 'event')).toEqual([]);
+    // Consul answers and one network cannot be read: Unknown for a reason, a Warning.
+    const unknown = decide(node({ phase: 'Healthy' }, obs({ storage: unknownNet() })), policy, calm, ctx(T0 + S));
+    expect(unknown.actions.filter((a) => a.type === 'event')).toEqual([expect.objectContaining({ type: 'event', eventType: 'Warning', reason: 'PhaseUnknown' })]);
+  });
+});
+
 describe('config', () => {
   it('applies defaults: storage RecoverThenFence, others Notify, durations in ms', () => {
     const p = resolvePolicy({ networks: { storage: { consul: [{ address: 'http://a:8500/' }] }, management: { consul: [{ address: 'http://b:8500' }] } } });

@@ -17,6 +17,8 @@ export interface AnalysisCycleDeps {
   logger: Logger;
   /** False while actual state, though fresh, must not be acted on (heartbeats of other cc_partitions only). */
   actualTrusted?: (now: number) => boolean;
+  /** Uniform in [0, 1) for crash-delay noise (default Math.random). */
+  random?: () => number;
   /** Each pass's decisions (partial: a pass over some apps only, the fast path). */
   onDecisions?: (d: Decisions, partial: boolean) => void;
 }
@@ -47,7 +49,7 @@ export class AnalysisCycle {
       now,
       cfg,
       store.pending(),
-      onlyApps ? { onlyApps } : {},
+      { random: this.deps.random ?? Math.random, ...(onlyApps ? { onlyApps } : {}) },
     );
     if (!onlyApps) this.lastPassMs = performance.now() - started;
     store.deletePending(d.expired.starts, d.expired.stops);

@@ -172,7 +172,7 @@ export class ProjectionSync {
       if (r.abandoned) this.last = undefined; // (leadership lost: a new leader projects again)
     } catch (err) {
       // Retried after the next fetch, not at once: a failing apiserver is not hammered.
-      logger.warn({ err: (err as Error).message }, 'DesiredApp projection failed (retried after the next fetch)');
+      logger.error({ err: (err as Error).message }, 'DesiredApp projection failed (retried after the next fetch)');
       this.last = undefined;
     }
   }

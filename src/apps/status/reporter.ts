@@ -149,7 +149,7 @@ export class StatusReporter {
       .then(() => {
         this.lastPolicyStatus = { name: p.metadata.name, ...(p.metadata.uid ? { uid: p.metadata.uid } : {}), status: toWrite };
       })
-      .catch((err) => logger.warn({ err: (err as Error).message }, 'AppHealthPolicy status write failed'))
+      .catch((err) => logger.error({ err: (err as Error).message }, 'AppHealthPolicy status write failed'))
       .finally(() => {
         this.policyWrite = undefined;
       });
@@ -165,7 +165,7 @@ export class StatusReporter {
       this.written.set(guid, summary);
     } catch (err) {
       this.retry.add(guid);
-      this.deps.logger.warn({ err: (err as Error).message, app: guid }, 'DesiredApp status write failed');
+      this.deps.logger.error({ err: (err as Error).message, app: guid }, 'DesiredApp status write failed');
     }
   }
 
