@@ -475,12 +475,13 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     await setup(3);
     const n1 = world.node('cmp1')!;
     const onCmp1 = [...world.nova.servers.values()].filter((s) => s.host === 'cmp1');
-    const active = onCmp1.filter((s) => s.vm_state === 'active');
-    for (const s of active) world.nova.stallEvacuationOf.add(s.id);
+    // Every server stalls in Nova: servers are requested in id order, so which two go first is random.
+    for (const s of onCmp1) world.nova.stallEvacuationOf.add(s.id);
     await world.setRecoveryFails('cmp1', true);
     n1.broken.storage = true;
-    // concurrency 2: both active servers requested and stalled in Nova, the third one still pending.
+    // concurrency 2: two servers requested and stalled in Nova, the third one still pending.
     await until('cmp1 Evacuating with 2 requests in Nova', async () => (await getNode('cmp1')).status?.phase === 'Evacuating' && world.nova.migrations.length === 2, 60_000);
+    const requested = world.nova.migrations.map((m) => m.instance_uuid);
     const fenceId = (await getNode('cmp1')).status!.fence!.id;
     // An acknowledgement now is refused: the fence goes on, the node says why.
     await annotate('cmp1', ACK_FENCE_ANNOTATION, fenceId);
@@ -491,10 +492,10 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     await api.patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run, body: { spec: { safety: { dryRun: true } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
     await until('cmp1 holding under dry run', async () => (await getNode('cmp1')).status?.conditions?.find((c) => c.type === 'Paused')?.message.includes('would evacuate servers'));
     // Nova finishes the two in flight; hm9k, in dry run, starts no new request while it keeps deciding.
-    for (const s of active) world.nova.stallEvacuationOf.delete(s.id);
+    for (const s of onCmp1) world.nova.stallEvacuationOf.delete(s.id);
     const decisions = async () => (await runtime.metrics.getSingleMetric('hm9k_nodes_decisions_total')!.get()).values.reduce((n, v) => n + v.value, 0);
     const base = await decisions();
-    await until('several dry-run decisions after the two finished', async () => active.every((s) => world.nova.servers.get(s.id)!.host !== 'cmp1') && (await decisions()) >= base + 10);
+    await until('several dry-run decisions after the two finished', async () => requested.every((id) => world.nova.servers.get(id)!.host !== 'cmp1') && (await decisions()) >= base + 10);
     expect(world.nova.migrations).toHaveLength(2);
     expect((await getNode('cmp1')).status?.phase).toBe('Evacuating');
     // dryRun off: the fence resumes where it stood and completes; every server evacuated exactly once.
@@ -562,5 +563,41 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(await n2.bmc.power()).toBe('off');
     expect((await getNode('cmp2')).status?.waitingFor).toMatch(/not powering on: .*no evidence/);
     expect(await eventReasons(cn('cmp2'), 'ComputeNode')).not.toContain('PowerOnRequested');
+  });
+
+  it('issue 9 item 7: a server stuck in a task_state is reported failed after perServerTimeout, the slot is freed, the email names it', async () => {
+    await setup(4, { maxConcurrentRemediations: 1, maxUnhealthy: '50%' }, true, (spec) => { spec.evacuation = { concurrency: 2, perServerTimeout: '3s' }; });
+    const stuck = world.nova.addServer('cmp1', { name: 'stuck', task_state: 'rebooting' });
+    await world.setRecoveryFails('cmp1', true);
+    world.node('cmp1')!.broken.storage = true;
+    const fenced = await until('cmp1 Fenced despite the stuck server', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 90_000);
+    expect(fenced.status!.evacuation).toMatchObject({ total: 4, done: 3, failed: 1 });
+    expect(fenced.status!.evacuation!.servers.find((s) => s.id === stuck.id)).toMatchObject({ state: 'failed', error: expect.stringContaining('task_state rebooting') });
+    expect(world.nova.migrations.filter((m) => m.instance_uuid === stuck.id)).toEqual([]);
+    const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced, 3/4 servers evacuated'));
+    expect(mail.raw).toContain(stuck.id);
+    expect(mail.raw).toContain('need your attention');
+    // The policy's one remediation slot is free again: the next failing node is handled.
+    await world.setRecoveryFails('cmp2', true);
+    world.node('cmp2')!.broken.storage = true;
+    await until('cmp2 Fenced', async () => (await getNode('cmp2')).status?.phase === 'Fenced', 90_000);
+  });
+
+  it('issue 9 item 8: a fenced host with 230 servers gets every one evacuated exactly once; status stays bounded, counts exact', { timeout: 400_000 }, async () => {
+    await setup(3, {}, false, (spec) => { spec.evacuation = { concurrency: 50, perServerTimeout: '60s' }; });
+    const ids = Array.from({ length: 230 }, (_, i) => world.nova.addServer('cmp1', { name: `vm${i}` }).id);
+    await world.setRecoveryFails('cmp1', true);
+    world.node('cmp1')!.broken.storage = true;
+    // 230 intent writes (one before each request): slow on a loaded machine, hence the long deadline.
+    const fenced = await until('cmp1 Fenced', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 330_000);
+    const e = fenced.status!.evacuation!;
+    expect(e).toMatchObject({ total: 230, done: 230, failed: 0 });
+    expect(e.servers.length).toBeLessThanOrEqual(200);
+    expect(e.servers.length + (e.omitted?.done ?? 0)).toBe(230);
+    for (const id of ids) {
+      expect(world.nova.servers.get(id)!.host).not.toBe('cmp1');
+      expect(world.nova.migrations.filter((m) => m.instance_uuid === id)).toHaveLength(1);
+    }
+    await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced, 230/230 servers evacuated'));
   });
 });
