@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # hm9k: one image for both halves (`hm9k run --apps`, `hm9k run --nodes`).
-# The code stays Node 20 compatible (CI); the image runs the current LTS.
+# Node 22 LTS, the release CI runs (package.json engines: >=22.12).
 
 FROM node:22-bookworm-slim AS build
 WORKDIR /src

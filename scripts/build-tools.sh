@@ -13,14 +13,17 @@ mkdir -p "$BIN" "$CACHE/build"
 export GOFLAGS=-mod=mod
 export CGO_ENABLED=0
 
+built=
 log() { printf '[build-tools] %s\n' "$*" >&2; }
+# Called before each build: marks that something was built.
+building() { built=1; log "$@"; }
 
 build_kube_apiserver() {
   local out=$BIN/kube-apiserver-$K8S_VERSION
   [ -x "$out" ] && return 0
   local dir=$CACHE/build/k8s-$K8S_VERSION staging=v0.${K8S_VERSION#v1.}
   mkdir -p "$dir"
-  log "building kube-apiserver $K8S_VERSION (staging modules $staging); this takes a while on 2 cores"
+  building "building kube-apiserver $K8S_VERSION (staging modules $staging); this takes a while on 2 cores"
   (
     cd "$dir"
     # The wrapper module: require k8s.io/kubernetes and point every staging module at its published version.
@@ -58,7 +61,7 @@ build_kubectl() {
   local out=$BIN/kubectl-$K8S_VERSION
   [ -x "$out" ] && return 0
   build_kube_apiserver
-  log "building kubectl $K8S_VERSION (none on the PATH)"
+  building "building kubectl $K8S_VERSION (none on the PATH)"
   (
     cd "$CACHE/build/k8s-$K8S_VERSION"
     go build -trimpath -o "$out.tmp" \
@@ -73,7 +76,7 @@ build_etcd() {
   [ -x "$out" ] && return 0
   local dir=$CACHE/build/etcd-$ETCD_VERSION
   mkdir -p "$dir"
-  log "building etcd $ETCD_VERSION"
+  building "building etcd $ETCD_VERSION"
   (
     cd "$dir"
     cat > go.mod <<MOD
@@ -104,7 +107,7 @@ GO
 build_helm() {
   local out=$BIN/helm-$HELM_VERSION
   [ -x "$out" ] && return 0
-  log "building helm $HELM_VERSION"
+  building "building helm $HELM_VERSION"
   GOBIN=$CACHE/build/helm-$HELM_VERSION go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   mv "$CACHE/build/helm-$HELM_VERSION/helm" "$out"
 }
@@ -125,4 +128,5 @@ esac
 [ -x "$BIN/etcd-$ETCD_VERSION" ] && ln -sf "etcd-$ETCD_VERSION" "$BIN/etcd"
 [ -x "$BIN/helm-$HELM_VERSION" ] && ln -sf "helm-$HELM_VERSION" "$BIN/helm"
 [ -x "$BIN/kubectl-$K8S_VERSION" ] && ln -sf "kubectl-$K8S_VERSION" "$BIN/kubectl"
-log "done: $(ls "$BIN" | tr '\n' ' ')"
+# HM9K_QUIET=1 (scripts/setup.sh): say nothing when everything was cached.
+[ "${HM9K_QUIET:-}" = 1 ] && [ -z "$built" ] || log "done: $(ls "$BIN" | tr '\n' ' ')"

@@ -8,9 +8,11 @@ for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+  echo "[install-deps] installing: ${missing[*]}" >&2
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 command -v go >/dev/null || { echo "go is required to build kube-apiserver, etcd and helm (https://go.dev/dl)" >&2; exit 1; }
-echo "Debian packages present: ${PKGS[*]}"
+# HM9K_QUIET=1 (scripts/setup.sh): say nothing when nothing had to be installed.
+[ "${HM9K_QUIET:-}" = 1 ] && [ ${#missing[@]} -eq 0 ] || echo "Debian packages present: ${PKGS[*]}"

@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { Value } from '@sinclair/typebox/value';
-import { Type, type Static, Str, Int, Bool, Duration, StringEnum } from './api/schema.js';
+import { Type, type Static, Str, Int, Bool, Duration, StringEnum, DURATION_PATTERN } from './api/schema.js';
+import { nodesGlobalCeilingProblem } from './nodes/config.js';
 
 export const ProcessConfigSchema = Type.Object(
   {
@@ -51,13 +52,15 @@ export const ProcessConfigSchema = Type.Object(
             host: Str('Listen address.', { default: '0.0.0.0' }),
             user: Str('Basic auth user CC uses for /bulk_app_state.', { default: '' }),
             password: Str('Its password (HM9K_APPS__API__PASSWORD).', { default: '' }),
-            heartbeatEndpoint: Bool('Accept POST /dea/heartbeat.', true),
-            heartbeatAuth: Bool('Require the same basic auth on POST /dea/heartbeat (HM9000 had none).', false),
+            heartbeatEndpoint: Bool('Accept POST /dea/heartbeat (DEAs that cannot reach NATS; re-published on NATS). Off by default: NATS dea.heartbeat is the intake.', false),
+            heartbeatAuth: Bool('Require basic auth on POST /dea/heartbeat (HM9000 had none: anyone reaching the port could forge a heartbeat). Turning it off is allowed only with host on loopback.', true),
+            heartbeatUser: Str('Basic auth user DEAs use for /dea/heartbeat (empty: the API user).', { default: '' }),
+            heartbeatPassword: Str('Its password (HM9K_APPS__API__HEARTBEAT_PASSWORD; empty: the API password).', { default: '' }),
           },
           { default: {}, additionalProperties: false },
         ),
         desiredAppNamespace: Str('Namespace of DesiredApp objects (default: namespace).', { default: '' }),
-        policyName: Str('AppHealthPolicy to follow (default: the only one, or the first by name).', { default: '' }),
+        policyName: Str('AppHealthPolicy to follow. Empty: the only one there is (none: the defaults); with two or more and none named the app half follows none, acts on nothing and is not ready.', { default: '' }),
       },
       { default: {}, additionalProperties: false, description: 'The app half.' },
     ),
@@ -75,6 +78,9 @@ export const ProcessConfigSchema = Type.Object(
         powerPollInterval: Duration('BMC power state read period.', '60s'),
         novaPollInterval: Duration('Nova service read period.', '10s'),
         httpTimeout: Duration('Timeout of one Nova/Keystone request.', '30s'),
+        maxResponseBytes: Int('Largest Nova, Keystone or Consul answer body accepted, in bytes; a larger one is refused (hm9k_nodes_api_rejected_total).', { minimum: 65_536, default: 16 * 1024 * 1024 }),
+        maxPages: Int('Most pages followed in one paged Nova list (each at most Nova\'s max_limit items); more is refused, the list is not used.', { minimum: 1, default: 1000 }),
+        tokenRefreshFraction: Type.Number({ exclusiveMinimum: 0, maximum: 0.95, default: 0.8, description: 'Keystone tokens are refreshed when this share of their lifetime (issued_at to expires_at) has passed.' }),
         resync: Duration('Healthy nodes are re-evaluated at least this often.', '30s'),
         ipmitoolPath: Str('Path of ipmitool.', { default: 'ipmitool' }),
         workers: Int('Node reconcile workers.', { minimum: 1, default: 4 }),
@@ -207,12 +213,43 @@ export function loadConfig(src: ConfigSources): ProcessConfig {
   const withDefaults = Value.Default(ProcessConfigSchema, Value.Clone(merged)) as Json;
   for (const e of Value.Errors(ProcessConfigSchema, withDefaults)) {
     const where = e.path ? e.path.slice(1).replace(/\//g, '.') : '(root)';
-    problems.push(`${where}: ${e.message}${e.value !== undefined && typeof e.value !== 'object' ? ` (got ${JSON.stringify(e.value)})` : ''}`);
+    problems.push(`${where}: ${explain(e.schema as SchemaLike, e.message, e.path)}${e.value !== undefined && typeof e.value !== 'object' ? ` (got ${JSON.stringify(e.value)})` : ''}`);
   }
   if (!problems.length) problems.push(...crossChecks(withDefaults as ProcessConfig));
   if (problems.length) throw new ConfigError([...new Set(problems)]);
   return withDefaults as ProcessConfig;
 }
+
+interface SchemaLike {
+  type?: string;
+  enum?: unknown[];
+  pattern?: string;
+  minimum?: number;
+  maximum?: number;
+  minItems?: number;
+  properties?: Record<string, unknown>;
+  anyOf?: SchemaLike[];
+}
+
+/** A schema error in words a person can act on: the allowed values or the expected form. */
+export function explain(schema: SchemaLike, fallback: string, path: string): string {
+  if (schema.enum) return `must be one of: ${schema.enum.join(', ')}`;
+  if (schema.pattern === DURATION_PATTERN) return 'must be a duration such as 5m, 30s or 1h30m (a number and a unit: ms, s, m, h)';
+  if (schema.properties && /^Unexpected property/.test(fallback)) {
+    const key = path.split('/').pop();
+    return `"${key}" is not a configuration key here; known keys: ${Object.keys(schema.properties).join(', ')}`;
+  }
+  if (schema.anyOf?.some((s) => s.type === 'integer') && schema.anyOf.some((s) => s.pattern === '^[0-9]+%$')) return 'must be a count (an integer >= 0) or a percentage such as "50%"';
+  if (schema.pattern) return `must match ${schema.pattern}`;
+  const range = [schema.minimum !== undefined ? `>= ${schema.minimum}` : '', schema.maximum !== undefined ? `<= ${schema.maximum}` : ''].filter(Boolean).join(' and ');
+  if (schema.type === 'integer') return `must be an integer${range ? ` ${range}` : ''}`;
+  if (schema.type === 'number') return `must be a number${range ? ` ${range}` : ''}`;
+  if (schema.type === 'boolean') return 'must be true or false';
+  if (schema.type === 'array' && schema.minItems) return `must list at least ${schema.minItems}`;
+  return fallback;
+}
+
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
 
 /** What the schema cannot say: fields required only when a half is enabled. */
 function crossChecks(c: ProcessConfig): string[] {
@@ -222,7 +259,13 @@ function crossChecks(c: ProcessConfig): string[] {
     if (!c.apps.cc.bulkUser || !c.apps.cc.bulkPassword) p.push('apps.cc.bulkUser/bulkPassword: required to fetch desired state from /bulk/apps');
     if (c.apps.sendVia === 'http' && (!c.apps.cc.internalUser || !c.apps.cc.internalPassword)) p.push('apps.cc.internalUser/internalPassword: required to send start/stop over HTTP (or set apps.sendVia=nats)');
     if (!c.apps.api.user || !c.apps.api.password) p.push('apps.api.user/password: required for /bulk_app_state basic auth');
+    if (c.apps.api.heartbeatEndpoint && !c.apps.api.heartbeatAuth && !isLoopback(c.apps.api.host)) {
+      p.push(`apps.api.heartbeatAuth: false is allowed only with apps.api.host on loopback (now ${c.apps.api.host}): without it anyone who reaches the port can forge DEA heartbeats`);
+    }
     if (c.apps.store.kind === 'etcd' && c.apps.store.endpoints.length === 0) p.push('apps.store.endpoints: at least one etcd endpoint is required with store.kind=etcd');
   }
+  // The same rule as a FencePolicy's maxUnhealthy (src/nodes/config.ts): above 100% the ceiling could never hold.
+  const g = nodesGlobalCeilingProblem(c.nodes.globalMaxUnhealthy);
+  if (g) p.push(g);
   return p;
 }

@@ -51,10 +51,11 @@ describe('process configuration', () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     const msg = (err as Error).message;
-    expect(msg).toMatch(/logLevel: /);
-    expect(msg).toMatch(/metricsPort: Expected integer to be less or equal to 65535/);
-    expect(msg).toMatch(/leaderElection.leaseDuration: Expected string to match/);
-    expect(msg).toMatch(/Unexpected property/);
+    // Each names the allowed values or the expected form (issue 10, item 7).
+    expect(msg).toMatch(/logLevel: must be one of: trace, debug, info, warn, error \(got "loud"\)/);
+    expect(msg).toMatch(/metricsPort: must be an integer >= 0 and <= 65535 \(got 99999\)/);
+    expect(msg).toMatch(/leaderElection.leaseDuration: must be a duration such as 5m, 30s or 1h30m \(a number and a unit: ms, s, m, h\) \(got "forever"\)/);
+    expect(msg).toMatch(/bogus: "bogus" is not a configuration key here; known keys: namespace, podName, /);
   });
 
   it('names what an enabled half is missing', () => {
@@ -62,7 +63,19 @@ describe('process configuration', () => {
     expect(() => loadConfig({ overrides: { apps: { enabled: true, sendVia: 'nats', cc: { url: 'http://cc', bulkUser: 'u', bulkPassword: 'p' }, api: { user: 'u', password: 'p' }, store: { kind: 'etcd' } } } })).toThrow(
       /apps.store.endpoints: at least one etcd endpoint/,
     );
-    expect(() => loadConfig({ sets: [['nodes.consulWait', 'soon']] })).toThrow(/nodes.consulWait: Expected string to match/);
+    expect(() => loadConfig({ sets: [['nodes.consulWait', 'soon']] })).toThrow(/nodes.consulWait: must be a duration such as 5m/);
+    expect(() => loadConfig({ sets: [['apps.sendVia', 'carrier']] })).toThrow(/apps.sendVia: must be one of: http, nats \(got "carrier"\)/);
+    expect(() => loadConfig({ sets: [['nodes.globalMaxUnhealthy', 'half']] })).toThrow(/must be a count \(an integer >= 0\) or a percentage such as "50%"/);
+    expect(() => loadConfig({ sets: [['apps.enabled', 'yes']] })).toThrow(/apps.enabled: must be true or false/);
+  });
+
+  it('POST /dea/heartbeat: off by default, basic auth on; unauthenticated only on loopback (issue 14 item 5)', () => {
+    const base = { enabled: true, sendVia: 'nats', cc: { url: 'http://cc', bulkUser: 'u', bulkPassword: 'p' }, api: { user: 'u', password: 'p' } };
+    const d = loadConfig({}).apps.api;
+    expect([d.heartbeatEndpoint, d.heartbeatAuth, d.host]).toEqual([false, true, '0.0.0.0']);
+    expect(() => loadConfig({ overrides: { apps: { ...base, api: { ...base.api, heartbeatEndpoint: true, heartbeatAuth: false } } } })).toThrow(/apps.api.heartbeatAuth: false is allowed only with apps.api.host on loopback \(now 0.0.0.0\)/);
+    expect(loadConfig({ overrides: { apps: { ...base, api: { ...base.api, heartbeatEndpoint: true, heartbeatAuth: false, host: '127.0.0.1' } } } }).apps.api.heartbeatAuth).toBe(false);
+    expect(loadConfig({ env: { HM9K_APPS__API__HEARTBEAT_PASSWORD: 'x' } }).apps.api.heartbeatPassword).toBe('x');
   });
 
   it('rejects a file that is not a mapping, or is not YAML', () => {

@@ -1,5 +1,5 @@
 // AppHealthPolicy and DesiredApp: the app half's resources (HM9000's job).
-import { Type, type Static, StringEnum, Duration, Int, Bool, Str, Timestamp, Conditions, withRules } from './schema.js';
+import { Type, type Static, StringEnum, Duration, PositiveDuration, durationAtLeast, Int, Bool, Str, Timestamp, Conditions, withRules } from './schema.js';
 
 export const APP_STATES = ['STARTED', 'STOPPED'] as const;
 export const PACKAGE_STATES = ['STAGED', 'PENDING', 'FAILED'] as const;
@@ -14,11 +14,14 @@ export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const CrashBackoff = Type.Object(
   {
     crashesBeforeBackoff: Type.Optional(Int('Crashes that are restarted at once before backoff starts (HM9000: 3).', { minimum: 0, maximum: 1000, default: 3 })),
-    startingBackoff: Type.Optional(Duration('Delay after the first backed-off crash; it doubles with every crash (HM9000: 30s).', '30s')),
-    maxBackoff: Type.Optional(Duration('Longest delay between restarts (HM9000: 960s). Crash counts expire 2 x maxBackoff after their last increment.', '960s')),
+    startingBackoff: Type.Optional(PositiveDuration('Delay after the first backed-off crash; it doubles with every crash (HM9000: 30s).', '30s')),
+    maxBackoff: Type.Optional(PositiveDuration('Longest delay between restarts (HM9000: 960s). Crash counts expire 2 x maxBackoff after their last increment.', '960s')),
     giveUpAfter: Type.Optional(Int('Stop restarting an instance after this many crashes (0 = never give up, as HM9000; Diego gives up at 200).', { minimum: 0, default: 0 })),
   },
-  { description: 'Crash backoff: how soon a crashed instance is restarted.' },
+  {
+    description: 'Crash backoff: how soon a crashed instance is restarted.',
+    'x-kubernetes-validations': [durationAtLeast('maxBackoff', 'startingBackoff', 'crashBackoff.maxBackoff must be at least crashBackoff.startingBackoff')],
+  },
 );
 export type CrashBackoff = Static<typeof CrashBackoff>;
 
@@ -29,19 +32,26 @@ export const AppHealthPolicySpec = Type.Object(
     timings: Type.Optional(
       Type.Object(
         {
-          heartbeatPeriod: Type.Optional(Duration('How often DEAs send heartbeats (HM9000: 10s).', '10s')),
-          presenceTTL: Type.Optional(Duration('A DEA whose heartbeats stop for this long is gone, with all its instances (HM9000: 30s).', '30s')),
-          actualFreshnessTTL: Type.Optional(Duration('Actual state is fresh after heartbeats flowed without a gap longer than this, for at least this long (HM9000: 30s).', '30s')),
-          desiredFreshnessTTL: Type.Optional(Duration('Desired state is fresh when a complete fetch succeeded within this window (HM9000: 120s).', '120s')),
+          heartbeatPeriod: Type.Optional(PositiveDuration('How often DEAs send heartbeats (HM9000: 10s).', '10s')),
+          presenceTTL: Type.Optional(PositiveDuration('A DEA whose heartbeats stop for this long is gone, with all its instances (HM9000: 30s).', '30s')),
+          actualFreshnessTTL: Type.Optional(PositiveDuration('Actual state is fresh after heartbeats flowed without a gap longer than this, for at least this long (HM9000: 30s).', '30s')),
+          desiredFreshnessTTL: Type.Optional(PositiveDuration('Desired state is fresh when a complete fetch succeeded within this window (HM9000: 120s).', '120s')),
           gracePeriod: Type.Optional(Duration('A missing instance is started only after this grace (HM9000: 30s).', '30s')),
-          fetchInterval: Type.Optional(Duration("How often the Cloud Controller's bulk API is fetched (HM9000: 60s).", '60s')),
-          fetchTimeout: Type.Optional(Duration('Timeout of one bulk API page request (production: 30s).', '30s')),
-          analyzeInterval: Type.Optional(Duration('How often the analyzer runs (HM9000: 10s).', '10s')),
-          sendInterval: Type.Optional(Duration('How often the sender runs (HM9000: 10s).', '10s')),
-          flushInterval: Type.Optional(Duration('How often buffered heartbeats are applied to the actual state (HM9000: 1s).', '1s')),
-          keepAlive: Type.Optional(Duration('How long a sent crash/evacuation start or stop blocks a duplicate (HM9000: 30s).', '30s')),
+          fetchInterval: Type.Optional(PositiveDuration("How often the Cloud Controller's bulk API is fetched (HM9000: 60s).", '60s')),
+          fetchTimeout: Type.Optional(PositiveDuration('Timeout of one bulk API page request (production: 30s).', '30s')),
+          analyzeInterval: Type.Optional(PositiveDuration('How often the analyzer runs (HM9000: 10s).', '10s')),
+          sendInterval: Type.Optional(PositiveDuration('How often the sender runs (HM9000: 10s).', '10s')),
+          flushInterval: Type.Optional(PositiveDuration('How often buffered heartbeats are applied to the actual state (HM9000: 1s).', '1s')),
+          keepAlive: Type.Optional(PositiveDuration('How long a sent crash/evacuation start or stop blocks a duplicate (HM9000: 30s).', '30s')),
         },
-        { description: 'Periods, TTLs and windows. Defaults are HM9000\'s production values.' },
+        {
+          description: 'Periods, TTLs and windows. Defaults are HM9000\'s production values.',
+          'x-kubernetes-validations': [
+            durationAtLeast('presenceTTL', 'heartbeatPeriod', 'presenceTTL must be at least heartbeatPeriod (else every DEA is gone between two heartbeats; HM9000: 3 x 10s)'),
+            durationAtLeast('actualFreshnessTTL', 'heartbeatPeriod', 'actualFreshnessTTL must be at least heartbeatPeriod (else actual state is never fresh)'),
+            durationAtLeast('desiredFreshnessTTL', 'fetchInterval', 'desiredFreshnessTTL must be at least fetchInterval (else desired state goes stale between two fetches)'),
+          ],
+        },
       ),
     ),
     bulkBatchSize: Type.Optional(Int('Page size asked of the bulk API (newer CCs ignore it).', { minimum: 1, maximum: 100000, default: 5000 })),
@@ -49,7 +59,8 @@ export const AppHealthPolicySpec = Type.Object(
     sender: Type.Optional(
       Type.Object(
         {
-          messageLimit: Type.Optional(Int('At most this many starts are sent per sender run; stops are unlimited (HM9000: 60).', { minimum: 1, default: 60 })),
+          messageLimit: Type.Optional(Int('At most this many starts are sent per sender run (HM9000: 60).', { minimum: 1, default: 60 })),
+          stopLimit: Type.Optional(Int("At most this many stops are sent per sender run; the rest wait for the next run (HM9000 had no bound; hm9k uses HM9000's message limit, 60). Every message is verified against the current state just before it is sent.", { minimum: 1, default: 60 })),
         },
         { description: 'Sender limits.' },
       ),
@@ -59,8 +70,9 @@ export const AppHealthPolicySpec = Type.Object(
         {
           maxShrinkPercent: Type.Optional(Int('If the desired instances shrink by more than this share in one fetch, hm9k keeps acting on the last good desired state and reports it.', { minimum: 0, maximum: 100, default: 30 })),
           maxStopPercent: Type.Optional(Int('If the stops due in one window exceed this share of running instances, every stop is held until an operator releases the hold.', { minimum: 0, maximum: 100, default: 20 })),
-          stopWindow: Type.Optional(Duration('The window over which stops are counted for the stop budget.', '5m')),
+          stopWindow: Type.Optional(PositiveDuration('The window over which stops are counted for the stop budget.', '5m')),
           minStopsForHold: Type.Optional(Int('The stop budget never holds fewer stops than this in a window (small fleets).', { minimum: 0, default: 5 })),
+          maxInstancesPerApp: Type.Optional(Int('An app whose desired instance count exceeds this is not analysed (nothing started or stopped for it) and is reported (condition AppsSkipped, metric hm9k_apps_skipped): an absurd count from the Cloud Controller must not block the others (hm9k).', { minimum: 1, default: 100000 })),
         },
         { description: 'Guards against a wrong mass stop.' },
       ),

@@ -1,5 +1,5 @@
 // ComputeNode and FencePolicy: the node half's resources (compute-node HA).
-import { Type, type Static, StringEnum, Duration, Int, Bool, Str, Timestamp, Conditions, SecretName, IntOrPercent, withRules, StringMap } from './schema.js';
+import { Type, type Static, StringEnum, Duration, PositiveDuration, durationAtLeast, Int, Bool, Str, Timestamp, Conditions, SecretName, IntOrPercent, withRules, StringMap } from './schema.js';
 
 export const NETWORKS = ['management', 'storage', 'tenant'] as const;
 export type NetworkName = (typeof NETWORKS)[number];
@@ -86,6 +86,8 @@ export const EvacuatedServer = Type.Object({
   state: StringEnum(['pending', 'requested', 'done', 'failed', 'skipped'] as const, { description: 'Evacuation state.' }),
   migrationId: Type.Optional(Str('Nova migration id.', { maxLength: 64 })),
   wasActive: Type.Optional(Bool('The server was ACTIVE before evacuation.')),
+  since: Type.Optional(Timestamp('When the server was requested, or first found busy (a task_state set) while pending: its deadline is since + perServerTimeout.')),
+  reset: Type.Optional(Bool('hm9k reset the server\'s stuck state with os-resetState (evacuation.resetStuckServers).')),
   error: Type.Optional(Str('Why it failed.', { maxLength: 512 })),
 });
 export type EvacuatedServer = Static<typeof EvacuatedServer>;
@@ -122,6 +124,12 @@ export const ComputeNodeStatus = Type.Object(
       ),
     ),
     servers: Type.Optional(Int('Servers on this host per Nova.', { minimum: 0 })),
+    returnedFenceId: Type.Optional(
+      Str('The last fence hm9k returned to service: a Nova disabled reason naming it is a stale read (taken before the service was re-enabled), never a reason to rebuild the latch.', { maxLength: 64 }),
+    ),
+    watchedHealthyAt: Type.Optional(
+      Timestamp('When hm9k saw this node Healthy and began watching it without a gap (no Unknown, Maintenance, missing policy or fence since): the positive evidence a power-on needs. Empty on a new or re-created ComputeNode.'),
+    ),
     recovery: Type.Optional(
       Type.Object(
         {
@@ -155,8 +163,17 @@ export const ComputeNodeStatus = Type.Object(
           microversion: Str('Nova microversion used.', { maxLength: 16 }),
           total: Int('Servers to evacuate.', { minimum: 0 }),
           done: Int('Servers evacuated.', { minimum: 0 }),
-          failed: Int('Servers that failed.', { minimum: 0 }),
-          servers: Type.Array(EvacuatedServer, { maxItems: 200, description: 'Per server outcome (at most 200).' }),
+          failed: Int('Servers that failed or were skipped (they need an operator).', { minimum: 0 }),
+          priorMigrationId: Type.Optional(Str('Highest evacuation migration id Nova held for the host when this evacuation was planned: only later migrations belong to this fence.', { maxLength: 64 })),
+          planned: Type.Optional(Int('Servers taken into the record so far; the rest are read from Nova in id order as room frees up.', { minimum: 0 })),
+          cursor: Type.Optional(Str('Id of the last server planned (servers are planned in id order).', { maxLength: 64 })),
+          omitted: Type.Optional(
+            Type.Object(
+              { done: Int('Evacuated servers no longer listed.', { minimum: 0 }), failed: Int('Failed servers not listed (more than the list holds).', { minimum: 0 }) },
+              { description: 'Finished servers not in the list (counted in done and failed), so the list stays bounded and the counts exact.' },
+            ),
+          ),
+          servers: Type.Array(EvacuatedServer, { maxItems: 200, description: 'Servers in progress and those that failed first, then evacuated ones while room allows (at most 200).' }),
         },
         { description: 'The evacuation record.' },
       ),
@@ -213,7 +230,7 @@ export const FencePolicySpec = withRules(
       detection: Type.Optional(
         Type.Object(
           {
-            interval: Type.Optional(Duration('Sampling interval.', '10s')),
+            interval: Type.Optional(PositiveDuration('Sampling interval.', '10s')),
             failureThreshold: Type.Optional(Int('Consecutive failing samples before a node is Suspect.', { minimum: 1, maximum: 100, default: 3 })),
             recoveryGracePeriod: Type.Optional(Duration('Time a failure may heal by itself before hm9k acts.', '60s')),
             healthyDelay: Type.Optional(Duration('Time a node must look healthy before it is Healthy again.', '30s')),
@@ -224,12 +241,12 @@ export const FencePolicySpec = withRules(
                 { maxLength: 1024, default: 'systemctl is-active --quiet nova-compute' },
               ),
             ),
-            novaNodeSideInterval: Type.Optional(Duration('Period of the SSH nova-compute check (at most maxParallelSsh sessions at once across the fleet).', '60s')),
+            novaNodeSideInterval: Type.Optional(PositiveDuration('Period of the SSH nova-compute check (at most maxParallelSsh sessions at once across the fleet).', '60s')),
             corroboration: Type.Optional(
               Type.Object(
                 {
                   sshCommand: Type.Optional(Str('Command run over SSH on the management network; exit 0 means the storage network works from the node.', { maxLength: 1024 })),
-                  timeout: Type.Optional(Duration('Timeout of the corroboration command.', '20s')),
+                  timeout: Type.Optional(PositiveDuration('Timeout of the corroboration command.', '20s')),
                   requireSsh: Type.Optional(Bool('Refuse to fence when the SSH corroboration cannot run at all (unreachable counts as corroborating only when false).', false)),
                 },
                 { description: 'Confirmation of a failure by a path that does not go through the failing Consul agent.' },
@@ -254,7 +271,7 @@ export const FencePolicySpec = withRules(
               ),
             ),
             attempts: Type.Optional(Int('Recovery attempts before giving up (and fencing, under RecoverThenFence).', { minimum: 0, maximum: 10, default: 2 })),
-            timeout: Type.Optional(Duration('Timeout of one recovery command.', '60s')),
+            timeout: Type.Optional(PositiveDuration('Timeout of one recovery command.', '60s')),
             settleTime: Type.Optional(Duration('Time allowed after a recovery attempt for the failure to clear.', '30s')),
             powerOn: Type.Optional(Bool('Power on a host found powered off (never one hm9k powered off or fenced).', true)),
           },
@@ -264,13 +281,19 @@ export const FencePolicySpec = withRules(
       fencing: Type.Optional(
         Type.Object(
           {
-            powerOffTimeout: Type.Optional(Duration('How long to wait for the BMC to report off.', '20s')),
+            powerOffTimeout: Type.Optional(PositiveDuration('How long to wait for the BMC to report off.', '20s')),
             powerWait: Type.Optional(Duration('Wait after the power-off command before polling.', '2s')),
-            pollInterval: Type.Optional(Duration('Power status polling interval.', '1s')),
-            ipmiTimeout: Type.Optional(Duration('Outer timeout of one ipmitool call.', '15s')),
+            pollInterval: Type.Optional(PositiveDuration('Power status polling interval.', '1s')),
+            ipmiTimeout: Type.Optional(PositiveDuration('Outer timeout of one ipmitool call.', '15s')),
             forceDownService: Type.Optional(Bool('Force nova-compute down after power-off is confirmed.', true)),
           },
-          { description: 'Fencing through the BMC.' },
+          {
+            description: 'Fencing through the BMC.',
+            'x-kubernetes-validations': [
+              durationAtLeast('powerOffTimeout', 'powerWait', 'powerOffTimeout must be at least powerWait (hm9k waits powerWait before it polls for off)'),
+              durationAtLeast('powerOffTimeout', 'pollInterval', 'powerOffTimeout must be at least pollInterval (else the BMC is never polled)'),
+            ],
+          },
         ),
       ),
       evacuation: Type.Optional(
@@ -279,9 +302,12 @@ export const FencePolicySpec = withRules(
             enabled: Type.Optional(Bool('Evacuate the servers of a fenced host.', true)),
             targetHost: Type.Optional(Str('Evacuate to this host (default: the scheduler chooses).', { pattern: HOST_PATTERN })),
             concurrency: Type.Optional(Int('Servers evacuated at once.', { minimum: 1, maximum: 50, default: 3 })),
-            perServerTimeout: Type.Optional(Duration('Time one server may take.', '5m')),
+            perServerTimeout: Type.Optional(PositiveDuration('Time one server may take.', '5m')),
             metadataKey: Type.Optional(Str('Evacuate only servers with this metadata key (default: all).', { maxLength: 255 })),
             microversion: Type.Optional(Str('Nova microversion for evacuate (2.94 or lower keeps power state).', { pattern: '^2\\.[0-9]{1,3}$', default: '2.94' })),
+            resetStuckServers: Type.Optional(
+              Bool('A server still busy (task_state set) or unfinished after perServerTimeout is reported failed; when true, hm9k first resets a busy one with os-resetState (state error, as masakari does) and evacuates it once more.', false),
+            ),
           },
           { description: 'Evacuation of a fenced host\'s servers.' },
         ),

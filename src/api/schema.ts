@@ -18,12 +18,40 @@ export function StringEnum<const T extends readonly string[]>(values: T, options
 
 /** Go-style duration such as `10s`, `1m30s`, `500ms`. */
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
+/** Longest duration accepted: Node's timers cannot wait longer than 2^31-1 ms (a longer one fires after 1 ms). */
+export const MAX_DURATION = '576h';
 export function Duration(description: string, def?: string) {
   return Type.String({
-    description: `${description} A duration such as 30s, 5m or 1h30m.`,
+    description: `${description} A duration such as 30s, 5m or 1h30m (at most ${MAX_DURATION}).`,
     pattern: DURATION_PATTERN,
+    maxLength: 32,
+    'x-kubernetes-validations': [{ rule: `!${celDurationOk('self')} || duration(self) <= duration('${MAX_DURATION}')`, message: `must be at most ${MAX_DURATION}` }],
     ...(def === undefined ? {} : { default: def }),
   });
+}
+
+/**
+ * CEL: `self` (a duration string) parses. Rules that compare durations guard on it, so a malformed
+ * value gets only the pattern's message, not a CEL evaluation error as well.
+ */
+export const celDurationOk = (expr: string) => `${expr}.matches('${DURATION_PATTERN.replace(/\\/g, '\\\\')}')`;
+
+/** A duration where zero (or a value that rounds to it) makes no sense: a period, a timeout, a TTL. */
+export function PositiveDuration(description: string, def?: string) {
+  return withRules(Duration(`${description} Must be positive.`, def), [
+    { rule: `!${celDurationOk('self')} || duration(self) > duration('0s')`, message: 'must be a positive duration such as 10s (0 makes no sense here)' },
+  ]);
+}
+
+/**
+ * CEL: when both optional duration fields `a` and `b` of `self` are set and parse, `a` >= `b`
+ * (defaults are applied before validation, so defaulted fields take part).
+ */
+export function durationAtLeast(a: string, b: string, message: string): CelRule {
+  return {
+    rule: `!has(self.${a}) || !has(self.${b}) || !${celDurationOk(`self.${a}`)} || !${celDurationOk(`self.${b}`)} || duration(self.${a}) >= duration(self.${b})`,
+    message,
+  };
 }
 
 /** An integer or a percentage ("30%"), as Kubernetes' IntOrString. */
@@ -32,8 +60,15 @@ export function IntOrPercent(description: string, def?: number | string) {
   return Type.Unsafe<number | string>({
     [Kind]: 'IntOrPercent',
     'x-kubernetes-int-or-string': true,
-    description: `${description} An integer (a count) or a percentage such as "30%".`,
+    description: `${description} An integer (a count) or a percentage such as "30%" (at most 100%).`,
     pattern: INT_OR_PERCENT_PATTERN,
+    maxLength: 16,
+    'x-kubernetes-validations': [
+      {
+        rule: "type(self) != string || !self.matches('^[0-9]+%$') || int(self.substring(0, self.size() - 1)) <= 100",
+        message: 'a percentage must be at most 100%',
+      },
+    ],
     ...(def === undefined ? {} : { default: def }),
   });
 }
@@ -88,7 +123,7 @@ export interface CelRule {
   message: string;
 }
 export const withRules = <T extends TSchema>(schema: T, rules: CelRule[]): T =>
-  ({ ...schema, 'x-kubernetes-validations': rules }) as T;
+  ({ ...schema, 'x-kubernetes-validations': [...(((schema as Record<string, unknown>)['x-kubernetes-validations'] as CelRule[] | undefined) ?? []), ...rules] }) as T;
 
 /** A map of strings (`additionalProperties`, since Kubernetes rejects patternProperties). */
 export const StringMap = (description: string) =>

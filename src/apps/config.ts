@@ -27,7 +27,9 @@ export interface AppsConfig {
   bulkBatchSize: number;
   crashBackoff: CrashBackoffConfig;
   messageLimit: number;
-  guards: { maxShrinkPercent: number; maxStopPercent: number; stopWindowMs: number; minStopsForHold: number };
+  /** Stops sent per run at most (hm9k; HM9000 had no bound). */
+  stopLimit: number;
+  guards: { maxShrinkPercent: number; maxStopPercent: number; stopWindowMs: number; minStopsForHold: number; maxInstancesPerApp: number };
 }
 
 /** HM9000's production values (and src/api/apps.ts defaults). */
@@ -49,10 +51,12 @@ export const DEFAULTS = {
   maxBackoff: '960s',
   giveUpAfter: 0,
   messageLimit: 60,
+  stopLimit: 60,
   maxShrinkPercent: 30,
   maxStopPercent: 20,
   stopWindow: '5m',
   minStopsForHold: 5,
+  maxInstancesPerApp: 100_000,
 } as const;
 
 export function resolveCrashBackoff(cb: CrashBackoff | undefined, base?: CrashBackoffConfig): CrashBackoffConfig {
@@ -84,11 +88,13 @@ export function resolveAppsConfig(spec?: AppHealthPolicySpec): AppsConfig {
     bulkBatchSize: spec?.bulkBatchSize ?? DEFAULTS.bulkBatchSize,
     crashBackoff: resolveCrashBackoff(spec?.crashBackoff),
     messageLimit: spec?.sender?.messageLimit ?? DEFAULTS.messageLimit,
+    stopLimit: spec?.sender?.stopLimit ?? DEFAULTS.stopLimit,
     guards: {
       maxShrinkPercent: spec?.guards?.maxShrinkPercent ?? DEFAULTS.maxShrinkPercent,
       maxStopPercent: spec?.guards?.maxStopPercent ?? DEFAULTS.maxStopPercent,
       stopWindowMs: d(spec?.guards?.stopWindow, DEFAULTS.stopWindow),
       minStopsForHold: spec?.guards?.minStopsForHold ?? DEFAULTS.minStopsForHold,
+      maxInstancesPerApp: spec?.guards?.maxInstancesPerApp ?? DEFAULTS.maxInstancesPerApp,
     },
   };
 }
@@ -134,16 +140,19 @@ export interface AppsProcessConfig {
     host?: string;
     user: string;
     password: string;
-    /** Serve POST /dea/heartbeat (re-published on NATS). Default true. */
+    /** Serve POST /dea/heartbeat (re-published on NATS). Default false: NATS is the intake. */
     heartbeatEndpoint?: boolean;
-    /** Require the API's basic auth on POST /dea/heartbeat too. Default false (HM9000 had none). */
+    /** Require basic auth on POST /dea/heartbeat. Default true (HM9000 had none: forged heartbeats). */
     heartbeatAuth?: boolean;
+    /** Credentials DEAs use for /dea/heartbeat; default: user and password above. */
+    heartbeatUser?: string;
+    heartbeatPassword?: string;
   };
   /** Namespace of the DesiredApp objects the fetcher manages. */
   desiredAppNamespace: string;
   /** Project DesiredApp objects and write status through the runtime (default true). */
   projectDesiredApps?: boolean;
-  /** Name of the AppHealthPolicy to follow; default: the only (or first by name) one. */
+  /** Name of the AppHealthPolicy to follow; default: the only one (see src/apps/policy.ts). */
   policyName?: string;
   /** Spec used when no AppHealthPolicy object exists (defaults otherwise). */
   defaultSpec?: AppHealthPolicySpec;

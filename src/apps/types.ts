@@ -2,43 +2,23 @@
 // using HM9000's field names where they travel on the wire.
 import type { AppState, PackageState, CrashBackoff } from '../api/index.js';
 
-export const INSTANCE_STATES = ['STARTING', 'RUNNING', 'CRASHED', 'EVACUATING'] as const;
-export type InstanceState = (typeof INSTANCE_STATES)[number];
-
-/** One droplet entry of a DEA heartbeat (NATS `dea.heartbeat`). */
-export interface DropletHeartbeat {
-  cc_partition?: string;
-  droplet: string;
-  version: string;
-  instance: string;
-  index: number;
-  state: InstanceState;
-  state_timestamp: number;
-}
-
-export interface DeaHeartbeat {
-  dea: string;
-  droplets: DropletHeartbeat[];
-}
+// The wire formats (heartbeats, droplet.exited, start/stop bodies) are HM9000's: src/hm9000/messages.ts.
+import type { DropletHeartbeat, InstanceState } from '../hm9000/messages.js';
+export {
+  EXIT_REASONS,
+  INSTANCE_STATES,
+  type DeaHeartbeat,
+  type DropletExited,
+  type DropletHeartbeat,
+  type ExitReason,
+  type InstanceState,
+  type StartMessage,
+  type StopMessage,
+} from '../hm9000/messages.js';
 
 /** An instance as the actual state knows it: the heartbeat plus the DEA that reported it. */
 export interface InstanceHeartbeat extends DropletHeartbeat {
   dea_guid: string;
-}
-
-export const EXIT_REASONS = ['STOPPED', 'CRASHED', 'DEA_SHUTDOWN', 'DEA_EVACUATION'] as const;
-export type ExitReason = (typeof EXIT_REASONS)[number];
-
-/** NATS `droplet.exited`. */
-export interface DropletExited {
-  droplet: string;
-  version: string;
-  instance: string;
-  index: number;
-  reason: ExitReason;
-  exit_status?: number;
-  exit_description?: string;
-  crash_timestamp?: number;
 }
 
 /** One app as CC's bulk API describes it. */
@@ -79,6 +59,8 @@ interface PendingBase {
   index: number;
   /** ms epoch when it becomes due. */
   sendOn: number;
+  /** ms epoch when the analyzer queued it (absent in messages stored by older versions). */
+  queuedAt?: number;
   /** ms epoch when it was sent; 0 = not yet. */
   sentOn: number;
   /** After sending, the message stays (blocking a re-enqueue) until sentOn + keepAlive. */
@@ -110,24 +92,6 @@ export interface PendingActions {
 export const startKey = (appGuid: string, version: string, index: number) => `${appGuid}/${version}/${index}`;
 export const crashKey = startKey;
 export const emptyPending = (): PendingActions => ({ starts: new Map(), stops: new Map() });
-
-/** Start message sent to CC (HTTP body or NATS hm9000.start). */
-export interface StartMessage {
-  message_id: string;
-  droplet: string;
-  version: string;
-  instance_index: number;
-}
-
-/** Stop message sent to CC (HTTP body or NATS hm9000.stop). */
-export interface StopMessage {
-  message_id: string;
-  droplet: string;
-  version: string;
-  instance_guid: string;
-  instance_index: number;
-  is_duplicate: boolean;
-}
 
 /** A desired app is acted upon when STARTED and its package is STAGED or PENDING. */
 export const isDesired = (d: DesiredAppState | undefined): d is DesiredAppState =>

@@ -53,7 +53,11 @@ export function appsProcessConfig(c: ProcessConfig): AppsProcessConfig {
     cc: { url: a.cc.url, internalUser: a.cc.internalUser, internalPassword: a.cc.internalPassword, bulkUser: a.cc.bulkUser, bulkPassword: a.cc.bulkPassword },
     sendVia: a.sendVia,
     store: a.store.kind === 'etcd' ? { kind: 'etcd', endpoints: a.store.endpoints, prefix: a.store.prefix } : { kind: 'memory' },
-    api: { port: a.api.port, host: a.api.host, user: a.api.user, password: a.api.password, heartbeatEndpoint: a.api.heartbeatEndpoint, heartbeatAuth: a.api.heartbeatAuth },
+    api: {
+      port: a.api.port, host: a.api.host, user: a.api.user, password: a.api.password, heartbeatEndpoint: a.api.heartbeatEndpoint, heartbeatAuth: a.api.heartbeatAuth,
+      ...(a.api.heartbeatUser ? { heartbeatUser: a.api.heartbeatUser } : {}),
+      ...(a.api.heartbeatPassword ? { heartbeatPassword: a.api.heartbeatPassword } : {}),
+    },
     desiredAppNamespace: a.desiredAppNamespace || c.namespace,
     ...(a.policyName ? { policyName: a.policyName } : {}),
   };
@@ -74,6 +78,9 @@ export function nodesProcessConfig(c: ProcessConfig): NodesProcessConfig {
     powerPollIntervalMs: parseDuration(n.powerPollInterval),
     novaPollIntervalMs: parseDuration(n.novaPollInterval),
     httpTimeoutMs: parseDuration(n.httpTimeout),
+    maxResponseBytes: n.maxResponseBytes,
+    maxPages: n.maxPages,
+    tokenRefreshFraction: n.tokenRefreshFraction,
     resyncMs: parseDuration(n.resync),
     ipmitoolPath: n.ipmitoolPath,
     workers: n.workers,

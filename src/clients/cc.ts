@@ -1,7 +1,8 @@
 // Cloud Controller client: the bulk API (desired state) and HM9000's start/stop endpoints.
 // Typed errors; every request has a timeout; any failed page aborts the whole fetch.
 import { APP_STATES, PACKAGE_STATES } from '../api/index.js';
-import type { DesiredAppState, StartMessage, StopMessage } from '../apps/types.js';
+import type { DesiredAppState } from '../apps/types.js';
+import { ccStartPath, ccStopPath, type StartMessage, type StopMessage } from '../hm9000/messages.js';
 
 export type CcErrorKind = 'unauthorized' | 'status' | 'badJson' | 'timeout' | 'network' | 'invalid';
 
@@ -107,11 +108,11 @@ export class CcClient {
   }
 
   async sendStart(msg: StartMessage, signal?: AbortSignal): Promise<void> {
-    await this.post(`/internal/dea/hm9000/start/${encodeURIComponent(msg.droplet)}`, msg, signal);
+    await this.post(ccStartPath(msg.droplet), msg, signal);
   }
 
   async sendStop(msg: StopMessage, signal?: AbortSignal): Promise<void> {
-    await this.post(`/internal/dea/hm9000/stop/${encodeURIComponent(msg.droplet)}`, msg, signal);
+    await this.post(ccStopPath(msg.droplet), msg, signal);
   }
 
   private async post(path: string, body: unknown, signal?: AbortSignal): Promise<void> {

@@ -3,12 +3,14 @@
 // every policy naming the same observer. An unreachable or leaderless observer, or a node absent
 // from its catalog, is `unknown`, never `down`.
 import { EventEmitter } from 'node:events';
+import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
 import Consul from 'consul';
 import type { UpDownUnknown } from '../api/index.js';
+import { DEFAULT_API_LIMITS, type RejectHook } from './limits.js';
 
 export class ConsulError extends Error {
   override name = 'ConsulError';
-  constructor(message: string, public readonly kind: 'unreachable' | 'leaderless' | 'forbidden' | 'http' | 'malformed') {
+  constructor(message: string, public readonly kind: 'unreachable' | 'leaderless' | 'forbidden' | 'http' | 'malformed' | 'tooLarge') {
     super(message);
   }
 }
@@ -36,7 +38,46 @@ export interface ConsulWatcherOptions {
   checkIds?: string[];
   /** Backoff after an error. */
   errorBackoffMs?: number;
+  /** Largest answer body accepted (bytes; default 16 MiB): a bigger one is cut off and is an error. */
+  maxBodyBytes?: number;
+  /** Counts rejected answers (hm9k_nodes_api_rejected_total). */
+  onReject?: RejectHook;
   now?: () => number;
+}
+
+/**
+ * The part of papi (the consul package's HTTP layer) used to bound answers: an `onRequest` extension
+ * (papi's documented `_ext`) sees the request just before it is sent, with the http/https module it
+ * will use, which is wrapped so that the response's bytes are counted as they arrive.
+ */
+interface PapiRequest { transport: { request(o: RequestOptions): ClientRequest } }
+interface PapiClient { _ext(event: 'onRequest', fn: (request: PapiRequest, next: () => void) => void): void }
+
+function boundResponses(client: PapiClient, max: number, onTooLarge: () => void): void {
+  client._ext('onRequest', (request, next) => {
+    const transport = request.transport;
+    request.transport = {
+      request(o: RequestOptions) {
+        const req = transport.request(o);
+        req.on('response', (res: IncomingMessage) => {
+          res.on('error', () => undefined); // the destroy below ends it; papi reports the request's error
+          const refuse = (declared?: number) => {
+            onTooLarge();
+            req.destroy(new ConsulError(`answer larger than ${max} bytes${declared !== undefined ? ` (Content-Length ${declared})` : ''} (nodes.maxResponseBytes): refused`, 'tooLarge'));
+          };
+          const declared = Number(res.headers['content-length'] ?? NaN);
+          if (Number.isFinite(declared) && declared > max) return refuse(declared);
+          let n = 0;
+          res.on('data', (chunk: Buffer) => {
+            n += chunk.length;
+            if (n > max) { n = -Infinity; refuse(); }
+          });
+        });
+        return req;
+      },
+    };
+    next();
+  });
 }
 
 function classify(err: unknown): ConsulError {
@@ -72,6 +113,7 @@ export class ConsulWatcher extends EventEmitter {
       secure: u.protocol === 'https:',
       ...(o.token ? { defaults: { token: o.token } } : {}),
     });
+    boundResponses(this.consul as unknown as PapiClient, o.maxBodyBytes ?? DEFAULT_API_LIMITS.maxBodyBytes, () => o.onReject?.('consul', 'body_too_large'));
     this.view = { address: o.address, healthy: false, error: 'not yet answered', lastSuccess: 0, checks: new Map(), catalog: new Set() };
   }
 
@@ -118,7 +160,7 @@ export class ConsulWatcher extends EventEmitter {
         const [res, body] = (kind === 'health'
           ? await this.consul.health.state({ state: 'any', filter: this.filter(), ...common } as never)
           : await this.consul.catalog.node.list(common as never)) as unknown as [{ headers: Record<string, string> }, unknown];
-        if (!Array.isArray(body)) throw new ConsulError('answer is not a JSON array', 'malformed');
+        if (!Array.isArray(body)) { this.o.onReject?.('consul', 'malformed'); throw new ConsulError('answer is not a JSON array', 'malformed'); }
         const next = BigInt(res.headers['x-consul-index'] ?? '0');
         index = next < index || next <= 0n ? 0n : next;
         const changed = kind === 'health' ? this.applyHealth(body) : this.applyCatalog(body);

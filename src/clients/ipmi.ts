@@ -43,7 +43,8 @@ export function ipmitoolArgs(t: BmcTarget, cmd: PowerCommand, o: IpmiOptions = {
 
 function classify(stderr: string, code: number | null): IpmiError {
   const s = stderr.trim();
-  const first = s.split('\n').find((l) => l.trim()) ?? `exit ${code}`;
+  // Bounded: the message ends up in logs, Events and the fence record (status fields have a maxLength).
+  const first = (s.split('\n').find((l) => l.trim()) ?? `exit ${code}`).slice(0, 300);
   if (/password|authcode|unauthorized name|RAKP|Invalid user|privilege level/i.test(s)) return new IpmiError('auth', `BMC refused the credentials: ${first}`, s);
   if (/Unable to establish|Insufficient resources|no response|Get Auth Capabilities|timeout|Address lookup/i.test(s)) return new IpmiError('unreachable', `BMC not answering: ${first}`, s);
   if (/Invalid data field|Invalid command|not supported/i.test(s)) return new IpmiError('invalid', `BMC rejected the command: ${first}`, s);
@@ -88,7 +89,7 @@ export class IpmiClient {
       child.stdout.on('data', (d: Buffer) => { if (out.length < 65536) out += d.toString(); });
       child.stderr.on('data', (d: Buffer) => { if (errOut.length < 65536) errOut += d.toString(); });
       child.on('error', (err) => finish(() => reject(new IpmiError('spawn', `cannot run ipmitool: ${err.message}`))));
-      child.on('close', (code) => finish(() => (code === 0 ? resolve(out) : reject(classify(errOut || out, code)))));
+      child.on('close', (code) => finish(() => (code === 0 ? resolve(out) : reject(classify((errOut || out).slice(0, 4096), code)))));
     });
   }
 

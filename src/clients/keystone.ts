@@ -1,6 +1,12 @@
-// Keystone v3 password auth: token cache, re-authentication before expiry and once on 401 (by the
-// caller through invalidate()), service catalog lookup. Credentials come from clouds.yaml.
+// Keystone v3 password auth: token cache, service catalog lookup. Credentials come from clouds.yaml.
+// Refresh is relative to the token's own lifetime (issued_at -> expires_at, measured on Keystone's
+// clock and applied from the moment the token arrived, so clock skew does not matter): at
+// `refreshFraction` of it (default 0.8, like keystoneauth's "about to expire" margin scaled to the
+// lifetime), single-flight. A 401 drops the token once; a token that was itself fetched after a 401
+// is not dropped again within `minReauthIntervalMs`, so a Nova that rejects every token cannot make
+// hm9k authenticate on every call (the storm of issue 9: 846 token requests in 188 s).
 import { parse as parseYaml } from 'yaml';
+import { BodyTooLargeError, DEFAULT_API_LIMITS, readBodyBounded, type RejectHook } from './limits.js';
 
 export interface CloudConfig {
   authUrl: string;
@@ -20,7 +26,7 @@ export class OpenStackError extends Error {
     /** HTTP status; 0 for network errors and timeouts. */
     public readonly status: number,
     public readonly fault?: string,
-    public readonly kind: 'http' | 'timeout' | 'network' | 'malformed' | 'config' = 'http',
+    public readonly kind: 'http' | 'timeout' | 'network' | 'malformed' | 'config' | 'tooLarge' | 'tooManyPages' = 'http',
   ) {
     super(message);
   }
@@ -62,22 +68,60 @@ interface CatalogEntry {
 
 export interface KeystoneOptions {
   timeoutMs?: number;
-  /** Re-authenticate this long before the token expires. */
-  refreshBeforeMs?: number;
+  /** Refresh when this share of the token's lifetime has passed (0 < f < 1; default 0.8). */
+  refreshFraction?: number;
+  /**
+   * A token fetched after a 401 is not dropped again by another 401 for this long, and a failed
+   * refresh is retried after this long while the current token is still valid (default 5 s).
+   */
+  minReauthIntervalMs?: number;
+  /** Largest token answer accepted (bytes; the catalog can be large, but not unbounded). */
+  maxBodyBytes?: number;
+  /** Counts rejected answers (hm9k_nodes_api_rejected_total). */
+  onReject?: RejectHook;
   now?: () => number;
 }
 
+interface Token {
+  value: string;
+  catalog: CatalogEntry[];
+  /** Local time the token arrived. */
+  receivedAt: number;
+  /** Local time at which to fetch the next one. */
+  refreshAt: number;
+  /** Local time it expires (received + lifetime). */
+  expiresAt: number;
+  /** Fetched because the previous one got a 401. */
+  after401: boolean;
+}
+
 export class KeystoneClient {
-  private token: { value: string; expiresAt: number; catalog: CatalogEntry[] } | undefined;
+  private token: Token | undefined;
   private inflight: Promise<void> | undefined;
-  constructor(private readonly cloud: CloudConfig, private readonly opts: KeystoneOptions = {}) {}
+  private next401 = false;
+  /** Token requests sent (for tests and the bench). */
+  authentications = 0;
+  constructor(private readonly cloud: CloudConfig, private readonly opts: KeystoneOptions = {}) {
+    const f = opts.refreshFraction ?? 0.8;
+    if (!(f > 0 && f < 1)) throw new OpenStackError(`keystone refreshFraction ${f} must be between 0 and 1`, 0, undefined, 'config');
+  }
 
   private now() {
     return (this.opts.now ?? Date.now)();
   }
 
-  invalidate(): void {
+  /**
+   * The caller got a 401 with `token`: drop it so the next call authenticates again. Ignored when
+   * the token is no longer the current one (another call already replaced it), and when the current
+   * one was itself fetched after a 401 less than minReauthIntervalMs ago (the 401 is then the
+   * caller's to report, not a reason to ask Keystone again).
+   */
+  invalidate(token?: string): void {
+    const t = this.token;
+    if (!t || (token !== undefined && t.value !== token)) return;
+    if (t.after401 && this.now() - t.receivedAt < (this.opts.minReauthIntervalMs ?? 5000)) return;
     this.token = undefined;
+    this.next401 = true;
   }
 
   async authToken(): Promise<string> {
@@ -94,10 +138,19 @@ export class KeystoneClient {
   }
 
   private async ensure(): Promise<void> {
-    const refresh = this.opts.refreshBeforeMs ?? 300_000;
-    if (this.token && this.token.expiresAt - refresh > this.now()) return;
+    if (this.token && this.now() < this.token.refreshAt) return;
+    // Single flight: every caller waiting for a token shares one request.
     this.inflight ??= this.authenticate().finally(() => { this.inflight = undefined; });
-    await this.inflight;
+    try {
+      await this.inflight;
+    } catch (err) {
+      // A failed refresh while the current token is still valid: keep using it, and ask Keystone
+      // again only after minReauthIntervalMs (never once per call while Keystone is down).
+      const t = this.token;
+      const now = this.now();
+      if (!t || now >= t.expiresAt) throw err;
+      t.refreshAt = Math.min(t.expiresAt, now + (this.opts.minReauthIntervalMs ?? 5000));
+    }
   }
 
   private async authenticate(): Promise<void> {
@@ -110,6 +163,7 @@ export class KeystoneClient {
     };
     const url = `${c.authUrl}${/\/v3$/.test(c.authUrl) ? '' : '/v3'}/auth/tokens`;
     let res: Response;
+    this.authentications++;
     try {
       res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000) });
     } catch (err) {
@@ -117,22 +171,44 @@ export class KeystoneClient {
       const timeout = e.name === 'TimeoutError' || e.name === 'AbortError';
       throw new OpenStackError(`keystone ${timeout ? 'timed out' : `unreachable: ${e.message}`}`, 0, undefined, timeout ? 'timeout' : 'network');
     }
-    const text = await res.text();
+    let text: string;
+    try {
+      text = await readBodyBounded(res, this.opts.maxBodyBytes ?? DEFAULT_API_LIMITS.maxBodyBytes);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        this.opts.onReject?.('keystone', 'body_too_large');
+        throw new OpenStackError(`keystone token answer refused: ${err.message}`, res.status, undefined, 'tooLarge');
+      }
+      throw new OpenStackError(`keystone answer unreadable: ${(err as Error).message}`, res.status, undefined, 'network');
+    }
     if (res.status !== 201 && res.status !== 200) {
       throw new OpenStackError(`keystone authentication failed: HTTP ${res.status} ${faultMessage(text)}`, res.status, faultName(text));
     }
     const token = res.headers.get('x-subject-token');
-    let parsed: { token?: { expires_at?: string; catalog?: CatalogEntry[] } };
+    let parsed: { token?: { expires_at?: string; issued_at?: string; catalog?: CatalogEntry[] } };
     try {
       parsed = JSON.parse(text);
     } catch {
+      this.opts.onReject?.('keystone', 'malformed');
       throw new OpenStackError('keystone returned malformed JSON', res.status, undefined, 'malformed');
     }
-    const expiresAt = Date.parse(parsed.token?.expires_at ?? '');
-    if (!token || !Number.isFinite(expiresAt) || !Array.isArray(parsed.token?.catalog)) {
+    const receivedAt = this.now();
+    const expires = Date.parse(parsed.token?.expires_at ?? '');
+    if (!token || !Number.isFinite(expires) || !Array.isArray(parsed.token?.catalog)) {
+      this.opts.onReject?.('keystone', 'malformed');
       throw new OpenStackError('keystone token response lacks X-Subject-Token, expires_at or catalog', res.status, undefined, 'malformed');
     }
-    this.token = { value: token, expiresAt, catalog: parsed.token!.catalog! };
+    // Lifetime on Keystone's own clock; without issued_at, from our clock (skew then counts).
+    const issued = Date.parse(parsed.token?.issued_at ?? '');
+    const lifetime = Math.max(0, expires - (Number.isFinite(issued) ? issued : Date.now()));
+    const after401 = this.next401;
+    this.next401 = false;
+    this.token = {
+      value: token, catalog: parsed.token!.catalog!, receivedAt, after401,
+      // At most one proactive refresh a second, however short-lived Keystone's tokens are.
+      refreshAt: receivedAt + Math.max(lifetime * (this.opts.refreshFraction ?? 0.8), 1000),
+      expiresAt: receivedAt + lifetime,
+    };
   }
 }
 

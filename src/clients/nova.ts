@@ -1,12 +1,23 @@
 // Nova client: microversion negotiation (2.53 or newer), os-services (list, force-down, disable
 // with reason, enable), servers on a host with paging, evacuate, os-migrations, os-start.
 // Token via KeystoneClient; re-authenticates once on 401; retries idempotent requests on 5xx.
+//
+// Paging is Nova's: a list answers at most `max_limit` items (whatever `limit` asked for) and says
+// there is more with a `*_links` entry `rel: next` whose href carries the marker (the last item's
+// id). hm9k follows every next link, taking only the marker from it: the request goes to the
+// catalog endpoint with hm9k's own parameters, so an answer can never send the token elsewhere.
+// os-services is not paged by Nova; os-migrations is from microversion 2.59 (hm9k asks for it there
+// when Nova speaks it, else Nova returns the whole list at once). Bodies and page counts are bounded
+// (src/clients/limits.ts).
 import { compareMicroversion, parseMicroversion } from '../nodes/config.js';
 import { KeystoneClient, OpenStackError, faultMessage, faultName } from './keystone.js';
+import { BodyTooLargeError, DEFAULT_API_LIMITS, readBodyBounded, type RejectHook, type RejectReason } from './limits.js';
 
 export { OpenStackError };
 
 export const MIN_MICROVERSION = '2.53';
+/** os-migrations is paged (limit, marker, migrations_links) and carries uuid from this microversion. */
+export const MIGRATIONS_PAGED_MICROVERSION = '2.59';
 
 export interface NovaService {
   id: string;
@@ -49,6 +60,18 @@ export interface NovaOptions {
   /** Retries of idempotent requests (GET, PUT) on 5xx and network errors. */
   retries?: number;
   retryDelayMs?: number;
+  /** Largest response body (bytes) and most pages of one list; defaults in src/clients/limits.ts. */
+  maxBodyBytes?: number;
+  maxPages?: number;
+  /** Page size asked for; Nova caps it at its max_limit. */
+  pageSize?: number;
+  /** Counts rejected answers (hm9k_nodes_api_rejected_total). */
+  onReject?: RejectHook;
+}
+
+interface Link {
+  rel?: unknown;
+  href?: unknown;
 }
 
 export class NovaClient {
@@ -104,21 +127,40 @@ export class NovaClient {
     return this.updateService(id, { status: 'enabled' });
   }
 
-  /** Every server on `host` (all tenants; every host when undefined), following limit/marker pages. */
-  async listServers(host: string | undefined, pageSize = 1000): Promise<NovaServer[]> {
-    const out: NovaServer[] = [];
+  /** Every server on `host` (all tenants; every host when undefined), following every `servers_links` next page. */
+  async listServers(host: string | undefined, pageSize = this.opts.pageSize ?? 1000): Promise<NovaServer[]> {
+    return this.listPaged<NovaServer>('/servers/detail', { all_tenants: '1', ...(host ? { host } : {}), limit: String(pageSize) }, 'servers', MIN_MICROVERSION);
+  }
+
+  /**
+   * GETs `path` page after page while the answer has a `<key>_links` entry with rel next. Refuses
+   * (typed error, counted) a next link without a marker, a marker seen before (a loop), and more
+   * than maxPages pages.
+   */
+  private async listPaged<T>(path: string, params: Record<string, string>, key: string, microversion: string): Promise<T[]> {
+    const out: T[] = [];
+    const maxPages = this.opts.maxPages ?? DEFAULT_API_LIMITS.maxPages;
+    const seen = new Set<string>();
     let marker: string | undefined;
-    for (let page = 0; page < 10_000; page++) {
-      const q = new URLSearchParams({ all_tenants: '1', ...(host ? { host } : {}), limit: String(pageSize), ...(marker ? { marker } : {}) });
-      const r = (await this.call('GET', `/servers/detail?${q}`, undefined, MIN_MICROVERSION)) as { servers?: NovaServer[] };
-      if (!Array.isArray(r.servers)) throw new OpenStackError('servers/detail: no servers array', 200, undefined, 'malformed');
-      out.push(...r.servers);
-      if (r.servers.length < pageSize) return out;
-      const last = r.servers.at(-1)!.id;
-      if (last === marker) return out;
-      marker = last;
+    for (let page = 1; ; page++) {
+      const q = new URLSearchParams({ ...params, ...(marker ? { marker } : {}) });
+      const r = (await this.call('GET', `${path}?${q}`, undefined, microversion)) as Record<string, unknown>;
+      const items = r[key];
+      if (!Array.isArray(items)) throw this.reject('malformed', `${path.slice(1)}: no ${key} array`, 'malformed');
+      out.push(...(items as T[]));
+      const next = nextMarker(r[`${key}_links`]);
+      if (next === undefined) return out;
+      if (next === null) throw this.reject('bad_paging', `${path.slice(1)}: a ${key}_links next link without a marker`, 'malformed');
+      if (seen.has(next)) throw this.reject('bad_paging', `${path.slice(1)}: paging loops (marker ${next} seen before)`, 'malformed');
+      if (page >= maxPages) throw this.reject('too_many_pages', `${path.slice(1)}: more than ${maxPages} pages (nodes.maxPages); the list was not used`, 'tooManyPages');
+      seen.add(next);
+      marker = next;
     }
-    return out;
+  }
+
+  private reject(reason: RejectReason, message: string, kind: OpenStackError['kind']): OpenStackError {
+    this.opts.onReject?.('nova', reason);
+    return new OpenStackError(`nova ${message}`, 200, undefined, kind);
   }
 
   async getServer(id: string): Promise<NovaServer> {
@@ -138,15 +180,25 @@ export class NovaClient {
     await this.call('POST', `/servers/${encodeURIComponent(id)}/action`, { 'os-start': null }, MIN_MICROVERSION);
   }
 
+  /** os-resetState (admin): sets vm_state and clears a stuck task_state. Not retried. */
+  async resetState(id: string, state: 'error' | 'active'): Promise<void> {
+    await this.call('POST', `/servers/${encodeURIComponent(id)}/action`, { 'os-resetState': { state } }, MIN_MICROVERSION);
+  }
+
+  /** Migrations matching `q`, every page (paged by Nova from 2.59, which hm9k then uses). */
   async migrations(q: { sourceCompute?: string; instanceUuid?: string; type?: string }): Promise<NovaMigration[]> {
-    const p = new URLSearchParams({
+    const p: Record<string, string> = {
       ...(q.type ? { migration_type: q.type } : {}),
       ...(q.sourceCompute ? { source_compute: q.sourceCompute } : {}),
       ...(q.instanceUuid ? { instance_uuid: q.instanceUuid } : {}),
-    });
-    const r = (await this.call('GET', `/os-migrations?${p}`, undefined, MIN_MICROVERSION)) as { migrations?: NovaMigration[] };
-    if (!Array.isArray(r.migrations)) throw new OpenStackError('os-migrations: no migrations array', 200, undefined, 'malformed');
-    return r.migrations;
+    };
+    const mv = await this.use(MIGRATIONS_PAGED_MICROVERSION);
+    if (mv !== MIGRATIONS_PAGED_MICROVERSION) {
+      const r = (await this.call('GET', `/os-migrations?${new URLSearchParams(p)}`, undefined, MIN_MICROVERSION)) as { migrations?: NovaMigration[] };
+      if (!Array.isArray(r.migrations)) throw this.reject('malformed', 'os-migrations: no migrations array', 'malformed');
+      return r.migrations;
+    }
+    return this.listPaged<NovaMigration>('/os-migrations', { ...p, limit: String(this.opts.pageSize ?? 1000) }, 'migrations', mv);
   }
 
   private async call(method: string, path: string, body: unknown, microversion: string): Promise<unknown> {
@@ -174,8 +226,12 @@ export class NovaClient {
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
           signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000),
         });
-        text = await res.text();
+        text = await readBodyBounded(res, this.opts.maxBodyBytes ?? DEFAULT_API_LIMITS.maxBodyBytes);
       } catch (err) {
+        if (err instanceof BodyTooLargeError) {
+          // Not retried: the same server would send the same answer.
+          throw this.reject('body_too_large', `${method} ${new URL(url).pathname}: ${err.message} (nodes.maxResponseBytes)`, 'tooLarge');
+        }
         const e = err as Error;
         const timeout = e.name === 'TimeoutError' || e.name === 'AbortError';
         if (attempt < retries) { await delay(this.opts.retryDelayMs ?? 500); continue; }
@@ -183,7 +239,7 @@ export class NovaClient {
       }
       if (res.status === 401 && !reauthed) {
         reauthed = true;
-        this.keystone.invalidate();
+        this.keystone.invalidate(token);
         attempt--;
         continue;
       }
@@ -195,10 +251,29 @@ export class NovaClient {
       try {
         return JSON.parse(text);
       } catch {
+        this.opts.onReject?.('nova', 'malformed');
         throw new OpenStackError(`nova ${method} ${new URL(url).pathname}: malformed JSON`, res.status, undefined, 'malformed');
       }
     }
   }
+}
+
+/**
+ * The marker of the rel=next link in a `*_links` array: undefined when there is no next page, null
+ * when the next link carries no marker.
+ */
+export function nextMarker(links: unknown): string | null | undefined {
+  if (!Array.isArray(links)) return undefined;
+  const next = (links as Link[]).find((l) => l && l.rel === 'next');
+  if (!next) return undefined;
+  if (typeof next.href !== 'string') return null;
+  let marker: string | null;
+  try {
+    marker = new URL(next.href, 'http://nova.invalid/').searchParams.get('marker');
+  } catch {
+    return null;
+  }
+  return marker ? marker : null;
 }
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -24,7 +24,10 @@ export class KubeSecrets implements SecretSource {
       secret = await this.api.readNamespacedSecret({ name, namespace: this.namespace });
     } catch (err) {
       const code = (err as { code?: number }).code;
-      throw new SecretError(code === 404 ? `Secret ${this.namespace}/${name} not found` : `cannot read Secret ${this.namespace}/${name}: ${(err as Error).message}`);
+      if (code === 404) throw new SecretError(`Secret ${this.namespace}/${name} not found`);
+      // The chart grants `get` on the named Secrets only (resourceNames): say which value to extend.
+      if (code === 403) throw new SecretError(`Secret ${this.namespace}/${name} is forbidden to hm9k: the node half may read only the Secrets listed in the chart value nodes.rbac.secretNames (plus nodes.cloudsSecret and nodes.smtpDefault.credentialsSecret); add ${name} there`);
+      throw new SecretError(`cannot read Secret ${this.namespace}/${name}: ${(err as Error).message}`);
     }
     const value: Record<string, string> = {};
     for (const [k, v] of Object.entries(secret.data ?? {})) value[k] = Buffer.from(v, 'base64').toString('utf8');

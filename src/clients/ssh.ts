@@ -27,38 +27,67 @@ export interface CommandResult {
   stderr: string;
 }
 
-/** Does known_hosts hold `key` (base64 blob) for host:port? Supports plain, [host]:port and hashed entries. */
-export function knownHostMatches(knownHosts: string, host: string, port: number, keyBase64: string): boolean {
+/**
+ * What known_hosts says about `key` (base64 blob) for host:port:
+ * - `revoked`: the key is on a `@revoked` line. Refused for every host, whatever that line's host
+ *   pattern and whatever other line lists it (stricter than OpenSSH, which scopes the line by its
+ *   patterns: a revoked key is never accepted anywhere).
+ * - `trusted`: a plain (or hashed) line for this host lists the key.
+ * - `unknown`: no line for this host lists it. `@cert-authority` lines are never trusted: hm9k does
+ *   not verify host certificates (the known_hosts must list the host key itself); `certAuthorityOnly`
+ *   says the file had such lines, so the error can name the cause.
+ */
+export type KnownHostVerdict = { verdict: 'trusted' } | { verdict: 'revoked' } | { verdict: 'unknown'; certAuthorityLines: number };
+
+export function checkKnownHost(knownHosts: string, host: string, port: number, keyBase64: string): KnownHostVerdict {
   const names = port === 22 ? [host, `[${host}]:22`] : [`[${host}]:${port}`];
+  let trusted = false;
+  let certAuthorityLines = 0;
   for (const raw of knownHosts.split('\n')) {
     const line = raw.trim();
     if (!line || line.startsWith('#')) continue;
     const parts = line.split(/\s+/);
-    let i = 0;
-    if (parts[0]?.startsWith('@')) {
-      if (parts[0] === '@revoked') continue;
-      i = 1; // @cert-authority not supported: skip the marker, match like a plain entry (never trusted as CA)
-      continue;
-    }
+    const marker = parts[0]?.startsWith('@') ? parts[0] : undefined;
+    const i = marker ? 1 : 0;
     const hostsField = parts[i];
     const blob = parts[i + 2];
     if (!hostsField || !blob) continue;
-    let hostMatch = false;
-    if (hostsField.startsWith('|1|')) {
-      const [, , salt, hash] = hostsField.split('|');
-      if (salt && hash) {
-        for (const n of names) {
-          const h = createHmac('sha1', Buffer.from(salt, 'base64')).update(n).digest('base64');
-          if (h === hash) hostMatch = true;
-        }
-      }
-    } else {
-      const entries = hostsField.split(',');
-      hostMatch = entries.some((e) => !e.startsWith('!') && names.includes(e));
+    if (marker === '@revoked') {
+      if (blob === keyBase64) return { verdict: 'revoked' };
+      continue;
     }
-    if (hostMatch && blob === keyBase64) return true;
+    if (marker === '@cert-authority') { certAuthorityLines++; continue; }
+    if (marker) continue; // an unknown marker: never trusted
+    if (blob === keyBase64 && hostFieldMatches(hostsField, names)) trusted = true;
   }
-  return false;
+  return trusted ? { verdict: 'trusted' } : { verdict: 'unknown', certAuthorityLines };
+}
+
+/** Does known_hosts trust `key` for host:port? (Not revoked, and listed for the host.) */
+export function knownHostMatches(knownHosts: string, host: string, port: number, keyBase64: string): boolean {
+  return checkKnownHost(knownHosts, host, port, keyBase64).verdict === 'trusted';
+}
+
+/** OpenSSH host patterns: hashed `|1|salt|hash`, or a comma list with `*`/`?` wildcards and `!` negation. */
+function hostFieldMatches(field: string, names: string[]): boolean {
+  if (field.startsWith('|1|')) {
+    const [, , salt, hash] = field.split('|');
+    if (!salt || !hash) return false;
+    return names.some((n) => createHmac('sha1', Buffer.from(salt, 'base64')).update(n).digest('base64') === hash);
+  }
+  let positive = false;
+  for (const pat of field.split(',')) {
+    const negated = pat.startsWith('!');
+    const re = globToRegExp(negated ? pat.slice(1) : pat);
+    if (!names.some((n) => re.test(n))) continue;
+    if (negated) return false; // a negated match excludes the line whatever else matches
+    positive = true;
+  }
+  return positive;
+}
+
+function globToRegExp(glob: string): RegExp {
+  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
 }
 
 export interface SshOptions {
@@ -73,7 +102,7 @@ export class SshClient {
     const port = t.port ?? 22;
     return new Promise((resolve, reject) => {
       const conn = new Client();
-      let hostKeyRejected = false;
+      let hostKeyRejected: string | undefined;
       let done = false;
       const finish = (f: () => void) => {
         if (done) return;
@@ -88,7 +117,7 @@ export class SshClient {
       const onAbort = () => finish(() => reject(new SshError('timeout', 'aborted')));
       signal?.addEventListener('abort', onAbort);
       conn.on('error', (err: Error & { level?: string }) => {
-        if (hostKeyRejected) return finish(() => reject(new SshError('hostKey', `host key of ${t.host}:${port} is not in known_hosts: refusing to connect`)));
+        if (hostKeyRejected) return finish(() => reject(new SshError('hostKey', hostKeyRejected!)));
         if (err.level === 'client-authentication') return finish(() => reject(new SshError('auth', `ssh authentication as ${t.user} failed`)));
         if (err.level === 'client-timeout') return finish(() => reject(new SshError('timeout', `ssh connect to ${t.host}:${port} timed out`)));
         const code = (err as { code?: string }).code;
@@ -115,9 +144,12 @@ export class SshClient {
           privateKey: t.privateKey,
           readyTimeout: this.opts.connectTimeoutMs ?? Math.min(timeoutMs, 10_000),
           hostVerifier: (key: Buffer) => {
-            const ok = knownHostMatches(t.knownHosts, t.host, port, key.toString('base64'));
-            if (!ok) hostKeyRejected = true;
-            return ok;
+            const v = checkKnownHost(t.knownHosts, t.host, port, key.toString('base64'));
+            if (v.verdict === 'revoked') hostKeyRejected = `host key of ${t.host}:${port} is marked @revoked in known_hosts: refusing to connect`;
+            else if (v.verdict === 'unknown') {
+              hostKeyRejected = `host key of ${t.host}:${port} is not in known_hosts: refusing to connect${v.certAuthorityLines ? ` (known_hosts has ${v.certAuthorityLines} @cert-authority line(s): hm9k does not verify host certificates; list the host's own key)` : ''}`;
+            }
+            return v.verdict === 'trusted';
           },
         });
       } catch (err) {

@@ -7,7 +7,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NETWORKS, type NetworkName } from '../api/index.js';
 import { ConsulSim } from '../sim/consul.js';
-import { NovaSim } from '../sim/nova.js';
+import { NovaSim, type NovaSimOptions } from '../sim/nova.js';
 import { startBmc, type SimBmc } from './ipmi.js';
 import { startSmtp, type SimSmtp } from './smtp.js';
 import { startSshd, type SimSshd } from './sshd.js';
@@ -28,12 +28,17 @@ export interface SimNode {
 export class World {
   nodes: SimNode[] = [];
   consul = {} as Record<NetworkName, ConsulSim>;
-  nova = new NovaSim({ migrationStepMs: 150, serviceDownTimeMs: 3000 });
+  nova: NovaSim;
   sshd!: SimSshd;
   smtp!: SimSmtp;
   recoverCalls: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
+
+  /** `nova`: options of the Nova simulator (e.g. a small maxLimit, so that lists are paged). */
+  constructor(opts: { nova?: NovaSimOptions } = {}) {
+    this.nova = new NovaSim({ migrationStepMs: 150, serviceDownTimeMs: 3000, ...opts.nova });
+  }
 
   async start(count: number): Promise<void> {
     for (const n of NETWORKS) {

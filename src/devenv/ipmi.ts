@@ -33,6 +33,8 @@ export interface SimBmc {
   refusePowerOn(refuse: boolean): Promise<void>;
   /** Make power-off requests be ignored (the host stays on). */
   ignorePowerOff(ignore: boolean): Promise<void>;
+  /** Every chassis command the BMC received, in order (`power 0`, `power 1`, `reset 1`, `shutdown 1`). */
+  commands(): Promise<string[]>;
   /** Stop the BMC process: it no longer answers (a dead BMC). */
   kill(): Promise<void>;
   start(): Promise<void>;
@@ -46,6 +48,7 @@ case "$2" in
   get)
     if [ "$(cat "$D/power")" = on ]; then echo "power:1"; else echo "power:0"; fi ;;
   set)
+    echo "$3 $4" >> "$D/commands"
     case "$3" in
       power)
         if [ "$4" = 1 ]; then
@@ -104,6 +107,10 @@ export async function startBmc(name: string): Promise<SimBmc> {
     },
     async setPower(state) {
       await writeFile(join(dir, 'power'), `${state}\n`);
+    },
+    async commands() {
+      const f = join(dir, 'commands');
+      return existsSync(f) ? (await readFile(f, 'utf8')).split('\n').filter(Boolean) : [];
     },
     refusePowerOn: (r) => flag('refuse-on', r),
     ignorePowerOff: (r) => flag('ignore-off', r),

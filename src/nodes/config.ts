@@ -34,7 +34,7 @@ export interface ResolvedPolicy {
     powerOn: boolean;
   };
   fencing: { powerOffTimeoutMs: number; powerWaitMs: number; pollIntervalMs: number; ipmiTimeoutMs: number; forceDownService: boolean };
-  evacuation: { enabled: boolean; targetHost?: string; concurrency: number; perServerTimeoutMs: number; metadataKey?: string; microversion: string };
+  evacuation: { enabled: boolean; targetHost?: string; concurrency: number; perServerTimeoutMs: number; metadataKey?: string; microversion: string; resetStuckServers: boolean };
   safety: { maxUnhealthy: number | string; maxConcurrentRemediations: number; paused: boolean; dryRun: boolean };
   notifications: {
     email?: { smtpHost: string; smtpPort: number; secure: boolean; from: string; to: string[]; credentialsSecret?: string };
@@ -114,6 +114,7 @@ export function resolvePolicy(spec: FencePolicySpec): ResolvedPolicy {
       perServerTimeoutMs: dur(e.perServerTimeout, '5m'),
       ...(e.metadataKey ? { metadataKey: e.metadataKey } : {}),
       microversion: e.microversion ?? '2.94',
+      resetStuckServers: e.resetStuckServers ?? false,
     },
     safety: {
       maxUnhealthy: s.maxUnhealthy ?? '30%',
@@ -186,6 +187,20 @@ export function maxUnhealthyAllowed(value: number | string, total: number): numb
   return Math.floor((total * n) / 100);
 }
 
+/**
+ * Why the process-wide ceiling `nodes.globalMaxUnhealthy` is invalid, or undefined when it is valid.
+ * The same rule as a FencePolicy's maxUnhealthy: a percentage above 100% is refused at start, not
+ * clamped (it would say "never a storm", which nobody means to configure).
+ */
+export function nodesGlobalCeilingProblem(value: number | string): string | undefined {
+  try {
+    maxUnhealthyAllowed(value, 10);
+    return undefined;
+  } catch (err) {
+    return `nodes.globalMaxUnhealthy: ${(err as Error).message.replace(/^maxUnhealthy /, '')} (the global storm ceiling must be at most 100%)`;
+  }
+}
+
 export function parseMicroversion(v: string): [number, number] | undefined {
   const m = /^([0-9]+)\.([0-9]+)$/.exec(v.trim());
   return m ? [Number(m[1]), Number(m[2])] : undefined;
@@ -222,6 +237,12 @@ export interface NodesProcessConfig {
   ipmitoolPath: string;
   /** HTTP timeout of one Nova/Keystone request. */
   httpTimeoutMs: number;
+  /** Largest Nova/Keystone/Consul answer body accepted (bytes); a larger one is refused and counted. */
+  maxResponseBytes: number;
+  /** Most pages followed in one paged Nova list; more is refused (the list is not used) and counted. */
+  maxPages: number;
+  /** Keystone tokens are refreshed when this share of their lifetime has passed. */
+  tokenRefreshFraction: number;
   /** Notification email used when a policy names none. */
   smtpDefault?: { smtpHost: string; smtpPort: number; secure: boolean; from: string; to: string[]; credentialsSecret?: string };
   /** Node reconcile workers. */
@@ -242,10 +263,17 @@ export const DEFAULT_NODES_CONFIG: Omit<NodesProcessConfig, 'namespace' | 'cloud
   serverCountIntervalMs: 60_000,
   ipmitoolPath: 'ipmitool',
   httpTimeoutMs: 30_000,
+  maxResponseBytes: 16 * 1024 * 1024,
+  maxPages: 1000,
+  tokenRefreshFraction: 0.8,
   workers: 4,
   resyncMs: 30_000,
 };
 
+/** The node half's configuration with defaults applied; throws on an invalid global storm ceiling. */
 export function nodesConfig(partial: Partial<NodesProcessConfig> & Pick<NodesProcessConfig, 'namespace' | 'cloudsSecret' | 'cloudName'>): NodesProcessConfig {
-  return { ...DEFAULT_NODES_CONFIG, ...partial };
+  const c = { ...DEFAULT_NODES_CONFIG, ...partial };
+  const problem = nodesGlobalCeilingProblem(c.globalMaxUnhealthy);
+  if (problem) throw new Error(problem);
+  return c;
 }

@@ -1,8 +1,10 @@
 // The node half's outside world: clients built from process config and Secrets in hm9k's namespace.
+import { Counter, type Registry } from 'prom-client';
 import type { ComputeNode } from '../api/index.js';
 import { ConsulPool } from '../clients/consul.js';
 import { IpmiClient, type BmcTarget } from '../clients/ipmi.js';
 import { KeystoneClient, parseCloudsYaml } from '../clients/keystone.js';
+import type { RejectHook } from '../clients/limits.js';
 import { NovaClient } from '../clients/nova.js';
 import { requireKey, type SecretSource } from '../clients/secrets.js';
 import { SmtpClient } from '../clients/smtp.js';
@@ -34,10 +36,18 @@ export class NodeDeps {
   readonly ipmiSem: Semaphore;
   readonly sshSem: Semaphore;
   private nova: NovaClient | undefined;
+  /** Counts answers refused by a size, paging or format limit (hm9k_nodes_api_rejected_total{api,reason}). */
+  readonly onReject: RejectHook;
 
-  constructor(readonly config: NodesProcessConfig, readonly secrets: SecretSource) {
+  constructor(readonly config: NodesProcessConfig, readonly secrets: SecretSource, metrics?: Registry) {
+    const name = 'hm9k_nodes_api_rejected_total';
+    const rejected = metrics
+      ? ((metrics.getSingleMetric(name) as Counter | undefined) ??
+        new Counter({ name, help: 'Answers from Nova, Keystone or Consul refused by a limit (body size, page count, paging or format), by api and reason.', labelNames: ['api', 'reason'], registers: [metrics] }))
+      : undefined;
+    this.onReject = (api, reason) => rejected?.inc({ api, reason });
     this.ipmi = new IpmiClient({ ipmitoolPath: config.ipmitoolPath, timeoutMs: 15_000 });
-    this.consul = new ConsulPool({ waitMs: config.consulWaitMs, minLoopMs: config.consulMinLoopMs });
+    this.consul = new ConsulPool({ waitMs: config.consulWaitMs, minLoopMs: config.consulMinLoopMs, maxBodyBytes: config.maxResponseBytes, onReject: this.onReject });
     this.ipmiSem = new Semaphore(config.maxParallelIpmi);
     this.sshSem = new Semaphore(config.maxParallelSsh);
   }
@@ -46,7 +56,11 @@ export class NodeDeps {
     if (this.nova) return this.nova;
     const s = await this.secrets.get(this.config.cloudsSecret);
     const cloud = parseCloudsYaml(requireKey(s, 'clouds.yaml', this.config.cloudsSecret), this.config.cloudName);
-    this.nova = new NovaClient(new KeystoneClient(cloud, { timeoutMs: this.config.httpTimeoutMs }), { timeoutMs: this.config.httpTimeoutMs });
+    const c = this.config;
+    this.nova = new NovaClient(
+      new KeystoneClient(cloud, { timeoutMs: c.httpTimeoutMs, refreshFraction: c.tokenRefreshFraction, maxBodyBytes: c.maxResponseBytes, onReject: this.onReject }),
+      { timeoutMs: c.httpTimeoutMs, maxBodyBytes: c.maxResponseBytes, maxPages: c.maxPages, onReject: this.onReject },
+    );
     return this.nova;
   }
 

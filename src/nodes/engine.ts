@@ -572,6 +572,7 @@ export function evacuationSummary(e: NonNullable<ComputeNodeStatus['evacuation']
   for (const s of e.servers) if (s.state === 'done' && s.to) to.set(s.to, (to.get(s.to) ?? 0) + 1);
   const failed = e.servers.filter((s) => s.state === 'failed' || s.state === 'skipped');
   const parts = [`${e.done} of ${e.total} server(s) evacuated${to.size ? ` (${[...to].map(([h, n]) => `${n} to ${h}`).join(', ')})` : ''}`];
-  if (failed.length) parts.push(`${failed.length} failed: ${failed.slice(0, 5).map((s) => `${s.id} ${s.state}${s.error ? ` (${s.error.slice(0, 80)})` : ''}`).join('; ')}${failed.length > 5 ? '; ...' : ''}`);
+  // e.failed, not the list: the list is bounded (failures beyond it are in e.omitted), the count exact.
+  if (e.failed) parts.push(`${e.failed} failed: ${failed.slice(0, 5).map((s) => `${s.id} ${s.state}${s.error ? ` (${s.error.slice(0, 80)})` : ''}`).join('; ')}${e.failed > 5 ? '; ...' : ''}`);
   return parts.join('; ');
 }

@@ -22,7 +22,7 @@ export interface StartNodesOptions {
  */
 export async function startNodes(runtime: Runtime, config: NodesProcessConfig, options: StartNodesOptions = {}): Promise<{ stop(): Promise<void>; engine: NodesEngine }> {
   const secrets = options.secrets ?? new KubeSecrets(runtime.kubeConfig, config.namespace);
-  const deps = new NodeDeps(config, secrets);
+  const deps = new NodeDeps(config, secrets, runtime.metrics);
   const engine = new NodesEngine(runtime, config, deps, options.now ? { now: options.now } : {});
   engine.start();
   runtime.addReadinessCheck('nodes', () => true);

@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { AppState, PackageState } from '../api/index.js';
 import type { DeaDirector } from './dea.js';
-import type { StartMessage, StopMessage } from '../apps/types.js';
+import { CC_SEND_PATH_RE, START_SUBJECT, STOP_SUBJECT, type StartMessage, type StopMessage } from '../hm9000/messages.js';
 
 export interface SimApp {
   guid: string;
@@ -110,8 +110,8 @@ export class CloudControllerSim {
     this.url = `http://127.0.0.1:${(this.server.address() as { port: number }).port}`;
     if (this.opts.nats) {
       const nc = this.opts.nats;
-      this.subs.push(nc.subscribe('hm9000.start', { callback: (_e, m) => this.natsMessage('start', m.string()) }));
-      this.subs.push(nc.subscribe('hm9000.stop', { callback: (_e, m) => this.natsMessage('stop', m.string()) }));
+      this.subs.push(nc.subscribe(START_SUBJECT, { callback: (_e, m) => this.natsMessage('start', m.string()) }));
+      this.subs.push(nc.subscribe(STOP_SUBJECT, { callback: (_e, m) => this.natsMessage('stop', m.string()) }));
     }
     return this.url;
   }
@@ -185,7 +185,7 @@ export class CloudControllerSim {
       if (!this.authorized(req, this.opts.bulkUser, this.opts.bulkPassword)) return send(401, '');
       return send(200, JSON.stringify({ counts: { user: 1 } }));
     }
-    const m = /^\/internal\/dea\/hm9000\/(start|stop)\/([^/]+)$/.exec(url.pathname);
+    const m = CC_SEND_PATH_RE.exec(url.pathname);
     if (req.method === 'POST' && m) {
       const kind = m[1] as 'start' | 'stop';
       rec.endpoint = kind;

@@ -4,7 +4,7 @@
 // droplet.exited DEA_EVACUATION), shut down (droplet.exited DEA_SHUTDOWN) or die silently.
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { DeaHeartbeat, DropletExited, ExitReason, InstanceState } from '../apps/types.js';
+import { EXITED_SUBJECT, HEARTBEAT_SUBJECT, type DeaHeartbeat, type DropletExited, type ExitReason, type InstanceState } from '../hm9000/messages.js';
 
 export interface SimInstance {
   guid: string;
@@ -39,6 +39,8 @@ export interface DeaDirector {
 interface SimDea {
   id: string;
   alive: boolean;
+  /** Alive and running its instances, but publishing no heartbeats (a stalled DEA or a network hiccup). */
+  quiet: boolean;
   evacuating: boolean;
   instances: Map<string, SimInstance>;
   /** Latest crashed instance per app, with when it crashed. */
@@ -60,7 +62,7 @@ export class DeaFleet implements DeaDirector {
   }
 
   addDea(id = `${this.opts.idPrefix ?? 'dea'}-${this.deas.size}`): string {
-    this.deas.set(id, { id, alive: true, evacuating: false, instances: new Map(), crashed: new Map() });
+    this.deas.set(id, { id, alive: true, quiet: false, evacuating: false, instances: new Map(), crashed: new Map() });
     return id;
   }
 
@@ -102,8 +104,8 @@ export class DeaFleet implements DeaDirector {
 
   publishHeartbeat(deaId: string): void {
     const dea = this.deas.get(deaId);
-    if (!dea?.alive) return;
-    this.opts.nats.publish('dea.heartbeat', JSON.stringify(this.heartbeatOf(deaId)));
+    if (!dea?.alive || dea.quiet) return;
+    this.opts.nats.publish(HEARTBEAT_SUBJECT, JSON.stringify(this.heartbeatOf(deaId)));
     this.heartbeatsSent++;
   }
 
@@ -113,7 +115,7 @@ export class DeaFleet implements DeaDirector {
 
   private exited(inst: SimInstance, reason: ExitReason): void {
     const msg: DropletExited = { droplet: inst.appGuid, version: inst.version, instance: inst.guid, index: inst.index, reason, exit_status: reason === 'CRASHED' ? 1 : 0, exit_description: reason.toLowerCase(), crash_timestamp: Date.now() / 1000 };
-    this.opts.nats.publish('droplet.exited', JSON.stringify(msg));
+    this.opts.nats.publish(EXITED_SUBJECT, JSON.stringify(msg));
   }
 
   /** Places an instance on the alive, non-evacuating DEA with the fewest instances. */
@@ -201,6 +203,11 @@ export class DeaFleet implements DeaDirector {
     }
     dea.instances.clear();
     dea.alive = false;
+  }
+
+  /** The DEA keeps running its instances but stops (quiet = true) or resumes publishing heartbeats. */
+  setQuiet(deaId: string, quiet: boolean): void {
+    this.deas.get(deaId)!.quiet = quiet;
   }
 
   /** The DEA dies silently: no more heartbeats, no exit messages. */

@@ -48,6 +48,11 @@ export interface NovaSimOptions {
   /** Time of each migration phase (accepted -> pre-migrating -> done). */
   migrationStepMs?: number;
   region?: string;
+  /**
+   * Nova's [api] max_limit: the most items one list answer holds, whatever `limit` asks (default
+   * 1000 like Nova). A full page carries `*_links` rel next with the last item's id as marker.
+   */
+  maxLimit?: number;
 }
 
 const STATUS_OF: Record<SimServer['vm_state'], string> = { active: 'ACTIVE', stopped: 'SHUTOFF', error: 'ERROR', building: 'BUILD', paused: 'PAUSED' };
@@ -75,6 +80,8 @@ export class NovaSim {
   private migrationSeq = 0;
   /** Requests seen: `${method} ${path}`. */
   readonly requests: string[] = [];
+  /** POST /identity/v3/auth/tokens requests received (successful or not). */
+  tokenRequests = 0;
   /** Injected failures. */
   failNext: { status: number; count: number; match?: RegExp } | undefined;
   delayMs = 0;
@@ -95,6 +102,7 @@ export class NovaSim {
       username: opts.username ?? 'hm9k', password: opts.password ?? 'secret', projectName: opts.projectName ?? 'admin',
       maxMicroversion: opts.maxMicroversion ?? '2.96', tokenTtlMs: opts.tokenTtlMs ?? 3_600_000,
       serviceDownTimeMs: opts.serviceDownTimeMs ?? 60_000, migrationStepMs: opts.migrationStepMs ?? 200, region: opts.region ?? 'RegionOne',
+      maxLimit: opts.maxLimit ?? 1000,
     };
   }
 
@@ -216,7 +224,7 @@ export class NovaSim {
       this.failNext.count--;
       return fault(res, this.failNext.status, this.failNext.status === 503 ? 'serviceUnavailable' : 'computeFault', 'injected failure');
     }
-    if (path === '/identity/v3/auth/tokens' && req.method === 'POST') return this.auth(req, res);
+    if (path === '/identity/v3/auth/tokens' && req.method === 'POST') { this.tokenRequests++; return this.auth(req, res); }
     if (!path.startsWith('/compute/v2.1')) return fault(res, 404, 'itemNotFound', 'not found');
     const token = req.headers['x-auth-token'];
     const exp = typeof token === 'string' ? this.tokens.get(token) : undefined;
@@ -271,7 +279,8 @@ export class NovaSim {
     if (sub === '/servers/detail' && req.method === 'GET') {
       const allTenants = url.searchParams.get('all_tenants');
       const host = allTenants ? url.searchParams.get('host') : null;
-      const limit = Math.min(Number(url.searchParams.get('limit') ?? 1000) || 1000, 1000);
+      const limit = this.pageLimit(url);
+      if (typeof limit === 'string') return fault(res, 400, 'badRequest', limit);
       const marker = url.searchParams.get('marker');
       let list = [...this.servers.values()].filter((s) => !host || s.host === host).sort((a, b) => a.id.localeCompare(b.id));
       if (marker) {
@@ -279,7 +288,8 @@ export class NovaSim {
         if (i < 0) return fault(res, 400, 'badRequest', `marker [${marker}] not found`);
         list = list.slice(i + 1);
       }
-      return this.json(res, 200, { servers: list.slice(0, limit).map((s) => this.serverView(s)) }, mv);
+      const page = list.slice(0, limit);
+      return this.json(res, 200, { servers: page.map((s) => this.serverView(s)), ...this.links('servers', url, limit, page.map((s) => s.id)) }, mv);
     }
     if ((m = /^\/servers\/([^/]+)$/.exec(sub)) && req.method === 'GET') {
       const s = this.servers.get(m[1]!);
@@ -296,17 +306,60 @@ export class NovaSim {
         s.vm_state = 'active';
         return this.json(res, 202, undefined, mv);
       }
+      if ('os-resetState' in b) {
+        // Admin action: sets vm_state and clears task_state (Nova's reset-state), answers 202.
+        const st = (b['os-resetState'] as { state?: unknown } | null)?.state;
+        if (st !== 'active' && st !== 'error') return fault(res, 400, 'badRequest', `Invalid input for field/attribute state. Value: ${String(st)}. '${String(st)}' is not one of ['active', 'error']`);
+        s.vm_state = st;
+        s.task_state = null;
+        return this.json(res, 202, undefined, mv);
+      }
       return fault(res, 400, 'badRequest', 'There is no such action');
     }
     if (sub === '/os-migrations' && req.method === 'GET') {
       const q = url.searchParams;
-      const list = this.migrations.filter((x) =>
+      let list = this.migrations.filter((x) =>
         (!q.get('migration_type') || x.migration_type === q.get('migration_type')) &&
         (!q.get('source_compute') || x.source_compute === q.get('source_compute')) &&
         (!q.get('instance_uuid') || x.instance_uuid === q.get('instance_uuid')));
-      return this.json(res, 200, { migrations: list.map((x) => ({ ...x, ...(mvNum(mv) >= 2059 ? {} : { uuid: undefined }) })) }, mv);
+      const view = (x: SimMigration) => ({ ...x, ...(mvNum(mv) >= 2059 ? {} : { uuid: undefined }) });
+      // Before 2.59 os-migrations is not paged: the whole list, limit and marker ignored.
+      if (mvNum(mv) < 2059) return this.json(res, 200, { migrations: list.map(view) }, mv);
+      const limit = this.pageLimit(url);
+      if (typeof limit === 'string') return fault(res, 400, 'badRequest', limit);
+      // Nova's order: created_at desc, id desc; the marker is the migration's uuid.
+      list = [...list].sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id - a.id);
+      const marker = q.get('marker');
+      if (marker) {
+        const i = list.findIndex((x) => x.uuid === marker);
+        if (i < 0) return fault(res, 400, 'badRequest', `Marker ${marker} could not be found.`);
+        list = list.slice(i + 1);
+      }
+      const page = list.slice(0, limit);
+      return this.json(res, 200, { migrations: page.map(view), ...this.links('migrations', url, limit, page.map((x) => x.uuid)) }, mv);
     }
     return fault(res, 404, 'itemNotFound', `The resource could not be found.`);
+  }
+
+  /** Nova's common.get_limit_and_marker: limit must be a non-negative integer; 0 or absent = max_limit; never above it. */
+  private pageLimit(url: URL): number | string {
+    const raw = url.searchParams.get('limit');
+    if (raw === null) return this.o.maxLimit;
+    if (!/^-?[0-9]+$/.test(raw)) return 'limit param must be an integer';
+    const n = Number(raw);
+    if (n < 0) return 'limit param must be positive';
+    return Math.min(n || this.o.maxLimit, this.o.maxLimit);
+  }
+
+  /**
+   * Nova's ViewBuilder._get_collection_links: a full page gets `<name>_links` [{rel: next, href}],
+   * the href being the same request (parameters sorted) with marker = the last item's id.
+   */
+  private links(name: string, url: URL, limit: number, ids: string[]): Record<string, unknown> {
+    if (!limit || ids.length !== limit) return {};
+    const params = new URLSearchParams([...url.searchParams].filter(([k]) => k !== 'marker').sort(([a], [b]) => a.localeCompare(b)));
+    params.set('marker', ids.at(-1)!);
+    return { [`${name}_links`]: [{ rel: 'next', href: `${this.url}${url.pathname}?${params}` }] };
   }
 
   private auth(req: IncomingMessage, res: ServerResponse) {
@@ -379,7 +432,8 @@ export class NovaSim {
     s.task_state = 'rebuilding';
     const step = this.o.migrationStepMs;
     const touch = () => { mig.updated_at = new Date().toISOString(); };
-    this.later(step, () => { mig.status = 'pre-migrating'; touch(); });
+    // Forward only: under load both timers can fire in one turn, in either order.
+    this.later(step, () => { if (mig.status === 'accepted') { mig.status = 'pre-migrating'; touch(); } });
     const finish = () => {
       if (this.stallEvacuationOf.has(s.id)) return this.later(step, finish);
       if (!target || this.failEvacuationOf.has(s.id)) {

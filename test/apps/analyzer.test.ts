@@ -46,6 +46,21 @@ describe('freshness gate (section 5)', () => {
     expect(d.crashCounts).toEqual([]);
     expect(d.counts.runningInstances).toBe(-1);
   });
+  it('actual stale: unsent MISSING starts are dropped (their grace must pass under fresh observation); others are kept', () => {
+    const pending = emptyPending();
+    const missing = { kind: 'start' as const, messageId: 'm', appGuid: 'app', version: 'v1', index: 1, queuedAt: NOW - 5 * S, sendOn: NOW + 25 * S, sentOn: 0, keepAliveMs: 0, skipVerification: false, reason: 'MISSING' as const, priority: 0.5 };
+    const crashed = { ...missing, messageId: 'c', index: 0, reason: 'CRASHED' as const, keepAliveMs: 30 * S };
+    pending.starts.set(startKey('app', 'v1', 1), missing);
+    pending.starts.set(startKey('app', 'v1', 0), crashed);
+    const blind = analyze({ ...world, actualFresh: false }, NOW, config, pending);
+    expect(blind.expired.starts).toEqual([startKey('app', 'v1', 1)]);
+    // Desired state stale but actual fresh: the observation goes on, nothing is dropped.
+    expect(analyze({ ...world, desiredFresh: false }, NOW, config, pending).expired.starts).toEqual([]);
+  });
+  it('a new start records when it was queued', () => {
+    const d = analyze(snap(app(2), [hb(0, 'RUNNING')]), NOW, config, emptyPending());
+    expect(d.starts.map((m) => [m.reason, m.queuedAt, m.sendOn - NOW])).toEqual([['MISSING', NOW, config.gracePeriodMs]]);
+  });
   it('fresh: acts', () => {
     expect(analyze(world, NOW, config, emptyPending()).acted).toBe(true);
   });
@@ -275,7 +290,7 @@ describe('counts', () => {
     const d = analyze({ actualFresh: true, desiredFresh: true, desired, instances: inst, crashCounts: new Map() }, NOW, config, emptyPending());
     expect(d.counts).toEqual({
       desiredApps: 2, desiredInstances: 5, desiredAppsPendingStaging: 1, appsWithAllInstancesReporting: 1, appsWithMissingInstances: 1,
-      undesiredRunningApps: 1, runningInstances: 4, missingIndices: 1, crashedInstances: 1, crashedIndices: 1,
+      undesiredRunningApps: 1, runningInstances: 4, missingIndices: 1, crashedInstances: 1, crashedIndices: 1, skippedApps: 0,
     });
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { recordStops, shrinkGuard, stopBudget, type StopBudgetState } from '../../src/apps/guards/index.js';
+import { baselineCheck, recordStops, shrinkGuard, stopBudget, type StopBudgetState } from '../../src/apps/guards/index.js';
 import { resolveAppsConfig } from '../../src/apps/config.js';
-import type { DesiredAppState } from '../../src/apps/types.js';
+import type { DesiredAppState, InstanceHeartbeat, InstanceState } from '../../src/apps/types.js';
 
 const config = resolveAppsConfig(); // maxShrinkPercent 30, maxStopPercent 20, window 5m, minStopsForHold 5
 const NOW = 1_700_000_000_000;
@@ -31,6 +31,11 @@ describe('shrink guard', () => {
   });
   it('an empty answer with nothing running is accepted', () => {
     expect(shrinkGuard({ lastGood: undefined, candidate: new Map(), runningInstances: 0 }, config).accept).toBe(true);
+  });
+  it('an app with an absurd instance count (over maxInstancesPerApp) neither masks a real shrink nor looks like one when corrected', () => {
+    const absurd = (m: Map<string, DesiredAppState>, instances: number) => new Map([...m, ['huge', { appGuid: 'huge', version: 'v1', instances, state: 'STARTED', packageState: 'STAGED' } as DesiredAppState]]);
+    expect(shrinkGuard({ lastGood: absurd(prev, 2_000_000_000), candidate: absurd(fleet(2), 2_000_000_000), runningInstances: 20 }, config).accept).toBe(false);
+    expect(shrinkGuard({ lastGood: absurd(prev, 2_000_000_000), candidate: absurd(prev, 3), runningInstances: 20 }, config).accept).toBe(true);
   });
   it('released only by the id of the current guard', () => {
     expect(shrinkGuard({ lastGood: prev, candidate: fleet(2), runningInstances: 20, heldId: 'shrink-b', releasedId: 'shrink-a' }, config).accept).toBe(false);
@@ -71,5 +76,29 @@ describe('stop budget', () => {
     const later = stopBudget(recordStops(after, 0, 0), { dueStops: 90, runningInstances: 100, releaseAnnotation: id, now: NOW + 10 * 60_000 }, config);
     expect(later.allowStops).toBe(false);
     expect(later.newHold!.id).not.toBe(id);
+  });
+});
+
+describe('baseline guard (issue 14 item 3: no last good desired state after a restart)', () => {
+  // 10 apps x 2 running instances, as the heartbeats show them.
+  const actual = (state: InstanceState = 'RUNNING'): InstanceHeartbeat[][] =>
+    Array.from({ length: 10 }, (_, a) => [0, 1].map((index) => ({ droplet: `a${a}`, version: 'v1', instance: `a${a}-${index}`, index, state, state_timestamp: 1, dea_guid: 'd' })));
+  it.each([
+    ['the same desired state', fleet(10), true],
+    ['3 of 10 apps gone (30%)', fleet(7), true],
+    ['an empty desired state', new Map<string, DesiredAppState>(), false],
+    ['4 of 10 apps gone (40%)', fleet(6), false],
+    ['most flipped to STOPPED', fleet(10, (i) => (i < 8 ? { state: 'STOPPED' } : {})), false],
+    ['all on a new version', fleet(10, () => ({ version: 'v2' })), false],
+    ['scaled down to 1 everywhere (50%)', fleet(10, () => ({ instances: 1 })), false],
+  ])('%s -> trusted=%s', (_n, desired, trusted) => {
+    const v = baselineCheck(desired, actual(), config);
+    expect(v.trusted).toBe(trusted);
+    expect(v.running).toBe(20);
+    if (!trusted) expect(v.reason).toMatch(/no trusted baseline/);
+  });
+  it('nothing running (or only crashed instances): nothing to stop, trusted', () => {
+    expect(baselineCheck(new Map(), [], config).trusted).toBe(true);
+    expect(baselineCheck(new Map(), actual('CRASHED'), config).trusted).toBe(true);
   });
 });

@@ -28,6 +28,10 @@ describe('verification just before sending', () => {
     ['start: new version', start(), state(app({ version: 'v2' }), []), false],
     ['start: scaled down', start({ index: 1 }), state(app({ instances: 1 }), []), false],
     ['start: evacuation skips verification', start({ skipVerification: true, reason: 'EVACUATION' }), state(undefined, []), true],
+    // Issue 14 item 1: the grace of a MISSING start must have passed under unbroken observation.
+    ['start: MISSING queued within the current heartbeat streak', start({ queuedAt: NOW - 1000 }), { ...state(app(), [inst(0, 'RUNNING')]), observedSince: NOW - 60_000 }, true],
+    ['start: MISSING queued before hm9k was last blind', start({ queuedAt: NOW - 60_000 }), { ...state(app(), [inst(0, 'RUNNING')]), observedSince: NOW - 1000 }, false],
+    ['start: CRASHED queued before hm9k was last blind (a crash was seen)', start({ queuedAt: NOW - 60_000, reason: 'CRASHED' }), { ...state(app(), [inst(0, 'RUNNING')]), observedSince: NOW - 1000 }, true],
   ])('%s -> send=%s', (_n, m, s, send) => {
     expect(verifyStart(m, s).send).toBe(send);
   });
@@ -75,7 +79,7 @@ function world(cfg: Partial<AppsConfig> = {}, fail = false) {
   };
   const config = { ...resolveAppsConfig(), ...cfg };
   let release: string | undefined;
-  const sender = new Sender({ store, transport, config: () => config, metrics: new AppsMetrics(new Registry()), logger: pino({ level: 'silent' }), releaseAnnotation: () => release });
+  const sender = new Sender({ store, transport, config: () => config, metrics: new AppsMetrics(new Registry()), logger: pino({ level: 'silent' }), releaseAnnotation: () => release, now: () => NOW });
   // fresh: flushes for one TTL, and a complete fetch
   store.recordFlush(NOW - 3000);
   store.recordFlush(NOW);
@@ -91,7 +95,7 @@ describe('sender runs', () => {
     expect(w.sent).toEqual([]);
   });
 
-  it('at most messageLimit starts per run; stops unlimited; keep-alive keeps sent messages', async () => {
+  it('at most messageLimit starts per run; keep-alive keeps sent messages', async () => {
     const w = world({ messageLimit: 2 });
     w.store.setDesired(new Map([['app', app({ instances: 5 })]]), NOW);
     const extras = [inst(7, 'RUNNING'), inst(8, 'RUNNING'), inst(9, 'RUNNING')];
@@ -146,5 +150,72 @@ describe('sender runs', () => {
     await w.sender.run(NOW + 2000);
     expect(w.sent).toHaveLength(11);
     expect(w.sender.hold).toBeUndefined();
+  });
+});
+
+// Issue 14 item 4: one run against a slow CC can last minutes; freshness and each message are
+// checked again right before it is sent, and a run is bounded.
+describe('sender runs against a slow Cloud Controller', () => {
+  function slowWorld(cfg: Partial<AppsConfig> = {}) {
+    const store = new MemoryStore(30_000);
+    let clock = NOW;
+    const sent: (StartMessage | StopMessage)[] = [];
+    // Each request takes 10 s of the sender's clock (CC answering at its timeout); the test acts
+    // between requests through `during`.
+    let during: (n: number) => void = () => {};
+    const slow = async (m: StartMessage | StopMessage) => {
+      await new Promise((r) => setImmediate(r));
+      clock += 10_000;
+      sent.push(m);
+      during(sent.length);
+    };
+    const transport: Transport = { sendStart: slow, sendStop: slow };
+    const config = { ...resolveAppsConfig(), ...cfg };
+    const sender = new Sender({ store, transport, config: () => config, metrics: new AppsMetrics(new Registry()), logger: pino({ level: 'silent' }), now: () => clock, concurrency: 1 });
+    store.recordFlush(NOW - 30_000);
+    store.recordFlush(NOW);
+    store.setDesired(new Map([['app', app({ instances: 1 })]]), NOW);
+    return { store, sent, sender, onSend: (fn: (n: number) => void) => (during = fn), flushAt: (t: number) => store.recordFlush(t) };
+  }
+
+  it('a stop whose instance vanished while earlier requests were in flight is not sent', async () => {
+    const w = slowWorld();
+    const extras = [inst(5, 'RUNNING'), inst(6, 'RUNNING'), inst(7, 'RUNNING')];
+    const first = inst(0, 'RUNNING');
+    w.store.applyHeartbeat({ dea: 'd', droplets: [first, ...extras] }, NOW);
+    w.store.putPending(extras.map((e) => stop(e)));
+    // After the first stop is sent, the DEA reports that extras[1] is gone (and keeps flushing).
+    w.onSend((n) => {
+      if (n !== 1) return;
+      w.store.applyHeartbeat({ dea: 'd', droplets: [first, extras[0]!, extras[2]!] }, NOW + 10_000);
+      w.flushAt(NOW + 10_000);
+    });
+    const records = await w.sender.run(NOW);
+    expect(w.sent.map((m) => (m as StopMessage).instance_guid)).toEqual([extras[0]!.instance, extras[2]!.instance]);
+    expect(records.find((r) => r.outcome === 'dropped')?.detail).toBe('instance vanished');
+  });
+
+  it('once actual state is no longer fresh mid-run, the rest stays queued', async () => {
+    const w = slowWorld({ guards: { ...resolveAppsConfig().guards, maxStopPercent: 100 } });
+    const extras = Array.from({ length: 6 }, (_, i) => inst(1 + i, 'RUNNING'));
+    w.store.applyHeartbeat({ dea: 'd', droplets: [inst(0, 'RUNNING'), ...extras] }, NOW);
+    w.store.putPending(extras.map((e) => stop(e)));
+    // No flush after NOW: at 10 s per request, freshness (TTL 30 s) lapses after the fourth request.
+    await w.sender.run(NOW);
+    expect(w.sent).toHaveLength(4);
+    expect([...w.store.pending().stops.values()].filter((m) => m.sentOn === 0)).toHaveLength(2);
+  });
+
+  it('a run sends at most stopLimit stops; the rest go in the next run', async () => {
+    const w = slowWorld({ stopLimit: 4, guards: { ...resolveAppsConfig().guards, maxStopPercent: 100 } });
+    const extras = Array.from({ length: 10 }, (_, i) => inst(1 + i, 'RUNNING'));
+    w.store.applyHeartbeat({ dea: 'd', droplets: [inst(0, 'RUNNING'), ...extras] }, NOW);
+    w.store.putPending(extras.map((e) => stop(e)));
+    w.onSend(() => w.flushAt(NOW + w.sent.length * 10_000)); // heartbeats keep flowing
+    await w.sender.run(NOW);
+    expect(w.sent).toHaveLength(4);
+    await w.sender.run(NOW + 40_000);
+    expect(w.sent).toHaveLength(8);
+    expect(resolveAppsConfig().stopLimit).toBe(60);
   });
 });

@@ -72,17 +72,26 @@ describe('policyStatusToWrite', () => {
 });
 
 describe('POST /dea/heartbeat basic auth (api.heartbeatAuth)', () => {
+  it('the endpoint is off by default: NATS is the intake', async () => {
+    const api = new ApiServer({ port: 0, user: 'hm', password: 'pw', store: new MemoryStore(30_000), isFresh: () => true, publishHeartbeat: () => undefined, malformed: () => undefined, logger: pino({ level: 'silent' }) });
+    await api.start();
+    try {
+      expect((await fetch(`http://127.0.0.1:${api.port}/dea/heartbeat`, { method: 'POST', body: '{"dea":"d","droplets":[]}' })).status).toBe(404);
+    } finally {
+      await api.stop();
+    }
+  });
   const serve = async (heartbeatAuth: boolean | undefined) => {
     const published: string[] = [];
-    const api = new ApiServer({ port: 0, user: 'hm', password: 'pw', ...(heartbeatAuth !== undefined ? { heartbeatAuth } : {}), store: new MemoryStore(30_000), isFresh: () => true, publishHeartbeat: (b) => published.push(b), malformed: () => undefined, logger: pino({ level: 'silent' }) });
+    const api = new ApiServer({ port: 0, user: 'hm', password: 'pw', heartbeatEndpoint: true, ...(heartbeatAuth !== undefined ? { heartbeatAuth } : {}), store: new MemoryStore(30_000), isFresh: () => true, publishHeartbeat: (b) => published.push(b), malformed: () => undefined, logger: pino({ level: 'silent' }) });
     await api.start();
     return { api, published, url: `http://127.0.0.1:${api.port}/dea/heartbeat` };
   };
   const hb = JSON.stringify({ dea: 'd1', droplets: [] });
   const auth = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
 
-  it('off by default (as HM9000): accepted without credentials', async () => {
-    const { api, published, url } = await serve(undefined);
+  it('off only when asked (heartbeatAuth false, loopback): accepted without credentials', async () => {
+    const { api, published, url } = await serve(false);
     try {
       expect((await fetch(url, { method: 'POST', body: hb })).status).toBe(202);
       expect(published).toEqual([hb]);
@@ -90,8 +99,8 @@ describe('POST /dea/heartbeat basic auth (api.heartbeatAuth)', () => {
       await api.stop();
     }
   });
-  it('on: 401 without or with wrong credentials (nothing published), 202 with the API credentials', async () => {
-    const { api, published, url } = await serve(true);
+  it('on by default (issue 14 item 5): 401 without or with wrong credentials (nothing published), 202 with the API credentials', async () => {
+    const { api, published, url } = await serve(undefined);
     try {
       expect((await fetch(url, { method: 'POST', body: hb })).status).toBe(401);
       expect((await fetch(url, { method: 'POST', body: hb, headers: auth('hm', 'nope') })).status).toBe(401);
@@ -103,4 +112,19 @@ describe('POST /dea/heartbeat basic auth (api.heartbeatAuth)', () => {
       await api.stop();
     }
   });
+});
+
+it('DEAs may have their own heartbeat credentials (heartbeatUser/heartbeatPassword)', async () => {
+  const published: string[] = [];
+  const api = new ApiServer({ port: 0, user: 'hm', password: 'pw', heartbeatEndpoint: true, heartbeatUser: 'dea', heartbeatPassword: 'dea-pw', store: new MemoryStore(30_000), isFresh: () => true, publishHeartbeat: (b) => published.push(b), malformed: () => undefined, logger: pino({ level: 'silent' }) });
+  await api.start();
+  const url = `http://127.0.0.1:${api.port}/dea/heartbeat`;
+  const auth = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
+  try {
+    expect((await fetch(url, { method: 'POST', body: '{"dea":"d","droplets":[]}', headers: auth('hm', 'pw') })).status).toBe(401);
+    expect((await fetch(url, { method: 'POST', body: '{"dea":"d","droplets":[]}', headers: auth('dea', 'dea-pw') })).status).toBe(202);
+    expect(published).toHaveLength(1);
+  } finally {
+    await api.stop();
+  }
 });

@@ -55,8 +55,37 @@ describe('memory store', () => {
     expect(s.applyHeartbeat(hb('d1', ['a', 0, 'CRASHED']), T0 + 2 * S).changed).toBe(2);
     expect(s.instancesOf('app').map((i) => `${i.instance}:${i.state}`)).toEqual(['a:CRASHED']);
     s.applyHeartbeat(hb('d2', ['c', 1, 'RUNNING']), T0 + 20 * S);
-    expect(s.expireDeas(T0 + 33 * S, 30 * S)).toEqual(['d1']);
+    expect(s.expireDeas({ from: T0, until: T0 + 33 * S }, 30 * S)).toEqual(['d1']);
     expect(s.instancesOf('app').map((i) => i.instance)).toEqual(['c']);
+  });
+  // Issue 14 item 1: a DEA's silence counts only while heartbeats (of others) are observed.
+  const flush = (s: MemoryStore, at: number, heartbeats: DeaHeartbeat[]) => {
+    for (const h of heartbeats) s.applyHeartbeat(h, at);
+    const gone = s.expireDeas(s.actualFreshness.observedSpan(at, heartbeats.length > 0), 30 * S);
+    if (heartbeats.length > 0) s.recordFlush(at);
+    return gone;
+  };
+  it('a DEA does not expire while hm9k is blind (no intake), and gets a whole presence TTL once heartbeats flow again', () => {
+    const s = new MemoryStore(30 * S);
+    const quiet = hb('quiet', ['q', 0, 'RUNNING']);
+    const other = hb('other', ['o', 1, 'RUNNING']);
+    for (let t = 0; t <= 40; t += 10) flush(s, T0 + t * S, t <= 30 ? [quiet, other] : [other]); // quiet since 30 s
+    // NATS down from 45 s to 105 s: flushes carry nothing; wall-clock expiry would have dropped both.
+    for (let t = 41; t <= 105; t++) expect(flush(s, T0 + t * S, [])).toEqual([]);
+    expect(s.deaIds().sort()).toEqual(['other', 'quiet']);
+    // Intake resumes at 106 s (a new streak): the quiet DEA is missing only 30 s of observation later.
+    for (let t = 106; t <= 136; t += 10) expect(flush(s, T0 + t * S, [other])).toEqual([]);
+    expect(flush(s, T0 + 137 * S, [other])).toEqual(['quiet']);
+    expect(s.instancesOf('app').map((i) => i.instance)).toEqual(['o']);
+  });
+  it('during a gap shorter than the freshness TTL no DEA expires either: silence is counted up to the last flush that carried heartbeats', () => {
+    const s = new MemoryStore(30 * S);
+    const quiet = hb('quiet', ['q', 0, 'RUNNING']);
+    const other = hb('other', ['o', 1, 'RUNNING']);
+    flush(s, T0, [quiet, other]);
+    flush(s, T0 + 10 * S, [other]);
+    for (let t = 11; t <= 35; t++) expect(flush(s, T0 + t * S, [])).toEqual([]); // 25 s without any heartbeat
+    expect(flush(s, T0 + 36 * S, [other])).toEqual(['quiet']); // observed again: 36 s of silence within one streak
   });
   it('droplet.exited: CRASHED marks crashed at once; DEA_EVACUATION marks it evacuating (it still runs); STOPPED removes it', () => {
     const s = new MemoryStore(30 * S);

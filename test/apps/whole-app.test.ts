@@ -42,7 +42,7 @@ beforeAll(async () => {
       cc: { url: cc.url, bulkUser: 'bulk_api', bulkPassword: 'bulk-password', internalUser: 'internal_api', internalPassword: 'internal-password' },
       sendVia: 'http',
       store: { kind: 'memory' },
-      api: { port: 0, user: 'hm', password: 'pw' },
+      api: { port: 0, user: 'hm', password: 'pw', heartbeatEndpoint: true },
       desiredAppNamespace: 'cf',
       configOverride: (c) => {
         const s = scaleTimings(c, 10);
@@ -79,13 +79,29 @@ describe('whole app half (1/10 timings)', () => {
 
   it('an HTTP heartbeat is re-published on NATS (202); an unparseable one is 400', async () => {
     const url = `http://127.0.0.1:${apps.apiPort}/dea/heartbeat`;
-    expect((await fetch(url, { method: 'POST', body: '' })).status).toBe(400);
-    expect((await fetch(url, { method: 'POST', body: '{"dea":' })).status).toBe(400);
+    const headers = { authorization: apiAuth };
+    expect((await fetch(url, { method: 'POST', body: '', headers })).status).toBe(400);
+    expect((await fetch(url, { method: 'POST', body: '{"dea":', headers })).status).toBe(400);
     const seen = new Promise<string>((resolve) => {
       const sub = nc.subscribe('dea.heartbeat', { callback: (_e, m) => { if (m.string().includes('http-dea')) { sub.unsubscribe(); resolve(m.string()); } } });
     });
-    expect((await fetch(url, { method: 'POST', body: JSON.stringify({ dea: 'http-dea', droplets: [] }) })).status).toBe(202);
+    expect((await fetch(url, { method: 'POST', body: JSON.stringify({ dea: 'http-dea', droplets: [] }), headers })).status).toBe(202);
     expect(JSON.parse(await seen).dea).toBe('http-dea');
+  });
+
+  it('an unauthenticated forged heartbeat (a real DEA reporting nothing) is refused with 401 and changes nothing (issue 14 item 5)', async () => {
+    const victim = fleet.deaIds()[2]!;
+    const before = apps.store.instancesByApp();
+    const forged = JSON.stringify({ dea: victim, droplets: [] });
+    const seen: string[] = [];
+    const sub = nc.subscribe('dea.heartbeat', { callback: (_e, m) => { if (m.string() === forged) seen.push(m.string()); } });
+    const res = await fetch(`http://127.0.0.1:${apps.apiPort}/dea/heartbeat`, { method: 'POST', body: forged });
+    expect(res.status).toBe(401);
+    await nc.flush();
+    sub.unsubscribe();
+    expect(seen).toEqual([]);
+    expect(fleet.instances().filter((i) => i.dea === victim).every((i) => apps.store.instancesOf(i.appGuid).some((s) => s.instance === i.guid))).toBe(true);
+    expect(before.size).toBeGreaterThan(0);
   });
 
   it('extra instances are stopped (is_duplicate false)', async () => {

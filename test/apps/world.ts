@@ -1,7 +1,7 @@
 // A reusable app-half world for tests: real nats-server, CC simulator, DEA fleet, startApps on the
 // in-memory runtime, at 1/10 timings.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startApps, scaleTimings, type AppsHandle, type AppsProcessConfig } from '../../src/apps/index.js';
+import { startApps, scaleTimings, type AppsConfig, type AppsHandle, type AppsProcessConfig } from '../../src/apps/index.js';
 import { CloudControllerSim } from '../../src/sim/cc.js';
 import { DeaFleet } from '../../src/sim/dea.js';
 import { NatsServer } from '../support/nats.js';
@@ -12,7 +12,8 @@ export interface World {
   nc: NatsConnection;
   fleet: DeaFleet;
   cc: CloudControllerSim;
-  start(store?: AppsProcessConfig['store'], leader?: boolean): Promise<{ apps: AppsHandle; rt: FakeRuntime }>;
+  /** `tune` adjusts the 1/10 timings (e.g. a longer grace). */
+  start(store?: AppsProcessConfig['store'], leader?: boolean, tune?: (c: AppsConfig) => AppsConfig): Promise<{ apps: AppsHandle; rt: FakeRuntime }>;
   close(): Promise<void>;
 }
 
@@ -30,13 +31,13 @@ export async function world(appsSpec: [string, number][]): Promise<World> {
   const started: AppsHandle[] = [];
   return {
     nats, nc, fleet, cc,
-    async start(store = { kind: 'memory' }, leader = true) {
+    async start(store = { kind: 'memory' }, leader = true, tune = (c: AppsConfig) => c) {
       const rt = fakeRuntime({ leader });
       const apps = await startApps(rt, {
         nats: { servers: [nats.url] },
         cc: { url: cc.url, bulkUser: 'bulk_api', bulkPassword: 'bulk-password', internalUser: 'internal_api', internalPassword: 'internal-password' },
         sendVia: 'http', store, api: { port: 0, user: 'hm', password: 'pw' }, desiredAppNamespace: 'cf',
-        configOverride: (c) => scaleTimings(c, 10),
+        configOverride: (c) => tune(scaleTimings(c, 10)),
       }, { desiredAppApi: rt.desiredAppApi });
       started.push(apps);
       return { apps, rt };

@@ -6,6 +6,7 @@ import { KeystoneClient, parseCloudsYaml } from '../../src/clients/keystone.js';
 import { NovaClient } from '../../src/clients/nova.js';
 import { resolvePolicy } from '../../src/nodes/config.js';
 import { evacuationTick, planEvacuation } from '../../src/nodes/evacuate.js';
+import { evacuationSummary } from '../../src/nodes/engine.js';
 import { NovaSim } from '../../src/sim/nova.js';
 
 type Evac = NonNullable<ComputeNodeStatus['evacuation']>;
@@ -92,5 +93,90 @@ describe('evacuation engine', () => {
     expect(e.done).toBe(2);
     expect(sim.servers.get(a.id)?.vm_state).toBe('active');
     expect(sim.servers.get(st.id)?.vm_state).toBe('stopped');
+  });
+
+  /** Ticks with a clock that can be moved forward (deadlines), until finished or `ticks` run out. */
+  async function tickUntil(e: Evac, p: ReturnType<typeof policy>, clock: { t: number }, ticks = 200, writes: Evac[] = []) {
+    const io = { now: () => clock.t, log: () => undefined, write: async (x: Evac) => { writes.push(structuredClone(x)); } };
+    for (let i = 0; i < ticks; i++) {
+      const r = await evacuationTick(nova, e, 'src', p, io);
+      e = r.evacuation;
+      if (r.finished) return { e, finished: true };
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    return { e, finished: false };
+  }
+
+  it('issue 9 item 6: a second fence evacuates again a server that fence 1 evacuated and that migrated back', async () => {
+    const s = sim.addServer('src');
+    const first = await runToEnd(await planEvacuation(nova, 'src', policy(), Date.now()));
+    expect(first.e.done).toBe(1);
+    expect(sim.servers.get(s.id)!.host).toBe('dst');
+    // Repaired, returned to service, the server migrated back; then the host fails again.
+    sim.servers.get(s.id)!.host = 'src';
+    const second = await runToEnd(await planEvacuation(nova, 'src', policy(), Date.now()));
+    expect(second.e).toMatchObject({ done: 1, failed: 0 });
+    expect(sim.servers.get(s.id)!.host).toBe('dst');
+    expect(sim.migrations.filter((m) => m.instance_uuid === s.id)).toHaveLength(2);
+  });
+
+  it('issue 9 item 7: a server stuck in a task_state is failed after perServerTimeout and the record finishes', async () => {
+    const stuck = sim.addServer('src', { task_state: 'rebooting' });
+    const ok = sim.addServer('src');
+    const clock = { t: Date.now() };
+    const p = policy();
+    const plan = await planEvacuation(nova, 'src', p, clock.t);
+    const waiting = await tickUntil(plan, p, clock, 15);
+    expect(waiting.finished).toBe(false);
+    expect(waiting.e.servers.find((x) => x.id === stuck.id)).toMatchObject({ state: 'pending', since: expect.any(String) });
+    expect(sim.servers.get(ok.id)!.host).toBe('dst');
+    clock.t += 31_000;
+    const end = await tickUntil(waiting.e, p, clock);
+    expect(end.finished).toBe(true);
+    expect(end.e).toMatchObject({ total: 2, done: 1, failed: 1 });
+    expect(end.e.servers.find((x) => x.id === stuck.id)).toMatchObject({ state: 'failed', error: expect.stringMatching(/task_state rebooting .*needs an operator/) });
+    expect(sim.migrations.filter((m) => m.instance_uuid === stuck.id)).toHaveLength(0);
+  });
+
+  it('issue 9 item 7: with resetStuckServers, a stuck server is reset (os-resetState) and evacuated once', async () => {
+    const stuck = sim.addServer('src', { task_state: 'rebooting' });
+    const clock = { t: Date.now() };
+    const p = resolvePolicy({ networks: { storage: { consul: [{ address: 'http://a:1' }] } }, evacuation: { concurrency: 2, perServerTimeout: '30s', resetStuckServers: true } });
+    const plan = await planEvacuation(nova, 'src', p, clock.t);
+    const waiting = await tickUntil(plan, p, clock, 3);
+    expect(waiting.finished).toBe(false);
+    clock.t += 31_000;
+    const end = await tickUntil(waiting.e, p, clock);
+    expect(end.finished).toBe(true);
+    expect(end.e).toMatchObject({ done: 1, failed: 0 });
+    expect(end.e.servers[0]).toMatchObject({ id: stuck.id, state: 'done', reset: true, to: 'dst' });
+    expect(sim.migrations.filter((m) => m.instance_uuid === stuck.id)).toHaveLength(1);
+  });
+
+  it('issue 9 item 8: a host with 230 servers gets every one evacuated exactly once; status stays bounded', async () => {
+    const ids = Array.from({ length: 230 }, () => sim.addServer('src').id);
+    const p = policy('2.94', 50);
+    const writes: Evac[] = [];
+    const plan = await planEvacuation(nova, 'src', p, Date.now());
+    expect(plan.total).toBe(230);
+    expect(plan.servers.length).toBeLessThanOrEqual(200);
+    const { e } = await runToEnd(plan, p, writes);
+    expect(e).toMatchObject({ total: 230, done: 230, failed: 0 });
+    for (const id of ids) {
+      expect(sim.servers.get(id)!.host).toBe('dst');
+      expect(sim.migrations.filter((m) => m.instance_uuid === id)).toHaveLength(1);
+    }
+    for (const w of [plan, ...writes, e]) expect(w.servers.length).toBeLessThanOrEqual(200);
+    expect(e.servers.filter((s) => s.state === 'done').length + (e.omitted?.done ?? 0)).toBe(230);
+  });
+
+  it('issue 9 item 8: more failures than the list holds are counted exactly, the rest listed', async () => {
+    for (let i = 0; i < 130; i++) sim.addServer('src', { vm_state: 'building' });
+    const p = policy('2.94', 3);
+    const { e } = await runToEnd(await planEvacuation(nova, 'src', p, Date.now()), p);
+    expect(e).toMatchObject({ total: 130, done: 0, failed: 130, omitted: { done: 0, failed: 30 } });
+    expect(e.servers.length).toBe(100);
+    // The Event note counts every failure, not only the listed ones.
+    expect(evacuationSummary(e)).toMatch(/^0 of 130 server\(s\) evacuated; 130 failed: /);
   });
 });

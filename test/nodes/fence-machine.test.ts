@@ -110,7 +110,7 @@ describe('fence state machine: detection', () => {
     { name: 'maintenance: untouched', status: { phase: 'Suspect' }, o: obs({ storage: down(9) }), now: T0 + 60 * S, phase: 'Maintenance', actions: [] },
     { name: 'recovered within healthyDelay -> still Recovering', status: { phase: 'Recovering', recovery: { attempts: 1, kind: 'storage', lastAttempt: new Date(T0).toISOString() } }, o: obs({ storage: up(T0 + 5 * S) }), now: T0 + 6 * S, phase: 'Recovering', actions: [] },
     { name: 'recovered after healthyDelay -> Healthy + mail', status: { phase: 'Recovering', recovery: { attempts: 1, kind: 'storage', lastAttempt: new Date(T0).toISOString() } }, o: obs({ storage: up(T0 + 5 * S) }), now: T0 + 9 * S, phase: 'Healthy', actions: ['notify'] },
-    { name: 'powered off while healthy -> power on', status: { phase: 'Healthy' }, o: obs({ power: { state: 'off', since: T0 } }), phase: 'Recovering', actions: ['powerOn'] },
+    { name: 'powered off while healthy -> power on', status: { phase: 'Healthy', watchedHealthyAt: new Date(T0 - 100 * S).toISOString() }, o: obs({ power: { state: 'off', since: T0 } }), phase: 'Recovering', actions: ['powerOn'] },
     { name: 'power-on exhausted -> notify', status: { phase: 'Recovering', recovery: { attempts: 2, kind: 'powerOn', lastAttempt: new Date(T0).toISOString() } }, o: obs({ power: { state: 'off', since: T0 } }), now: T0 + 5 * S, phase: 'Degraded', actions: ['notify'] },
     { name: 'powered off with Nova fence marker -> no power on', status: { phase: 'Healthy' }, o: obs({ power: { state: 'off', since: T0 }, nova: { apiState: 'down', nodeSide: 'unknown', evacuationMigrations: 0, disabledReason: 'hm9k fence x', status: 'disabled', forcedDown: true } }), phase: 'Fenced', actions: ['notify'] },
     { name: 'powered off with evacuation migrations -> no power on', status: { phase: 'Healthy' }, o: obs({ power: { state: 'off', since: T0 }, nova: { apiState: 'down', nodeSide: 'unknown', evacuationMigrations: 2 } }), phase: 'Degraded', actions: ['notify'] },
@@ -246,5 +246,200 @@ describe('the story a person reads (Events and conditions)', () => {
     expect(failed.status.conditions!.find((c) => c.type === 'Fenced')).toMatchObject({ status: 'False', reason: 'PowerOffNotConfirmed' });
     const nets = decide(node({ phase: 'Healthy' }, obs({ storage: down(1) })), policy, calm, ctx(T0 + S));
     expect(nets.status.conditions!.find((c) => c.type === 'NetworkHealthy')!.message).toMatch(/storage since .* \(serfHealth critical\)/);
+  });
+});
+
+describe('issue 9 item 4: a power-on needs positive evidence, on every reconcile', () => {
+  const off = { state: 'off' as const, since: T0 };
+  const novaUp = { apiState: 'down' as const, status: 'enabled' as const, forcedDown: false, nodeSide: 'unknown' as const, evacuationMigrations: 0 };
+  const novaUnknown = { apiState: 'unknown' as const, nodeSide: 'unknown' as const, evacuationMigrations: 0 };
+  /** Feeds each decision's status into the next one, as the shell does. */
+  function run(status: ComputeNodeStatus, o: NodeObservations, n: number, pol = policy) {
+    const all: ReturnType<typeof decide>[] = [];
+    for (let i = 0; i < n; i++) {
+      const d = decide(node(status, o), pol, calm, ctx(T0 + (10 + i * 10) * S));
+      all.push(d);
+      status = d.status;
+    }
+    return all;
+  }
+  it('a re-created ComputeNode (empty status) with Nova unreadable is never powered on', () => {
+    const ds = run({}, obs({ power: off, nova: novaUnknown }), 6);
+    for (const d of ds) expect(types(d)).not.toContain('powerOn');
+    expect(ds.at(-1)!.status.waitingFor).toMatch(/no evidence.*Nova state unknown/);
+  });
+  it('the Degraded phase written by a refusal is not evidence: still refused on reconcile 2 and later', () => {
+    const ds = run({}, obs({ power: off, nova: novaUp }), 4);
+    expect(ds[0]!.status.phase).toBe('Degraded');
+    for (const d of ds) expect(types(d)).not.toContain('powerOn');
+  });
+  it('Nova unreadable blocks a power-on even for a node seen Healthy', () => {
+    const ds = run({ phase: 'Healthy', watchedHealthyAt: new Date(T0 - 100 * S).toISOString() }, obs({ power: off, nova: novaUnknown }), 3);
+    for (const d of ds) expect(types(d)).not.toContain('powerOn');
+    expect(ds[0]!.status.waitingFor).toContain('Nova state unknown');
+  });
+  it('evidence: recorded when the node is Healthy, kept in status, then a power-on is allowed', () => {
+    const h = decide(node({}, obs()), policy, calm, ctx(T0));
+    expect(h.status.phase).toBe('Healthy');
+    expect(h.status.watchedHealthyAt).toBe(new Date(T0).toISOString());
+    const again = decide(node(h.status, obs()), policy, calm, ctx(T0 + 60 * S));
+    expect(again.status.watchedHealthyAt).toBe(h.status.watchedHealthyAt);
+    const d = decide(node(h.status, obs({ power: off, nova: novaUp })), policy, calm, ctx(T0 + 70 * S));
+    expect(types(d)).toEqual(['powerOn']);
+  });
+  it('Unknown, Maintenance and a fence each clear the evidence', () => {
+    const seen: ComputeNodeStatus = { phase: 'Healthy', watchedHealthyAt: new Date(T0).toISOString() };
+    const u = decide(node(seen, obs({ storage: unknownNet() })), policy, calm, ctx(T0 + S));
+    expect(u.status.phase).toBe('Unknown');
+    expect(u.status.watchedHealthyAt).toBeUndefined();
+    const afterUnknown = run(u.status, obs({ power: off, nova: novaUp }), 3);
+    for (const d of afterUnknown) expect(types(d)).not.toContain('powerOn');
+    const m = decide(node(seen, obs(), { spec: { host: 'cmp1', maintenance: true } }), policy, calm, ctx(T0 + S));
+    expect(m.status.watchedHealthyAt).toBeUndefined();
+    const f = decide(node({ ...fenced('pending'), watchedHealthyAt: seen.watchedHealthyAt }, obs()), policy, calm, ctx(T0 + S));
+    expect(f.status.watchedHealthyAt).toBeUndefined();
+  });
+});
+
+describe('issue 9 item 5: dryRun and paused hold every external action in every phase', () => {
+  const EXTERNAL = ['powerOff', 'forceDown', 'disable', 'evacuate', 'returnToService', 'powerOn', 'recover'];
+  const offObs = obs({ storage: down(9), power: { state: 'off', since: T0 } });
+  const ack = { [ACK_FENCE_ANNOTATION]: 'cmp1-f1' };
+  const stages: { name: string; status: ComputeNodeStatus; o: NodeObservations; ann?: Record<string, string>; action: string; phase: string }[] = [
+    { name: 'fence pending (power-off not yet confirmed)', status: fenced('pending'), o: obs({ storage: down(9) }), action: 'powerOff', phase: 'Fencing' },
+    { name: 'power-off confirmed', status: fenced('offConfirmed'), o: offObs, action: 'forceDown', phase: 'Fencing' },
+    { name: 'forced down', status: fenced('forced'), o: offObs, action: 'disable', phase: 'Fencing' },
+    { name: 'disabled', status: { ...fenced('disabled'), phase: 'Evacuating' }, o: offObs, action: 'evacuate', phase: 'Evacuating' },
+    { name: 'acknowledged fence, host repaired', status: { ...fenced('evacuated', true) }, o: obs(), ann: ack, action: 'returnToService', phase: 'Fenced' },
+    { name: 'acknowledged before power-off confirmed (legacy record)', status: { ...fenced('pending'), fence: { ...fenced('pending').fence!, acknowledged: true } }, o: obs(), ann: ack, action: 'powerOff', phase: 'Fencing' },
+  ];
+  for (const flag of ['dryRun', 'paused'] as const) {
+    for (const t of stages) {
+      it(`${flag}: ${t.name} -> holds where it is, says so, acts on nothing`, () => {
+        const d = decide(node(t.status, t.o, { annotations: t.ann ?? {} }), withSafety({ [flag]: true }), calm, ctx(T0 + 100 * S));
+        expect(types(d).filter((a) => EXTERNAL.includes(a))).toEqual([]);
+        expect(d.status.phase).toBe(t.phase);
+        expect(d.status.fence?.id).toBe('cmp1-f1');
+        const c = d.status.conditions!.find((x) => x.type === 'Paused');
+        expect(c).toMatchObject({ status: 'True', reason: flag === 'dryRun' ? 'DryRun' : 'PolicyPaused' });
+        expect(c!.message).toContain('holding: fence cmp1-f1: would');
+        expect(d.status.waitingFor).toContain(flag === 'dryRun' ? 'dry run: would' : 'policy paused: would');
+        // Held again on the next decision, quietly (no new Event once the hold is recorded).
+        const d2 = decide(node(d.status, t.o, { annotations: t.ann ?? {} }), withSafety({ [flag]: true }), calm, ctx(T0 + 110 * S));
+        expect(types(d2).filter((a) => EXTERNAL.includes(a))).toEqual([]);
+        expect(d2.actions.filter((a) => a.type === 'event')).toEqual([]);
+        // Resumes where it stood once the flag is off.
+        const r = decide(node(d.status, t.o, { annotations: t.ann ?? {} }), policy, calm, ctx(T0 + 120 * S));
+        expect(types(r)).toContain(t.action);
+        expect(r.status.conditions!.find((x) => x.type === 'Paused')).toBeUndefined();
+      });
+    }
+  }
+  it('dryRun: a powered-off host seen Healthy is not powered on', () => {
+    const d = decide(node({ phase: 'Healthy', watchedHealthyAt: new Date(T0).toISOString() }, obs({ power: { state: 'off', since: T0 } })), withSafety({ dryRun: true }), calm, ctx(T0 + S));
+    expect(types(d)).not.toContain('powerOn');
+    expect(d.status.conditions!.find((x) => x.type === 'Paused')!.message).toContain('would power on');
+  });
+});
+
+describe('issue 9 item 12: acknowledging a fence still in progress', () => {
+  const ack = { [ACK_FENCE_ANNOTATION]: 'cmp1-f1' };
+  const offObs = obs({ storage: down(9), power: { state: 'off', since: T0 } });
+  const evs = (d: { actions: { type: string }[] }) => d.actions.filter((a): a is { type: 'event'; reason: string; note: string; eventType: string } => a.type === 'event');
+  it('is refused (Event + condition) and does not cancel the fence', () => {
+    const d = decide(node(fenced('pending'), obs({ storage: down(9) }), { annotations: ack }), policy, calm, ctx(T0 + S));
+    expect(d.status.fence?.acknowledged).toBeFalsy();
+    expect(types(d)).toEqual(['powerOff']);
+    expect(evs(d).map((e) => e.reason)).toContain('AcknowledgementRefused');
+    expect(d.status.conditions!.find((c) => c.type === 'Acknowledged')).toMatchObject({ status: 'False', reason: 'FenceInProgress' });
+    // Still refused mid-fence, without a second Event.
+    const d2 = decide(node(applyOutcome(d.status, { type: 'powerOff', ok: true, confirmed: true, message: 'off' }, T0 + 2 * S), offObs, { annotations: ack }), policy, calm, ctx(T0 + 3 * S));
+    expect(d2.status.fence?.acknowledged).toBeFalsy();
+    expect(types(d2)).toEqual(['forceDown']);
+    expect(evs(d2).map((e) => e.reason)).not.toContain('AcknowledgementRefused');
+  });
+  it('the fenced summary goes out when the fence completes; the acknowledgement counts on the next decision', () => {
+    const d = decide(node({ ...fenced('evacuated'), phase: 'Evacuating' }, obs(), { annotations: ack }), policy, calm, ctx(T0 + S));
+    expect(d.status.phase).toBe('Fenced');
+    expect(d.status.fence?.acknowledged).toBeFalsy();
+    const mail = d.actions.find((a) => a.type === 'notify');
+    expect(mail).toMatchObject({ key: 'fenced-cmp1-f1', subject: expect.stringContaining('fenced, 1/1 servers evacuated') });
+    expect(types(d)).not.toContain('returnToService');
+    const next = decide(node(d.status, obs(), { annotations: ack }), policy, calm, ctx(T0 + 2 * S));
+    expect(next.status.fence?.acknowledged).toBe(true);
+    expect(types(next)).toEqual(['returnToService']);
+    expect(next.status.conditions!.find((c) => c.type === 'Acknowledged')).toBeUndefined();
+  });
+  it('a record acknowledged mid-fence (before this rule) still sends the summary', () => {
+    const s = fenced('evacuated', true);
+    const d = decide(node({ ...s, phase: 'Evacuating' }, offObs, { annotations: ack }), policy, calm, ctx(T0 + S));
+    expect(d.actions.find((a) => a.type === 'notify')).toMatchObject({ key: 'fenced-cmp1-f1' });
+  });
+  it('a failed fence: refused while Fencing, accepted once FenceFailed was reported', () => {
+    const failing = { ...fenced('offFailed'), phase: 'Fencing' as const };
+    const d = decide(node(failing, obs(), { annotations: ack }), policy, calm, ctx(T0 + S));
+    expect(d.status.phase).toBe('FenceFailed');
+    expect(d.actions.find((a) => a.type === 'notify')).toMatchObject({ key: 'fence-failed-cmp1-f1' });
+    const next = decide(node(d.status, obs(), { annotations: ack }), policy, calm, ctx(T0 + 2 * S));
+    expect(next.status.fence).toBeUndefined();
+    expect(next.status.phase).toBe('Degraded');
+  });
+});
+
+describe('issue 9 items 7 and 8: the fenced summary after a finished evacuation', () => {
+  const offObs = obs({ storage: down(9), power: { state: 'off', since: T0 } });
+  it('a stuck server reported failed: the fence ends Fenced (slot freed) and the email names the server', () => {
+    let s = fenced('disabled');
+    s.evacuation = {
+      startedAt: new Date(T0).toISOString(), microversion: '2.94', total: 2, done: 1, failed: 1, planned: 2, servers: [
+        { id: 's-ok', from: 'cmp1', to: 'cmp2', state: 'done' },
+        { id: 's-stuck', from: 'cmp1', state: 'failed', error: 'task_state rebooting for more than 300000 ms: needs an operator' },
+      ],
+    };
+    s = applyOutcome({ ...s, phase: 'Evacuating' }, { type: 'evacuationFinished', ok: false, message: '1/2 done, 1 failed' }, T0);
+    const d = decide(node(s, offObs), policy, calm, ctx(T0 + S));
+    expect(d.status.phase).toBe('Fenced');
+    expect(d.inFlight).toBe(false);
+    const mail = d.actions.find((a) => a.type === 'notify');
+    if (mail?.type !== 'notify') throw new Error('no mail');
+    expect(mail.subject).toContain('fenced, 1/2 servers evacuated');
+    expect(mail.body).toMatch(/need your attention:\n {2}s-stuck: failed \(task_state rebooting.*needs an operator\)/);
+  });
+  it('230 servers: exact counts in the subject, omitted ones said, not silently cut', () => {
+    let s = fenced('disabled');
+    s.evacuation = {
+      startedAt: new Date(T0).toISOString(), microversion: '2.94', total: 230, done: 230, failed: 0, planned: 230, omitted: { done: 100, failed: 0 },
+      servers: Array.from({ length: 130 }, (_, i) => ({ id: `s${i}`, from: 'cmp1', to: 'cmp2', state: 'done' as const })),
+    };
+    s = applyOutcome({ ...s, phase: 'Evacuating' }, { type: 'evacuationFinished', ok: true, message: '230/230 done' }, T0);
+    const d = decide(node(s, offObs), policy, calm, ctx(T0 + S));
+    const mail = d.actions.find((a) => a.type === 'notify');
+    if (mail?.type !== 'notify') throw new Error('no mail');
+    expect(mail.subject).toContain('fenced, 230/230 servers evacuated');
+    expect(mail.body).toContain('230 done, 0 failed of 230');
+    expect(mail.body).toContain('... and 180 more evacuated');
+    expect(d.status.conditions!.find((c) => c.type === 'Evacuated')).toMatchObject({ status: 'True', reason: 'EvacuationDone' });
+  });
+});
+
+describe('issue 9 item 6: the same host fenced again after a return to service', () => {
+  it('a Nova read taken before the re-enable (marker of the fence just returned) does not rebuild the latch', () => {
+    const back = applyOutcome(fenced('evacuated', true), { type: 'returnToService', ok: true, waiting: false, message: 'un-forced and enabled' }, T0);
+    expect(back.returnedFenceId).toBe('cmp1-f1');
+    const stale = obs({ nova: { apiState: 'up', status: 'disabled', forcedDown: true, disabledReason: 'hm9k fence cmp1-f1', nodeSide: 'up', evacuationMigrations: 0 } });
+    const d = decide(node(back, stale, { annotations: { [ACK_FENCE_ANNOTATION]: 'cmp1-f1' } }), policy, calm, ctx(T0 + S));
+    expect(d.status.fence).toBeUndefined();
+    expect(d.status.phase).not.toBe('Fenced');
+    // The host fails again: recovery, then a new fence with a new id.
+    const failing = obs({ storage: down(9, T0), corroboration: { network: 'storage', at: T0 + 13 * S, result: 'failing' } });
+    const f = decide(node({ ...d.status, phase: 'Suspect', recovery: { attempts: 2, kind: 'storage', lastAttempt: new Date(T0 + 10 * S).toISOString() } }, failing), policy, calm, ctx(T0 + 14 * S));
+    expect(types(f)).toEqual(['powerOff']);
+    expect(f.status.fence?.id).not.toBe('cmp1-f1');
+  });
+  it('a marker of another fence still rebuilds the latch', () => {
+    const o = obs({ nova: { apiState: 'down', status: 'disabled', forcedDown: true, disabledReason: 'hm9k fence cmp1-f2', nodeSide: 'unknown', evacuationMigrations: 0 } });
+    const d = decide(node({ phase: 'Healthy', returnedFenceId: 'cmp1-f1' }, o), policy, calm, ctx(T0));
+    expect(d.status.fence?.id).toBe('cmp1-f2');
+    expect(d.status.phase).toBe('Fenced');
   });
 });

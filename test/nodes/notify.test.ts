@@ -54,4 +54,19 @@ describe('notifier', () => {
     await n.notify(node, policy(), msg('retry-me'));
     expect(smtp.mails.filter((m) => m.subject.includes('retry-me'))).toHaveLength(1);
   });
+
+  it('a policy with SMTP credentials and a server without STARTTLS: not delivered, credentials never sent, the reason recorded', async () => {
+    const plain = await startSmtp({ tls: 'none', users: { u: 'p' } });
+    try {
+      const n = new Notifier(deps, recorder, pino({ level: 'silent' }), nodesConfig({ namespace: 'x', cloudsSecret: 'c', cloudName: 'c' }), undefined, () => 9);
+      const withCreds = resolvePolicy({ networks: { storage: { consul: [{ address: 'http://a:1' }] } }, notifications: { email: { smtpHost: '127.0.0.1', smtpPort: plain.port, from: 'hm9k@x.org', to: ['ops@x.org'], credentialsSecret: 'mail' } } });
+      await n.notify(node, withCreds, msg('tls-required'));
+      expect(n.history.at(-1)).toMatchObject({ delivered: false });
+      expect(n.history.at(-1)?.error).toMatch(/STARTTLS not offered.*refusing to send credentials/);
+      expect(plain.auths).toEqual([]);
+      expect(plain.mails).toEqual([]);
+    } finally {
+      await plain.stop();
+    }
+  });
 });

@@ -47,12 +47,16 @@ describe('Nova/Keystone clients against the simulator', () => {
     await nova.disable(svc!.id, 'hm9k fence cmp1-x');
     const after = (await nova.listServices('cmp1'))[0]!;
     expect(after).toMatchObject({ state: 'down', forced_down: true, status: 'disabled', disabled_reason: 'hm9k fence cmp1-x' });
+    // Held in pre-migrating while the second request is checked (else a loaded machine may finish it first).
+    sim.stallEvacuationOf.add(srv!.id);
     expect(await nova.evacuate(srv!.id, { microversion: '2.94' })).toBe('2.94');
     const busy = await nova.evacuate(srv!.id, { microversion: '2.94' }).catch((e: unknown) => e);
     expect((busy as OpenStackError).status).toBe(409);
+    sim.stallEvacuationOf.delete(srv!.id);
     let migs = await nova.migrations({ sourceCompute: 'cmp1', instanceUuid: srv!.id, type: 'evacuation' });
     expect(['accepted', 'pre-migrating', 'done']).toContain(migs[0]?.status);
-    for (let i = 0; i < 50 && migs[0]?.status !== 'done'; i++) {
+    // Wait for the outcome with a deadline (a loaded machine delays the simulator's timers).
+    for (const deadline = Date.now() + 15_000; migs[0]?.status !== 'done' && Date.now() < deadline;) {
       await new Promise((r) => setTimeout(r, 30));
       migs = await nova.migrations({ sourceCompute: 'cmp1', instanceUuid: srv!.id, type: 'evacuation' });
     }
@@ -109,15 +113,35 @@ describe('Nova/Keystone clients: edge cases (nock)', () => {
   afterEach(() => { nock.cleanAll(); });
   afterAll(() => { nock.enableNetConnect(); });
 
-  it('re-authenticates before expiry (token cache)', async () => {
+  it('re-authenticates at 80% of the token lifetime (token cache)', async () => {
     let now = Date.now();
+    const issued = (exp: number, at: number) => ({ token: { ...tokenBody(exp).token, issued_at: new Date(at).toISOString() } });
     const scope = nock(base)
-      .post('/identity/v3/auth/tokens').reply(201, tokenBody(now + 600_000), { 'X-Subject-Token': 't1' })
-      .post('/identity/v3/auth/tokens').reply(201, tokenBody(now + 2_000_000), { 'X-Subject-Token': 't2' });
-    const ks = new KeystoneClient(cloud, { refreshBeforeMs: 300_000, now: () => now });
+      .post('/identity/v3/auth/tokens').reply(201, issued(now + 600_000, now), { 'X-Subject-Token': 't1' })
+      .post('/identity/v3/auth/tokens').reply(201, issued(now + 2_000_000, now), { 'X-Subject-Token': 't2' });
+    const ks = new KeystoneClient(cloud, { now: () => now });
     expect(await ks.authToken()).toBe('t1');
     expect(await ks.authToken()).toBe('t1');
-    now += 400_000;
+    now += 470_000;
+    expect(await ks.authToken()).toBe('t1');
+    now += 20_000;
+    expect(await ks.authToken()).toBe('t2');
+    scope.done();
+  });
+  it('a failed refresh keeps the still-valid token and retries Keystone only after the interval', async () => {
+    let now = Date.now();
+    const issued = (exp: number, at: number) => ({ token: { ...tokenBody(exp).token, issued_at: new Date(at).toISOString() } });
+    const scope = nock(base)
+      .post('/identity/v3/auth/tokens').reply(201, issued(now + 100_000, now), { 'X-Subject-Token': 't1' })
+      .post('/identity/v3/auth/tokens').reply(503, { error: { code: 503, message: 'down' } })
+      .post('/identity/v3/auth/tokens').reply(201, issued(now + 200_000, now), { 'X-Subject-Token': 't2' });
+    const ks = new KeystoneClient(cloud, { now: () => now });
+    expect(await ks.authToken()).toBe('t1');
+    now += 85_000; // past 80% of 100 s: refresh, Keystone answers 503
+    expect(await ks.authToken()).toBe('t1');
+    expect(await ks.authToken()).toBe('t1'); // no second request within 5 s
+    expect(ks.authentications).toBe(2);
+    now += 5_000;
     expect(await ks.authToken()).toBe('t2');
     scope.done();
   });

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { nodesProcessConfig } from '../../src/cli/run.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
+import { nodesConfig } from '../../src/nodes/config.js';
 
 describe('nodes process configuration', () => {
   it('maps nodes.smtpDefault (defaults applied) and serverCountInterval', () => {
@@ -38,5 +39,22 @@ describe('nodes process configuration', () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).problems.some((p) => p.startsWith(path))).toBe(true);
+  });
+
+  it.each(['101%', '150%', '1000%'])('refuses nodes.globalMaxUnhealthy %s at start (above 100%%), like a FencePolicy', (globalMaxUnhealthy) => {
+    let err: unknown;
+    try {
+      loadConfig({ overrides: { nodes: { enabled: true, globalMaxUnhealthy } } });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).problems).toContain(`nodes.globalMaxUnhealthy: ${globalMaxUnhealthy} is above 100% (the global storm ceiling must be at most 100%)`);
+    // A caller building the node half's configuration directly is refused the same way.
+    expect(() => nodesConfig({ namespace: 'x', cloudsSecret: 'c', cloudName: 'c', globalMaxUnhealthy })).toThrow(/globalMaxUnhealthy: .* is above 100%/);
+  });
+
+  it.each(['100%', '0%', 7])('accepts nodes.globalMaxUnhealthy %s', (globalMaxUnhealthy) => {
+    expect(nodesProcessConfig(loadConfig({ overrides: { nodes: { enabled: true, globalMaxUnhealthy } } })).globalMaxUnhealthy).toBe(globalMaxUnhealthy);
   });
 });

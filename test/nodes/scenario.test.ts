@@ -41,12 +41,12 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     (await kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: 'default', fieldSelector: `regarding.name=${name}` })).items.filter((e) => e.regarding?.kind === kind).map((e) => e.reason ?? '');
   const getPolicy = async () => (await api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run })) as FencePolicy;
 
-  async function setup(count: number, safety: FencePolicySpec['safety'] = {}, servers = true, tweak: (spec: FencePolicySpec) => void = () => {}) {
+  async function setup(count: number, safety: FencePolicySpec['safety'] = {}, servers = true, tweak: (spec: FencePolicySpec) => void = () => {}, worldOpts: ConstructorParameters<typeof World>[0] = {}) {
     run = `t${Math.random().toString(36).slice(2, 7)}`;
     kc = kubeConfig();
     api = kc.makeApiClient(CustomObjectsApi);
     ns = await testNamespace('nodes');
-    world = new World();
+    world = new World(worldOpts);
     await world.start(count);
     if (servers) seedServers(world);
     await createNodeSecrets(kc, ns, world);
@@ -147,6 +147,30 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     await until('cmp1 Healthy again', async () => (await getNode('cmp1')).status?.phase === 'Healthy', 60_000);
     expect(world.nova.services.get('cmp1')).toMatchObject({ forced_down: false, status: 'enabled', disabled_reason: null });
     expect((await getNode('cmp1')).status?.fence).toBeUndefined();
+  });
+
+  it('Nova pages at max_limit 2: a fenced host with more servers than fit a page -> every server evacuated exactly once, the email counts exact', async () => {
+    await setup(3, {}, true, () => {}, { nova: { maxLimit: 2 } });
+    // cmp1: the 3 seeded servers and 2 more = 5, three pages of its host list; 6 servers in the fleet.
+    for (let i = 0; i < 2; i++) world.nova.addServer('cmp1', { name: `p${i}` });
+    const ids = [...world.nova.servers.values()].filter((s) => s.host === 'cmp1').map((s) => s.id);
+    expect(ids).toHaveLength(5);
+    await world.setRecoveryFails('cmp1', true);
+    world.node('cmp1')!.broken.storage = true;
+    const fenced = await until('cmp1 Fenced', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 90_000);
+    expect(fenced.status?.evacuation).toMatchObject({ total: 5, done: 5, failed: 0 });
+    expect([...world.nova.servers.values()].filter((s) => s.host === 'cmp1')).toEqual([]);
+    const perServer = new Map<string, number>();
+    for (const m of world.nova.migrations) perServer.set(m.instance_uuid, (perServer.get(m.instance_uuid) ?? 0) + 1);
+    expect([...perServer.keys()].sort()).toEqual([...ids].sort());
+    expect([...perServer.values()].every((c) => c === 1)).toBe(true);
+    // hm9k really was paged: the simulator answered next links and hm9k asked for the following pages.
+    expect(world.nova.requests.filter((r) => r === 'GET /compute/v2.1/servers/detail').length).toBeGreaterThan(3);
+    const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'));
+    expect(mail.subject).toContain('fenced, 5/5 servers evacuated');
+    expect(world.smtp.mails.filter((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'))).toHaveLength(1);
+    // The fleet-wide server count follows the pages too: all 6 servers, now on cmp2 and cmp3.
+    await until('status.servers counts all 6 servers', async () => ((await getNode('cmp2')).status?.servers ?? 0) + ((await getNode('cmp3')).status?.servers ?? 0) === 6);
   });
 
   it('BMC not answering during a fence -> FenceFailed, nothing evacuated, operators told', async () => {
@@ -443,5 +467,70 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(world.nova.migrations).toEqual([]);
     expect(await world.node('cmp2')!.bmc.power()).toBe('on');
     await until('cmp1 still running nova-compute', async () => (await getNode('cmp1')).status?.nova?.nodeSide === 'up');
+  });
+
+  it('issue 9 items 5 and 12: a fence mid-evacuation holds under dryRun, refuses an early acknowledgement, resumes, and the summary goes out', async () => {
+    await setup(3);
+    const n1 = world.node('cmp1')!;
+    const onCmp1 = [...world.nova.servers.values()].filter((s) => s.host === 'cmp1');
+    const active = onCmp1.filter((s) => s.vm_state === 'active');
+    for (const s of active) world.nova.stallEvacuationOf.add(s.id);
+    await world.setRecoveryFails('cmp1', true);
+    n1.broken.storage = true;
+    // concurrency 2: both active servers requested and stalled in Nova, the third one still pending.
+    await until('cmp1 Evacuating with 2 requests in Nova', async () => (await getNode('cmp1')).status?.phase === 'Evacuating' && world.nova.migrations.length === 2, 60_000);
+    const fenceId = (await getNode('cmp1')).status!.fence!.id;
+    // An acknowledgement now is refused: the fence goes on, the node says why.
+    await annotate('cmp1', ACK_FENCE_ANNOTATION, fenceId);
+    await until('acknowledgement refused', async () => (await getNode('cmp1')).status?.conditions?.find((c) => c.type === 'Acknowledged')?.reason === 'FenceInProgress');
+    expect((await getNode('cmp1')).status?.fence?.acknowledged).toBeFalsy();
+    expect(await eventReasons(cn('cmp1'), 'ComputeNode')).toContain('AcknowledgementRefused');
+    // dryRun mid-fence: hm9k holds where it stands and says so.
+    await api.patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run, body: { spec: { safety: { dryRun: true } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await until('cmp1 holding under dry run', async () => (await getNode('cmp1')).status?.conditions?.find((c) => c.type === 'Paused')?.message.includes('would evacuate servers'));
+    // Nova finishes the two in flight; hm9k, in dry run, starts no new request while it keeps deciding.
+    for (const s of active) world.nova.stallEvacuationOf.delete(s.id);
+    const decisions = async () => (await runtime.metrics.getSingleMetric('hm9k_nodes_decisions_total')!.get()).values.reduce((n, v) => n + v.value, 0);
+    const base = await decisions();
+    await until('several dry-run decisions after the two finished', async () => active.every((s) => world.nova.servers.get(s.id)!.host !== 'cmp1') && (await decisions()) >= base + 10);
+    expect(world.nova.migrations).toHaveLength(2);
+    expect((await getNode('cmp1')).status?.phase).toBe('Evacuating');
+    // dryRun off: the fence resumes where it stood and completes; every server evacuated exactly once.
+    await api.patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run, body: { spec: { safety: { dryRun: false } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    const fenced = await until('cmp1 Fenced', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 60_000);
+    expect(fenced.status!.evacuation).toMatchObject({ total: 3, done: 3, failed: 0 });
+    expect(world.nova.migrations).toHaveLength(3);
+    expect(new Set(world.nova.migrations.map((m) => m.instance_uuid)).size).toBe(3);
+    // The summary goes out; the acknowledgement (still in place) counts after it.
+    await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced, 3/3 servers evacuated'));
+    await until('acknowledgement accepted once Fenced', async () => (await getNode('cmp1')).status?.fence?.acknowledged === true);
+    expect((await getNode('cmp1')).status?.conditions?.find((c) => c.type === 'Paused')).toBeUndefined();
+  });
+
+  it('issue 9 item 6: a second fence of the same host evacuates again the servers that migrated back', async () => {
+    await setup(3);
+    const n1 = world.node('cmp1')!;
+    const ids = [...world.nova.servers.values()].filter((s) => s.host === 'cmp1').map((s) => s.id);
+    await world.setRecoveryFails('cmp1', true);
+    n1.broken.storage = true;
+    const first = await until('cmp1 Fenced (1)', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 60_000);
+    expect(first.status!.evacuation).toMatchObject({ total: 3, done: 3 });
+    // Repaired, acknowledged, back in service; the servers are migrated back by an operator.
+    await world.setRecoveryFails('cmp1', false);
+    n1.broken.storage = false;
+    await n1.bmc.setPower('on');
+    await annotate('cmp1', ACK_FENCE_ANNOTATION, first.status!.fence!.id);
+    await until('cmp1 Healthy again', async () => (await getNode('cmp1')).status?.phase === 'Healthy', 60_000);
+    for (const id of ids) world.nova.servers.get(id)!.host = 'cmp1';
+    // The host fails again.
+    await world.setRecoveryFails('cmp1', true);
+    n1.broken.storage = true;
+    const second = await until('cmp1 Fenced (2)', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' && n.status.fence?.id !== first.status!.fence!.id ? n : undefined; }, 60_000);
+    expect(second.status!.evacuation).toMatchObject({ total: 3, done: 3, failed: 0 });
+    for (const id of ids) {
+      expect(world.nova.servers.get(id)!.host).not.toBe('cmp1');
+      expect(world.nova.migrations.filter((m) => m.instance_uuid === id)).toHaveLength(2);
+    }
+    await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced, 3/3 servers evacuated') && m.raw.includes(second.status!.fence!.id));
   });
 });

@@ -1,7 +1,7 @@
 // The SSH client against a real sshd on loopback.
 import { createHmac, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { knownHostMatches, SshClient, SshError, type SshTarget } from '../../src/clients/ssh.js';
+import { checkKnownHost, knownHostMatches, SshClient, SshError, type SshTarget } from '../../src/clients/ssh.js';
 import { startSshd, type SimSshd } from '../support/sshd.js';
 
 describe('SSH client against sshd', () => {
@@ -51,5 +51,38 @@ describe('SSH client against sshd', () => {
     expect(knownHostMatches(kh, '10.0.0.1', 2222, 'AAAAKEY')).toBe(true);
     expect(knownHostMatches(kh, '10.0.0.1', 2222, 'OTHER')).toBe(false);
     expect(knownHostMatches(kh, '10.0.0.2', 2222, 'AAAAKEY')).toBe(false);
+  });
+  // known_hosts markers, against the real sshd: the host key itself is on a trusted line too.
+  const hostKeyLine = () => sshd.knownHosts.split('\n')[0]!; // "[127.0.0.1]:<port> ssh-ed25519 AAAA..."
+  const keyPart = () => hostKeyLine().split(/\s+/).slice(1).join(' ');
+  it('refuses a host key marked @revoked, although another line lists it for the host', async () => {
+    const kh = `${sshd.knownHosts}@revoked * ${keyPart()}\n`;
+    const err = await ssh.exec({ ...t, knownHosts: kh }, 'true', 10_000).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SshError);
+    expect((err as SshError).kind).toBe('hostKey');
+    expect((err as SshError).message).toMatch(/@revoked/);
+  });
+  it('a @revoked line applies whatever its host pattern (a revoked key is accepted nowhere)', async () => {
+    const kh = `@revoked other.example.org ${keyPart()}\n${sshd.knownHosts}`;
+    const err = await ssh.exec({ ...t, knownHosts: kh }, 'true', 10_000).catch((e: unknown) => e);
+    expect((err as SshError).kind).toBe('hostKey');
+    expect((err as SshError).message).toMatch(/@revoked/);
+  });
+  it('a @revoked line for another key does not block the trusted one', async () => {
+    const other = sshd.wrongKnownHosts.trim().split(/\s+/).slice(1).join(' ');
+    const r = await ssh.exec({ ...t, knownHosts: `@revoked * ${other}\n${sshd.knownHosts}` }, 'echo ok', 10_000);
+    expect(r.stdout).toBe('ok\n');
+  });
+  it('@cert-authority lines are not trusted (host certificates unsupported): refused with the reason', async () => {
+    const kh = `@cert-authority * ${keyPart()}\n`;
+    const err = await ssh.exec({ ...t, knownHosts: kh }, 'true', 10_000).catch((e: unknown) => e);
+    expect((err as SshError).kind).toBe('hostKey');
+    expect((err as SshError).message).toMatch(/@cert-authority.*does not verify host certificates/);
+  });
+  it('host patterns: wildcards match, a negated pattern excludes the line', () => {
+    expect(knownHostMatches('10.0.0.* ssh-ed25519 K\n', '10.0.0.7', 22, 'K')).toBe(true);
+    expect(knownHostMatches('[10.0.0.?]:2222 ssh-ed25519 K\n', '10.0.0.7', 2222, 'K')).toBe(true);
+    expect(knownHostMatches('10.0.0.*,!10.0.0.7 ssh-ed25519 K\n', '10.0.0.7', 22, 'K')).toBe(false);
+    expect(checkKnownHost('10.0.0.7 ssh-ed25519 K\n@revoked 192.0.2.1 ssh-ed25519 K\n', '10.0.0.7', 22, 'K')).toEqual({ verdict: 'revoked' });
   });
 });

@@ -2,7 +2,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- test objects are plain JSON poked at by path */
 // messages a person understands, and generation/status semantics.
 import { execFileSync } from 'node:child_process';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CustomObjectsApi, ApiException, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { kubeConfig, testNamespace, controlPlane } from '../support/controlplane.js';
 import { GROUP, VERSION } from '../../src/api/index.js';
@@ -49,6 +49,14 @@ beforeAll(async () => {
   api = kubeConfig().makeApiClient(CustomObjectsApi);
 });
 
+// Cluster-scoped objects outlive the namespace: an app half started by a later file on the shared
+// control plane must not find this file's AppHealthPolicies (two unnamed ones stop it).
+afterAll(async () => {
+  for (const [plural, name] of [['apphealthpolicies', 'ahp-cols'], ['apphealthpolicies', 'edges-ahp'], ['fencepolicies', 'fp-cols'], ['fencepolicies', 'edges-fp'], ['fencepolicies', 'edges-fp2'], ['computenodes', 'cn-cols']] as const) {
+    await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural, name }).catch(() => undefined);
+  }
+});
+
 describe('CRDs on a real apiserver', () => {
   it('are established and listed in the hm9k category with their printer columns', async () => {
     await api.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: 'desiredapps', body: goodApp('app-cols') });
@@ -92,6 +100,18 @@ describe('CRDs on a real apiserver', () => {
     { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.guards.maxShrinkPercent = 150), expect: /spec.guards.maxShrinkPercent in body should be less than or equal to 100/ },
     { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.timings = { heartbeatPeriod: '10 seconds' }), expect: /spec.timings.heartbeatPeriod in body should match/ },
     { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.crashBackoff = { crashesBeforeBackoff: -2 }), expect: /spec.crashBackoff.crashesBeforeBackoff in body should be greater than or equal to 0/ },
+    // Values the CRD used to accept and hm9k then refused at run time (issue 10, item 7).
+    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.safety.maxUnhealthy = '150%'), expect: /spec.safety.maxUnhealthy: Invalid value: "[^"]*": a percentage must be at most 100%/ },
+    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.detection = { interval: '0s' }), expect: /spec.detection.interval: Invalid value: "string": must be a positive duration such as 10s \(0 makes no sense here\)/ },
+    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.fencing = { powerOffTimeout: '1s', powerWait: '2s' }), expect: /spec.fencing: Invalid value: "object": powerOffTimeout must be at least powerWait/ },
+    // Defaults take part: powerWait defaults to 2s.
+    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.fencing = { powerOffTimeout: '1500ms' }), expect: /powerOffTimeout must be at least powerWait/ },
+    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.fencing = { pollInterval: '0ms' }), expect: /spec.fencing.pollInterval: Invalid value: "string": must be a positive duration/ },
+    { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.timings = { heartbeatPeriod: '0s', presenceTTL: '30s' }), expect: /spec.timings.heartbeatPeriod: Invalid value: "string": must be a positive duration/ },
+    { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.timings = { presenceTTL: '0s' }), expect: /spec.timings.presenceTTL: Invalid value: "string": must be a positive duration/ },
+    { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.timings = { heartbeatPeriod: '10s', presenceTTL: '5s' }), expect: /spec.timings: Invalid value: "object": presenceTTL must be at least heartbeatPeriod/ },
+    { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.timings = { fetchInterval: '5m' }), expect: /desiredFreshnessTTL must be at least fetchInterval/ },
+    { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.crashBackoff = { startingBackoff: '2m', maxBackoff: '1m' }), expect: /spec.crashBackoff: Invalid value: "object": crashBackoff.maxBackoff must be at least crashBackoff.startingBackoff/ },
   ];
   const make: Record<string, (n: string) => Record<string, any>> = { DesiredApp: goodApp, ComputeNode: goodNode, FencePolicy: goodPolicy, AppHealthPolicy: goodAhp };
 
@@ -104,6 +124,20 @@ describe('CRDs on a real apiserver', () => {
         : api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: c.plural, body }),
     );
     expect(message).toMatch(c.expect);
+  });
+
+  it('accepts the edges of those rules: 100%, a plain count, equal durations, durations in ms and h', async () => {
+    const fp = goodPolicy('edges-fp');
+    fp.spec.safety.maxUnhealthy = '100%';
+    fp.spec.fencing = { powerOffTimeout: '2s', powerWait: '2000ms', pollInterval: '500ms' };
+    fp.spec.detection = { interval: '1h' };
+    await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', body: fp });
+    const fp2 = goodPolicy('edges-fp2');
+    fp2.spec.safety.maxUnhealthy = 150; // a count, not a percentage
+    await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', body: fp2 });
+    const ahp = goodAhp('edges-ahp');
+    ahp.spec = { ...ahp.spec, timings: { heartbeatPeriod: '10s', presenceTTL: '10s', desiredFreshnessTTL: '1m', fetchInterval: '60s' }, crashBackoff: { startingBackoff: '30s', maxBackoff: '30s' } };
+    await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'apphealthpolicies', body: ahp });
   });
 
   it('bumps generation on spec changes only; observedGeneration follows a status patch', async () => {

@@ -87,21 +87,22 @@ function effectiveRules(objs: Manifest[], ns: string, sa: string): string[] {
 
 function expectedRules(half: 'apps' | 'nodes', ns: string, opts: { lease?: string; desiredAppNs?: string; secretNames?: string[] } = {}): string[] {
   const lease = opts.lease ?? `hm9k-${half}`;
-  const common = [`${ns}|coordination.k8s.io|leases|create`, `${ns}|coordination.k8s.io|leases|get|${lease}`, `${ns}|coordination.k8s.io|leases|update|${lease}`, 'default|events.k8s.io|events|create'];
+  const common = [`${ns}|coordination.k8s.io|leases|create`, `${ns}|coordination.k8s.io|leases|get|${lease}`, `${ns}|coordination.k8s.io|leases|update|${lease}`, 'default|events.k8s.io|events|create', 'default|events.k8s.io|events|patch'];
   if (half === 'apps') {
     const da = opts.desiredAppNs ?? ns;
     return [
       ...common,
       '*|hm9k.io|apphealthpolicies|list', '*|hm9k.io|apphealthpolicies|watch', '*|hm9k.io|apphealthpolicies/status|patch',
       ...['list', 'watch', 'create', 'update', 'delete'].map((v) => `${da}|hm9k.io|desiredapps|${v}`),
-      `${da}|hm9k.io|desiredapps/status|patch`, `${da}|events.k8s.io|events|create`,
+      `${da}|hm9k.io|desiredapps/status|patch`, `${da}|events.k8s.io|events|create`, `${da}|events.k8s.io|events|patch`,
     ].sort();
   }
   return [
     ...common,
     ...['computenodes', 'fencepolicies'].flatMap((r) => ['list', 'watch'].map((v) => `*|hm9k.io|${r}|${v}`)),
     '*|hm9k.io|computenodes|patch', '*|hm9k.io|computenodes/status|patch', '*|hm9k.io|computenodes/status|update', '*|hm9k.io|fencepolicies/status|patch',
-    `${ns}||secrets|get${opts.secretNames?.length ? `|${opts.secretNames.join(',')}` : ''}`,
+    // Always restricted by name (never every Secret of the namespace: Helm's release Secrets live there).
+    `${ns}||secrets|get|${[...new Set(opts.secretNames ?? ['openstack-clouds'])].sort().join(',')}`,
   ].sort();
 }
 
@@ -175,7 +176,7 @@ describe('chart: lint, template, schema', () => {
       if (half === 'apps') {
         expect(config.apps.nats.servers).toEqual(hv.nats?.servers ?? ['nats://nats.service.cf.internal:4222']);
         expect(config.apps.cc).toMatchObject({ url: hv.cc?.url ?? 'https://api.cf.internal', bulkPassword: `secret-${hv.cc?.existingSecret ?? 'cc-credentials'}-${hv.cc?.bulkPasswordKey ?? 'bulkPassword'}` });
-        expect(config.apps.api).toMatchObject({ port: 5155, password: `secret-${hv.api?.existingSecret ?? 'hm9k-api-credentials'}-${hv.api?.passwordKey ?? 'password'}`, heartbeatEndpoint: hv.api?.heartbeatEndpoint ?? true });
+        expect(config.apps.api).toMatchObject({ port: 5155, password: `secret-${hv.api?.existingSecret ?? 'hm9k-api-credentials'}-${hv.api?.passwordKey ?? 'password'}`, heartbeatEndpoint: hv.api?.heartbeatEndpoint ?? false, heartbeatAuth: true });
         expect(config.apps.store).toMatchObject({ kind: hv.store?.kind ?? 'memory', endpoints: hv.store?.endpoints ?? [] });
         expect(config.apps.sendVia).toBe(hv.sendVia ?? 'http');
         expect(config.apps.desiredAppNamespace).toBe(hv.desiredAppNamespace ?? NS);
@@ -194,7 +195,10 @@ describe('chart: lint, template, schema', () => {
       expect(find(objs, 'PodDisruptionBudget', `${fullname}-${half}`, NS)?.spec).toEqual({ minAvailable: 1, selector: dep!.spec.selector });
       // Least privilege, exactly.
       expect(effectiveRules(objs, NS, sa)).toEqual(
-        expectedRules(half, NS, { lease: hv.leaseName, desiredAppNs: hv.desiredAppNamespace, secretNames: hv.rbac?.secretNames }),
+        expectedRules(half, NS, {
+          lease: hv.leaseName, desiredAppNs: hv.desiredAppNamespace,
+          secretNames: [hv.cloudsSecret ?? 'openstack-clouds', ...(hv.smtpDefault?.smtpHost && hv.smtpDefault.credentialsSecret ? [hv.smtpDefault.credentialsSecret] : []), ...(hv.rbac?.secretNames ?? [])],
+        }),
       );
     }
     // No rule anywhere grants CRDs, wildcards or cluster-wide Secrets.
@@ -237,6 +241,7 @@ describe('chart: lint, template, schema', () => {
       'apps.enabled': 'container args run --apps',
       'nodes.enabled': 'container args run --nodes',
       'apps.api.host': 'all addresses (the Service routes to it)',
+      'apps.api.heartbeatPassword': 'HM9K_APPS__API__HEARTBEAT_PASSWORD only with heartbeatEndpoint and heartbeatPasswordKey (else the API password)',
       'leaderElection.enabled': 'always on with 2 replicas',
     };
     const leaves: string[] = [];
@@ -275,6 +280,7 @@ describe('chart: lint, template, schema', () => {
     ['an unknown store', { apps: { store: { kind: 'redis' } } }, /at '\/apps\/store\/kind': value must be one of 'memory', 'etcd'/],
     ['a bad duration', { nodes: { consulWait: '5 minutes' } }, /at '\/nodes\/consulWait': '5 minutes' does not match pattern/],
     ['a bad global ceiling', { nodes: { globalMaxUnhealthy: 'half' } }, /at '\/nodes\/globalMaxUnhealthy'/],
+    ['a global ceiling above 100%', { nodes: { globalMaxUnhealthy: '150%' } }, /at '\/nodes\/globalMaxUnhealthy'/],
     ['a negative replica count', { apps: { replicas: -1 } }, /at '\/apps\/replicas': minimum: got -1, want 0/],
     ['a port out of range', { apps: { api: { port: 70000 } } }, /at '\/apps\/api\/port': maximum: got 70,?000, want 65,?535/],
     ['a Secret name that is not a DNS name', { nodes: { cloudsSecret: 'My_Clouds' } }, /at '\/nodes\/cloudsSecret': 'My_Clouds' does not match pattern/],
@@ -381,6 +387,8 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
     nodes: {
       cloudsSecret: 'openstack-clouds',
       cloudName: 'sim',
+      // The Secrets the ComputeNodes name (the chart adds cloudsSecret itself).
+      rbac: { secretNames: ['bmc', 'ssh'] },
       globalMaxUnhealthy: '50%',
       consulWait: '2s',
       consulMinLoop: '50ms',
@@ -521,7 +529,7 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
         },
       },
     });
-    const apps = await startHalf('apps', ['--set', 'apps.api.host=127.0.0.1', '--set', 'apps.api.port=0']);
+    const apps = await startHalf('apps', ['--set', 'apps.api.host=127.0.0.1', '--set', 'apps.api.port=0', '--set', `apps.policyName=${ahpName}`]);
     await apps.waitForLeader('hm9k-apps');
     // DesiredApps projected from CC into the release namespace.
     const listApps = async () => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: 'desiredapps' })) as { items: any[] }).items;
@@ -639,8 +647,14 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
     const apps = 'hm9k-apps';
     const nodes = 'hm9k-nodes';
     // The grants the halves use (positive controls: the same check says yes where it should).
-    expect(canI(nodes, 'get', 'secrets', '-n', ns)).toBe(true);
+    for (const name of ['openstack-clouds', 'bmc', 'ssh']) expect(canI(nodes, 'get', `secrets/${name}`, '-n', ns), `nodes get secret ${name}`).toBe(true);
     expect(canI(apps, 'create', 'desiredapps.hm9k.io', '-n', ns)).toBe(true);
+    // Not every Secret of its namespace: never Helm's release Secrets, the app half's credentials, or any
+    // Secret not named in the values (the chart default restricts get by resourceNames).
+    const release = (await core.listNamespacedSecret({ namespace: ns, labelSelector: 'owner=helm' })).items.map((x) => x.metadata!.name!);
+    expect(release.length).toBeGreaterThan(0);
+    for (const name of [...release, 'cc-credentials', 'hm9k-api-credentials', 'anything-else']) expect(canI(nodes, 'get', `secrets/${name}`, '-n', ns), `nodes get secret ${name}`).toBe(false);
+    expect(canI(nodes, 'get', 'secrets', '-n', ns), 'nodes get any secret').toBe(false);
     expect(canI(nodes, 'update', 'computenodes.hm9k.io', '--subresource=status')).toBe(true);
     // The app half reads no Secret anywhere.
     for (const where of [ns, 'default', 'elsewhere']) for (const verb of ['get', 'list', 'watch']) expect(canI(apps, verb, 'secrets', '-n', where), `apps ${verb} secrets in ${where}`).toBe(false);
@@ -723,7 +737,7 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
     await custom.patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cnName('cmp2'), body: [{ op: 'add', path: '/spec/rack', value: 'r7' }] });
     expect(((await custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cnName('cmp2') })) as any).spec.rack).toBe('r7');
     // The upgraded release still runs: the app half starts again with the upgraded config and leads.
-    const apps = await startHalf('apps', ['--set', 'apps.api.host=127.0.0.1', '--set', 'apps.api.port=0']);
+    const apps = await startHalf('apps', ['--set', 'apps.api.host=127.0.0.1', '--set', 'apps.api.port=0', '--set', `apps.policyName=${ahpName}`]);
     await apps.waitForLeader('hm9k-apps');
     expect(apps.log()).toMatch(/"level":"debug"/); // debug logging from the upgraded ConfigMap
     await apps.stop();

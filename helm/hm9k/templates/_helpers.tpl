@@ -76,7 +76,7 @@ file can never switch both halves on in one process. Secrets are not in the file
   "cc" (dict "url" $a.cc.url "internalUser" $a.cc.internalUser "bulkUser" $a.cc.bulkUser)
   "sendVia" $a.sendVia
   "store" (dict "kind" $a.store.kind "endpoints" $a.store.endpoints "prefix" $a.store.prefix)
-  "api" (dict "port" (int $a.api.port) "user" $a.api.user "heartbeatEndpoint" $a.api.heartbeatEndpoint "heartbeatAuth" $a.api.heartbeatAuth)
+  "api" (dict "port" (int $a.api.port) "user" $a.api.user "heartbeatEndpoint" $a.api.heartbeatEndpoint "heartbeatAuth" $a.api.heartbeatAuth "heartbeatUser" ($a.api.heartbeatUser | default ""))
   "desiredAppNamespace" (include "hm9k.desiredAppNamespace" .root)
 -}}
 {{- if $a.policyName }}{{ $_ := set $apps "policyName" $a.policyName }}{{ end -}}
@@ -95,6 +95,9 @@ file can never switch both halves on in one process. Secrets are not in the file
   "powerPollInterval" $n.powerPollInterval
   "novaPollInterval" $n.novaPollInterval
   "httpTimeout" $n.httpTimeout
+  "maxResponseBytes" (int $n.maxResponseBytes)
+  "maxPages" (int $n.maxPages)
+  "tokenRefreshFraction" $n.tokenRefreshFraction
   "resync" $n.resync
   "ipmitoolPath" $n.ipmitoolPath
   "workers" (int $n.workers)
@@ -157,6 +160,13 @@ file can never switch both halves on in one process. Secrets are not in the file
     secretKeyRef:
       name: {{ $a.api.existingSecret }}
       key: {{ $a.api.passwordKey }}
+{{- if and $a.api.heartbeatEndpoint $a.api.heartbeatPasswordKey }}
+- name: HM9K_APPS__API__HEARTBEAT_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $a.api.existingSecret }}
+      key: {{ $a.api.heartbeatPasswordKey }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
@@ -170,6 +180,7 @@ file can never switch both halves on in one process. Secrets are not in the file
 {{- if and (eq $a.sendVia "http") (not $a.cc.internalUser) -}}{{ fail "apps.cc.internalUser is required with apps.sendVia=http" }}{{- end -}}
 {{- if not $a.api.existingSecret -}}{{ fail "apps.api.existingSecret is required when apps.enabled=true: an existing Secret with the /bulk_app_state basic-auth password" }}{{- end -}}
 {{- if not $a.api.user -}}{{ fail "apps.api.user is required when apps.enabled=true" }}{{- end -}}
+{{- if and $a.api.heartbeatEndpoint (not $a.api.heartbeatAuth) -}}{{ fail "apps.api.heartbeatAuth=false is refused while apps.api.heartbeatEndpoint=true: the pods listen on their IP, and an unauthenticated /dea/heartbeat lets any pod forge DEA heartbeats" }}{{- end -}}
 {{- if and (eq $a.store.kind "etcd") (not $a.store.endpoints) -}}{{ fail "apps.store.endpoints needs at least one etcd URL with apps.store.kind=etcd" }}{{- end -}}
 {{- end -}}
 {{- if and .Values.apps.enabled .Values.nodes.enabled (eq .Values.apps.leaseName .Values.nodes.leaseName) -}}{{ fail "apps.leaseName and nodes.leaseName must differ: each half has its own Lease" }}{{- end -}}

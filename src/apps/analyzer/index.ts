@@ -48,6 +48,8 @@ export interface AnalysisCounts {
   missingIndices: number;
   crashedInstances: number;
   crashedIndices: number;
+  /** Apps not analysed because their desired instances exceed guards.maxInstancesPerApp (hm9k). */
+  skippedApps: number;
 }
 
 export interface AppSummary {
@@ -66,6 +68,8 @@ export interface AppSummary {
   undesiredRunning: number;
   /** All desired indices have a STARTING/RUNNING instance, and nothing undesired runs. */
   converged: boolean;
+  /** Set when the app was not analysed (why). */
+  skipped?: string;
 }
 
 export type NotActingReason = 'ActualStateNotFresh' | 'DesiredStateNotFresh' | 'Paused';
@@ -84,6 +88,14 @@ export interface Decisions {
   expired: { starts: string[]; stops: string[] };
   counts: AnalysisCounts;
   apps: Map<string, AppSummary>;
+  /** Apps not analysed (guards.maxInstancesPerApp), with why. */
+  skipped: SkippedApp[];
+}
+
+export interface SkippedApp {
+  appGuid: string;
+  instances: number;
+  reason: string;
 }
 
 export const NOT_FRESH_COUNTS: AnalysisCounts = {
@@ -97,6 +109,7 @@ export const NOT_FRESH_COUNTS: AnalysisCounts = {
   missingIndices: -1,
   crashedInstances: -1,
   crashedIndices: -1,
+  skippedApps: -1,
 };
 
 /** Section 6 rule 2: c < crashesBeforeBackoff -> 0; else startingBackoff x 2^(c - crashesBeforeBackoff), capped. */
@@ -116,9 +129,27 @@ export function liveCrashCount(c: CrashCount | undefined, now: number, cb: Crash
 /** A sent message with a keep-alive stays until sentOn + keepAlive; then it is deleted. */
 export const keepAliveOver = (m: { sentOn: number; keepAliveMs: number }, now: number) => m.sentOn > 0 && now >= m.sentOn + m.keepAliveMs;
 
-/** The instances of one app version, by index. */
+/**
+ * The instances of one app version, by index, built in one pass over them. Every question a rule
+ * asks of an index is a lookup, so a pass costs O(instances + desired instances) per app, never
+ * more (an app with 100,000 instances must not block the event loop).
+ */
 class IndexView {
-  readonly byIndex = new Map<number, InstanceHeartbeat[]>();
+  private readonly byIndex = new Map<number, InstanceHeartbeat[]>();
+  /** STARTING/RUNNING instances per index. */
+  private readonly up = new Map<number, number>();
+  private readonly running = new Set<number>();
+  private readonly crashed = new Set<number>();
+  /** Some instance of this version is STARTING or RUNNING (any index). */
+  readonly anyStartingOrRunning: boolean;
+  /** Desired indices (0..instances-1) with no STARTING/RUNNING instance. */
+  readonly downIndices: number;
+  readonly upInstances: number = 0;
+  /** STARTING/RUNNING instances at an index >= instances. */
+  readonly upOutsideDesired: number = 0;
+  readonly runningInstances: number = 0;
+  readonly startingInstances: number = 0;
+  readonly crashedInstances: number = 0;
   constructor(
     readonly instances: readonly InstanceHeartbeat[],
     readonly desiredInstances: number,
@@ -127,41 +158,57 @@ class IndexView {
       const list = this.byIndex.get(i.index);
       if (list) list.push(i);
       else this.byIndex.set(i.index, [i]);
+      if (isStartingOrRunning(i.state)) {
+        this.up.set(i.index, (this.up.get(i.index) ?? 0) + 1);
+        this.upInstances++;
+        if (i.index >= desiredInstances) this.upOutsideDesired++;
+      }
+      if (i.state === 'RUNNING') {
+        this.running.add(i.index);
+        this.runningInstances++;
+      } else if (i.state === 'STARTING') this.startingInstances++;
+      else if (i.state === 'CRASHED') {
+        this.crashed.add(i.index);
+        this.crashedInstances++;
+      }
     }
+    this.anyStartingOrRunning = this.up.size > 0;
+    let upDesired = 0;
+    for (const index of this.up.keys()) if (index < desiredInstances) upDesired++;
+    this.downIndices = Math.max(0, desiredInstances) - upDesired;
   }
-  at(index: number) {
+  at(index: number): readonly InstanceHeartbeat[] {
     return this.byIndex.get(index) ?? [];
   }
-  startingOrRunningAt(index: number) {
-    return this.at(index).filter((i) => isStartingOrRunning(i.state));
+  /** How many instances at the index are STARTING or RUNNING. */
+  upAt(index: number): number {
+    return this.up.get(index) ?? 0;
   }
-  runningAt(index: number) {
-    return this.at(index).filter((i) => i.state === 'RUNNING');
+  startingOrRunningAt(index: number): InstanceHeartbeat[] {
+    return this.upAt(index) === 0 ? [] : this.at(index).filter((i) => isStartingOrRunning(i.state));
   }
-  hasCrashedAt(index: number) {
-    return this.at(index).some((i) => i.state === 'CRASHED');
+  hasRunningAt(index: number): boolean {
+    return this.running.has(index);
   }
-  hasAnyStartingOrRunning() {
-    return this.instances.some((i) => isStartingOrRunning(i.state));
+  /** Indices with a CRASHED instance, ascending. */
+  crashedIndices(): number[] {
+    return [...this.crashed].sort((a, b) => a - b);
   }
   /** Rule 1's "missing": no STARTING/RUNNING/CRASHED/EVACUATING instance at the index. */
-  isMissing(index: number) {
-    return this.at(index).length === 0;
+  isMissing(index: number): boolean {
+    return !this.byIndex.has(index);
   }
-  private indices: number[] | undefined;
-  /** 0..instances-1, built once per view (called several times per app and pass). */
-  desiredIndices(): readonly number[] {
-    if (!this.indices) {
-      this.indices = new Array<number>(Math.max(0, this.desiredInstances));
-      for (let i = 0; i < this.indices.length; i++) this.indices[i] = i;
-    }
-    return this.indices;
+  /** Indices with more than one STARTING/RUNNING instance. */
+  *duplicatedIndices(): Iterable<number> {
+    for (const [index, n] of this.up) if (n > 1 && index < this.desiredInstances) yield index;
+  }
+  hasDuplicates(): boolean {
+    for (const _ of this.duplicatedIndices()) return true;
+    return false;
   }
   /** Start priority: the share of desired indices that have no STARTING/RUNNING instance. */
-  priority() {
-    if (this.desiredInstances <= 0) return 0;
-    const down = this.desiredIndices().filter((i) => this.startingOrRunningAt(i).length === 0).length;
-    return down / this.desiredInstances;
+  priority(): number {
+    return this.desiredInstances <= 0 ? 0 : this.downIndices / this.desiredInstances;
   }
 }
 
@@ -184,10 +231,17 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
     },
     counts: { ...NOT_FRESH_COUNTS },
     apps: new Map(),
+    skipped: [],
   };
 
   // Section 5: never act blind. Nothing is decided and no crash count changes unless both are fresh.
-  if (!snapshot.actualFresh) return { ...decisions, notActingReason: 'ActualStateNotFresh' };
+  // hm9k, stricter than HM9000 (issue 14 item 1): a MISSING start's grace must pass under fresh
+  // observation, so unsent MISSING starts are dropped once actual state is not fresh; the first
+  // fresh pass afterwards queues them again with a whole grace period if the index is still missing.
+  if (!snapshot.actualFresh) {
+    for (const [k, m] of pending.starts) if (m.reason === 'MISSING' && m.sentOn === 0) decisions.expired.starts.push(k); // (unsent: not expired above)
+    return { ...decisions, notActingReason: 'ActualStateNotFresh' };
+  }
   if (!snapshot.desiredFresh) return { ...decisions, notActingReason: 'DesiredStateNotFresh' };
 
   const expiredStarts = new Set(decisions.expired.starts);
@@ -195,24 +249,34 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
   const startPending = (key: string) => pending.starts.has(key) && !expiredStarts.has(key);
   const stopPending = (key: string) => pending.stops.has(key) && !expiredStops.has(key);
 
-  const appGuids = new Set<string>([...snapshot.desired.keys(), ...snapshot.instances.keys()]);
+  const known = (g: string) => snapshot.desired.has(g) || snapshot.instances.has(g);
+  const appGuids = options.onlyApps ? [...options.onlyApps].filter(known) : [...new Set<string>([...snapshot.desired.keys(), ...snapshot.instances.keys()])];
   const counts: AnalysisCounts = {
     desiredApps: 0, desiredInstances: 0, desiredAppsPendingStaging: 0, appsWithAllInstancesReporting: 0, appsWithMissingInstances: 0,
-    undesiredRunningApps: 0, runningInstances: 0, missingIndices: 0, crashedInstances: 0, crashedIndices: 0,
+    undesiredRunningApps: 0, runningInstances: 0, missingIndices: 0, crashedInstances: 0, crashedIndices: 0, skippedApps: 0,
   };
 
-  for (const appGuid of [...appGuids].sort()) {
-    if (options.onlyApps && !options.onlyApps.has(appGuid)) continue;
+  for (const appGuid of appGuids.sort()) {
     const desired = snapshot.desired.get(appGuid);
     const instances = snapshot.instances.get(appGuid) ?? [];
     const overrides = snapshot.overrides?.get(appGuid);
+
+    // hm9k, stricter than HM9000 (issue 14): an app whose desired instance count is absurd is not
+    // analysed at all (nothing started, nothing stopped) and is reported: one bad CC record must
+    // neither block the loop past the Lease deadline nor starve the other apps.
+    if (desired && desired.instances > config.guards.maxInstancesPerApp) {
+      decisions.skipped.push({ appGuid, instances: desired.instances, reason: `desires ${desired.instances} instances, more than guards.maxInstancesPerApp (${config.guards.maxInstancesPerApp})` });
+      decisions.apps.set(appGuid, skippedSummary(appGuid, desired, instances, overrides, config, counts));
+      continue;
+    }
+
     const backoff = resolveCrashBackoff(overrides?.crashBackoff, config.crashBackoff);
     const crashCountAt = (version: string, index: number) => liveCrashCount(snapshot.crashCounts.get(crashKey(appGuid, version, index)), now, backoff);
-
-    const plan = planApp(desired, instances, config, backoff, crashCountAt);
-    const summary = summarize(appGuid, desired, instances, overrides, config, plan, crashCountAt, backoff);
+    const app = splitApp(desired, instances);
+    const plan = planApp(desired, app, config, backoff, crashCountAt);
+    const summary = summarize(appGuid, desired, app, overrides, config, plan, crashCountAt, backoff);
     decisions.apps.set(appGuid, summary);
-    addCounts(counts, desired, instances);
+    addCounts(counts, desired, app);
 
     // `paused` (policy or app): decide nothing for this app, count nothing.
     if (summary.paused) continue;
@@ -225,6 +289,7 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
         appGuid,
         version: s.version,
         index: s.index,
+        queuedAt: now,
         sendOn: now + s.delayMs,
         sentOn: 0,
         keepAliveMs: s.keepAliveMs,
@@ -249,6 +314,7 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
         version: s.instance.version,
         index: s.instance.index,
         instanceGuid: s.instance.instance,
+        queuedAt: now,
         sendOn: now + s.delayMs,
         sentOn: 0,
         keepAliveMs: config.keepAliveMs,
@@ -267,64 +333,77 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
   return decisions;
 }
 
+/** One app's instances, split once per pass: the desired version by index, and the rest. */
+interface AppInstances {
+  /** Instances of the desired version (none when the app is not desired). */
+  current: IndexView;
+  /** Instances of any other version, or of an app not desired. */
+  undesired: InstanceHeartbeat[];
+}
+
+function splitApp(desired: DesiredAppState | undefined, instances: readonly InstanceHeartbeat[]): AppInstances {
+  if (!isDesired(desired)) return { current: new IndexView([], 0), undesired: [...instances] };
+  const current: InstanceHeartbeat[] = [];
+  const undesired: InstanceHeartbeat[] = [];
+  for (const i of instances) (i.version === desired.version ? current : undesired).push(i);
+  return { current: new IndexView(current, desired.instances), undesired };
+}
+
 /** Section 6, rule by rule, for one app. */
 function planApp(
   desired: DesiredAppState | undefined,
-  instances: readonly InstanceHeartbeat[],
+  app: AppInstances,
   config: AppsConfig,
   backoff: CrashBackoffConfig,
   crashCountAt: (version: string, index: number) => number,
 ): AppPlan {
   const plan: AppPlan = { starts: [], stops: [], gaveUp: [] };
-  const wantsStart = (version: string, index: number) => plan.starts.some((s) => s.version === version && s.index === index);
-  const byVersion = new Map<string, InstanceHeartbeat[]>();
-  for (const i of instances) {
-    const list = byVersion.get(i.version);
-    if (list) list.push(i);
-    else byVersion.set(i.version, [i]);
-  }
-
-  const desiredVersion = isDesired(desired) ? desired.version : undefined;
-  const undesiredInstances = instances.filter((i) => i.version !== desiredVersion);
+  // Every start of a pass is for the desired version: one per index.
+  const startPlanned = new Set<number>();
+  const planStart = (s: AppPlan['starts'][number]) => {
+    startPlanned.add(s.index);
+    plan.starts.push(s);
+  };
 
   if (isDesired(desired)) {
-    const view = new IndexView(byVersion.get(desired.version) ?? [], desired.instances);
+    const view = app.current;
     const staged = desired.packageState === 'STAGED';
 
     // Rule 3: evacuation (STAGED and PENDING alike). An EVACUATING instance gets a start elsewhere at
     // priority 2.0 with no delay; once a RUNNING instance exists at its index, it gets a stop
     // (EVACUATION_COMPLETE). At an index that is not desired it is just stopped.
-    for (const evac of view.instances.filter((i) => i.state === 'EVACUATING')) {
+    for (const evac of view.instances) {
+      if (evac.state !== 'EVACUATING') continue;
       if (evac.index >= desired.instances) {
         plan.stops.push({ instance: evac, reason: 'EVACUATION_COMPLETE', delayMs: 0 });
-      } else if (view.runningAt(evac.index).length > 0) {
+      } else if (view.hasRunningAt(evac.index)) {
         plan.stops.push({ instance: evac, reason: 'EVACUATION_COMPLETE', delayMs: 0 });
-      } else if (view.startingOrRunningAt(evac.index).length === 0 && !wantsStart(desired.version, evac.index)) {
+      } else if (view.upAt(evac.index) === 0 && !startPlanned.has(evac.index)) {
         // (A STARTING replacement already exists: no second start; the stop follows once it runs.)
-        plan.starts.push({ index: evac.index, version: desired.version, reason: 'EVACUATION', delayMs: 0, priority: 2.0, keepAliveMs: config.keepAliveMs, skipVerification: true });
+        planStart({ index: evac.index, version: desired.version, reason: 'EVACUATION', delayMs: 0, priority: 2.0, keepAliveMs: config.keepAliveMs, skipVerification: true });
       }
     }
 
     if (staged) {
       // Rule 1: missing -> START (MISSING), after the grace period, no keep-alive.
       const priority = view.priority();
-      for (const index of view.desiredIndices()) {
-        if (view.isMissing(index) && !wantsStart(desired.version, index)) {
-          plan.starts.push({ index, version: desired.version, reason: 'MISSING', delayMs: config.gracePeriodMs, priority, keepAliveMs: 0, skipVerification: false });
+      for (let index = 0; index < desired.instances; index++) {
+        if (view.isMissing(index) && !startPlanned.has(index)) {
+          planStart({ index, version: desired.version, reason: 'MISSING', delayMs: config.gracePeriodMs, priority, keepAliveMs: 0, skipVerification: false });
         }
       }
 
       // Rule 2: crashed -> START (CRASHED) with backoff. If no index of the app is running, only index 0.
-      for (const index of view.desiredIndices()) {
-        if (view.startingOrRunningAt(index).length > 0 || !view.hasCrashedAt(index)) continue;
-        if (index !== 0 && !view.hasAnyStartingOrRunning()) continue;
-        if (wantsStart(desired.version, index)) continue;
+      for (const index of view.crashedIndices()) {
+        if (index >= desired.instances || view.upAt(index) > 0) continue;
+        if (index !== 0 && !view.anyStartingOrRunning) continue;
+        if (startPlanned.has(index)) continue;
         const count = crashCountAt(desired.version, index);
         if (backoff.giveUpAfter > 0 && count >= backoff.giveUpAfter) {
           plan.gaveUp.push(index);
           continue;
         }
-        plan.starts.push({ index, version: desired.version, reason: 'CRASHED', delayMs: crashDelayMs(count, backoff), priority, keepAliveMs: config.keepAliveMs, skipVerification: false, crashCount: count });
+        planStart({ index, version: desired.version, reason: 'CRASHED', delayMs: crashDelayMs(count, backoff), priority, keepAliveMs: config.keepAliveMs, skipVerification: false, crashCount: count });
       }
     }
 
@@ -340,10 +419,9 @@ function planApp(
     // desired index that has more than one, staggered 4, 5, 6... grace periods (120 s, 150 s, 180 s);
     // the sender sends each only if duplicates remain, so exactly one survives. Newest first.
     if (staged) {
-      for (const index of view.desiredIndices()) {
-        const dups = view.startingOrRunningAt(index);
-        if (dups.length < 2) continue;
-        dups
+      for (const index of view.duplicatedIndices()) {
+        view
+          .startingOrRunningAt(index)
           .sort((a, b) => b.state_timestamp - a.state_timestamp || a.instance.localeCompare(b.instance))
           .forEach((instance, n) => plan.stops.push({ instance, reason: 'DUPLICATE', delayMs: (4 + n) * config.gracePeriodMs }));
       }
@@ -352,7 +430,7 @@ function planApp(
 
   // Undesired (app STOPPED, FAILED, deleted, or an old version): rule 3 stops its EVACUATING
   // instances; rule 4 stops every STARTING/RUNNING one when no start was generated in this pass.
-  for (const i of undesiredInstances) {
+  for (const i of app.undesired) {
     if (i.state === 'EVACUATING') plan.stops.push({ instance: i, reason: 'EVACUATION_COMPLETE', delayMs: 0 });
     else if (isStartingOrRunning(i.state) && plan.starts.length === 0) plan.stops.push({ instance: i, reason: 'EXTRA', delayMs: 0 });
   }
@@ -363,15 +441,14 @@ function planApp(
 function summarize(
   appGuid: string,
   desired: DesiredAppState | undefined,
-  instances: readonly InstanceHeartbeat[],
+  app: AppInstances,
   overrides: AppOverrides | undefined,
   config: AppsConfig,
   plan: AppPlan,
   crashCountAt: (version: string, index: number) => number,
   backoff: CrashBackoffConfig,
 ): AppSummary {
-  const current = instances.filter((i) => isDesired(desired) && i.version === desired.version);
-  const view = new IndexView(current, isDesired(desired) ? desired.instances : 0);
+  const view = app.current;
   const flapping: AppSummary['flapping'] = [];
   if (desired) {
     for (let index = 0; index < desired.instances && flapping.length < 20; index++) {
@@ -379,42 +456,76 @@ function summarize(
       if (c >= Math.max(1, backoff.crashesBeforeBackoff)) flapping.push({ index, crashCount: c });
     }
   }
-  const missing = view.desiredIndices().filter((i) => view.startingOrRunningAt(i).length === 0).length;
-  const undesiredRunning = instances.filter((i) => isStartingOrRunning(i.state) && !(isDesired(desired) && i.version === desired.version && i.index < desired.instances)).length;
+  let undesiredRunning = view.upOutsideDesired;
+  for (const i of app.undesired) if (isStartingOrRunning(i.state)) undesiredRunning++;
+  let crashed = view.crashedInstances;
+  for (const i of app.undesired) if (i.state === 'CRASHED') crashed++;
+  const missing = view.downIndices;
   const summary: AppSummary = {
     appGuid,
     paused: config.paused || !!overrides?.paused,
-    running: current.filter((i) => i.state === 'RUNNING').length,
-    starting: current.filter((i) => i.state === 'STARTING').length,
-    crashed: instances.filter((i) => i.state === 'CRASHED').length,
+    running: view.runningInstances,
+    starting: view.startingInstances,
+    crashed,
     missing,
     flapping,
     gaveUp: plan.gaveUp,
     undesiredRunning,
-    converged: missing === 0 && undesiredRunning === 0 && view.desiredIndices().every((i) => view.startingOrRunningAt(i).length <= 1),
+    converged: missing === 0 && undesiredRunning === 0 && !view.hasDuplicates(),
   };
   if (desired) summary.desired = desired; // (no conditional spread: this runs for every app)
   return summary;
 }
 
-function addCounts(c: AnalysisCounts, desired: DesiredAppState | undefined, instances: readonly InstanceHeartbeat[]): void {
-  c.runningInstances += instances.filter((i) => isStartingOrRunning(i.state)).length;
-  c.crashedInstances += instances.filter((i) => i.state === 'CRASHED').length;
-  const desiredVersion = isDesired(desired) ? desired.version : undefined;
-  if (instances.some((i) => isStartingOrRunning(i.state) && i.version !== desiredVersion)) c.undesiredRunningApps++;
+/** An app not analysed: its instances are counted as they are, nothing is decided. */
+function skippedSummary(appGuid: string, desired: DesiredAppState, instances: readonly InstanceHeartbeat[], overrides: AppOverrides | undefined, config: AppsConfig, c: AnalysisCounts): AppSummary {
+  let running = 0;
+  let starting = 0;
+  let crashed = 0;
+  for (const i of instances) {
+    if (i.state === 'RUNNING') running++;
+    else if (i.state === 'STARTING') starting++;
+    else if (i.state === 'CRASHED') crashed++;
+  }
+  c.skippedApps++;
+  c.runningInstances += running + starting;
+  c.crashedInstances += crashed;
+  return {
+    appGuid,
+    desired,
+    paused: config.paused || !!overrides?.paused,
+    running,
+    starting,
+    crashed,
+    missing: 0,
+    flapping: [],
+    gaveUp: [],
+    undesiredRunning: 0,
+    converged: false,
+    skipped: `desires ${desired.instances} instances, more than guards.maxInstancesPerApp (${config.guards.maxInstancesPerApp}): not analysed`,
+  };
+}
+
+function addCounts(c: AnalysisCounts, desired: DesiredAppState | undefined, app: AppInstances): void {
+  const view = app.current;
+  let undesiredUp = 0;
+  let undesiredCrashed = 0;
+  for (const i of app.undesired) {
+    if (isStartingOrRunning(i.state)) undesiredUp++;
+    else if (i.state === 'CRASHED') undesiredCrashed++;
+  }
+  c.runningInstances += view.upInstances + undesiredUp;
+  c.crashedInstances += view.crashedInstances + undesiredCrashed;
+  if (undesiredUp > 0) c.undesiredRunningApps++;
   if (!isDesired(desired)) return;
   c.desiredApps++;
   c.desiredInstances += desired.instances;
   if (desired.packageState === 'PENDING') c.desiredAppsPendingStaging++;
-  const view = new IndexView(instances.filter((i) => i.version === desired.version), desired.instances);
-  let missing = 0;
-  for (const index of view.desiredIndices()) {
-    if (view.startingOrRunningAt(index).length > 0) continue;
-    if (view.hasCrashedAt(index)) c.crashedIndices++;
-    else missing++;
-  }
-  c.missingIndices += missing;
-  if (view.desiredIndices().every((i) => view.startingOrRunningAt(i).length > 0)) c.appsWithAllInstancesReporting++;
+  let crashedDown = 0;
+  for (const index of view.crashedIndices()) if (index < desired.instances && view.upAt(index) === 0) crashedDown++;
+  c.crashedIndices += crashedDown;
+  c.missingIndices += view.downIndices - crashedDown;
+  if (view.downIndices === 0) c.appsWithAllInstancesReporting++;
   else c.appsWithMissingInstances++;
 }
 

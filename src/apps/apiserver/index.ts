@@ -1,13 +1,14 @@
 // The API server (hm9000.md section 4): POST /bulk_app_state for Cloud Controller (basic auth;
 // `{}` when this replica's actual state is not fresh or the body is bad), POST /dea/heartbeat
-// (202, re-published on NATS so every replica sees it; 400 on an empty or unparseable body; basic
-// auth only when heartbeatAuth is set, as HM9000 had none), GET /dump (basic auth; what
+// (only when heartbeatEndpoint is set: NATS is the default intake; 202, re-published on NATS so every
+// replica sees it; 400 on an empty or unparseable body; basic auth unless heartbeatAuth is false,
+// where HM9000 had none and any pod could forge a heartbeat), GET /dump (basic auth; what
 // `hm9k dump` renders), GET /healthz and /readyz (ready only while actual state is fresh).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { MemoryStore } from '../store/memory.js';
-import { parseHeartbeat } from '../listener/parse.js';
+import { parseHeartbeat } from '../../hm9000/parse.js';
 import { crashKey, type InstanceHeartbeat } from '../types.js';
 
 export interface ApiServerOptions {
@@ -15,9 +16,13 @@ export interface ApiServerOptions {
   port: number;
   user: string;
   password: string;
+  /** Serve POST /dea/heartbeat (default false: NATS is the intake). */
   heartbeatEndpoint?: boolean;
-  /** Require the same basic auth on POST /dea/heartbeat (default false, as HM9000). */
+  /** Require basic auth on POST /dea/heartbeat (default true; HM9000 had none, so anyone could forge one). */
   heartbeatAuth?: boolean;
+  /** Its credentials (default: user and password). */
+  heartbeatUser?: string;
+  heartbeatPassword?: string;
   /** The body of GET /dump (basic auth); 404 when absent. */
   dump?: () => unknown;
   store: MemoryStore;
@@ -26,6 +31,8 @@ export interface ApiServerOptions {
   publishHeartbeat: (body: string) => void;
   /** Counts and logs a malformed HTTP heartbeat. */
   malformed: (error: string, body: string) => void;
+  /** Counts and logs a /bulk_app_state request body that is not a list of {droplet, version} (answered `{}`). */
+  badRequest?: (error: string, body: string) => void;
   logger: Logger;
   maxBodyBytes?: number;
 }
@@ -37,13 +44,14 @@ export interface BulkAppState {
   crash_counts: { droplet: string; version: string; instance_index: number; crash_count: number; created_at: number }[];
 }
 
+const validBulkRequest = (body: unknown): boolean =>
+  Array.isArray(body) && body.every((q) => !!q && typeof q === 'object' && typeof q.droplet === 'string' && typeof q.version === 'string');
+
 /** The answer to /bulk_app_state for a parsed request body (pure). */
 export function bulkAppState(store: MemoryStore, body: unknown, fresh: boolean): Record<string, BulkAppState> {
   const out: Record<string, BulkAppState> = {};
   if (!fresh || !Array.isArray(body)) return out;
-  for (const q of body) {
-    if (!q || typeof q !== 'object' || typeof q.droplet !== 'string' || typeof q.version !== 'string') return {};
-  }
+  if (!validBulkRequest(body)) return {};
   for (const q of body as { droplet: string; version: string }[]) {
     const hbs = store.instancesOf(q.droplet).filter((i) => i.version === q.version);
     if (hbs.length === 0) continue; // apps with no heartbeats are omitted
@@ -69,8 +77,8 @@ export class ApiServer {
 
   constructor(private readonly opts: ApiServerOptions) {}
 
-  private authorized(req: IncomingMessage): boolean {
-    const want = Buffer.from(`Basic ${Buffer.from(`${this.opts.user}:${this.opts.password}`).toString('base64')}`);
+  private authorized(req: IncomingMessage, user = this.opts.user, password = this.opts.password): boolean {
+    const want = Buffer.from(`Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`);
     const got = Buffer.from(req.headers.authorization ?? '');
     return got.length === want.length && timingSafeEqual(got, want);
   }
@@ -107,6 +115,12 @@ export class ApiServer {
     return Buffer.concat(chunks).toString('utf8');
   }
 
+  /** A body above maxBodyBytes: 413, and the connection closed (the rest of the body is never read). */
+  private tooLarge(res: ServerResponse): void {
+    res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+    res.end(JSON.stringify({ error: `body larger than ${this.opts.maxBodyBytes ?? 10 * 1024 * 1024} bytes` }));
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
     const json = (status: number, body: unknown) => {
@@ -121,12 +135,15 @@ export class ApiServer {
         return;
       }
       const text = await this.body(req);
+      if (text === undefined) return this.tooLarge(res);
       let parsed: unknown;
       try {
-        parsed = text === undefined ? undefined : JSON.parse(text);
-      } catch {
+        parsed = JSON.parse(text);
+      } catch (e) {
         parsed = undefined;
+        this.opts.badRequest?.(`not JSON: ${(e as Error).message}`, text);
       }
+      if (parsed !== undefined && !validBulkRequest(parsed)) this.opts.badRequest?.('not a list of {droplet, version} strings', text);
       return json(200, bulkAppState(this.opts.store, parsed, this.opts.isFresh()));
     }
     if (req.method === 'GET' && path === '/dump' && this.opts.dump) {
@@ -136,13 +153,15 @@ export class ApiServer {
       }
       return json(200, this.opts.dump());
     }
-    if (req.method === 'POST' && path === '/dea/heartbeat' && this.opts.heartbeatEndpoint !== false) {
-      if (this.opts.heartbeatAuth && !this.authorized(req)) {
+    if (req.method === 'POST' && path === '/dea/heartbeat' && this.opts.heartbeatEndpoint === true) {
+      if (this.opts.heartbeatAuth !== false && !this.authorized(req, this.opts.heartbeatUser ?? this.opts.user, this.opts.heartbeatPassword ?? this.opts.password)) {
         req.resume();
-        res.writeHead(401).end();
+        this.opts.malformed('refused: basic auth required', ''); // counted, logged once
+        res.writeHead(401, { 'www-authenticate': 'Basic realm="hm9k"' }).end();
         return;
       }
-      const text = (await this.body(req)) ?? '';
+      const text = await this.body(req);
+      if (text === undefined) return this.tooLarge(res);
       const p = parseHeartbeat(text);
       if (!p.ok) {
         this.opts.malformed(p.error, text);

@@ -1,10 +1,12 @@
 // The desired-state fetcher: pages CC's bulk API, passes the complete answer through the shrink
 // guard, and makes it (or, when guarded, the last good state) the analyzer's desired state. Desired
 // state becomes fresh only after a complete fetch; a failed fetch changes nothing (freshness decays).
+// Until one desired state has been checked against fresh actual state (stopsTrusted), no stop is
+// trusted: the sender holds them.
 import type { Logger } from 'pino';
 import type { CcClient } from '../../clients/cc.js';
 import type { AppsConfig } from '../config.js';
-import { shrinkGuard, type ShrinkVerdict } from '../guards/index.js';
+import { baselineCheck, shrinkGuard, type ShrinkVerdict } from '../guards/index.js';
 import type { MemoryStore } from '../store/memory.js';
 import type { AppsMetrics } from '../status/metrics.js';
 import { isStartingOrRunning } from '../types.js';
@@ -13,6 +15,8 @@ export interface ShrinkHold {
   id: string;
   reason: string;
   since: number;
+  /** 'shrink': a fetch shrank the last good state (kept); 'baseline': no trusted baseline yet (stops held). */
+  kind?: 'shrink' | 'baseline';
 }
 
 export interface FetchOutcome {
@@ -35,10 +39,55 @@ export interface FetcherDeps {
 
 export class Fetcher {
   /** Set while the shrink guard keeps the last good desired state. */
-  shrinkHold: ShrinkHold | undefined;
+  private guardHold: ShrinkHold | undefined;
+  /** Set while stops are held for want of a trusted baseline (guards: baselineCheck). */
+  private baselineHold: ShrinkHold | undefined;
+  /** A desired state was checked against fresh actual state (or an operator released the hold). */
+  baselineTrusted = false;
+  private baselineCheckedFor: unknown;
   lastError: string | undefined;
 
   constructor(private readonly deps: FetcherDeps) {}
+
+  /** The guard currently holding (the shrink guard's first), for status, Events and dumps. */
+  get shrinkHold(): ShrinkHold | undefined {
+    return this.guardHold ?? this.baselineHold;
+  }
+
+  /**
+   * Whether stops may be sent: only once a desired state has been trusted as a baseline. Checked
+   * when actual state is fresh, once per desired snapshot until it passes.
+   */
+  stopsTrusted(now: number): boolean {
+    if (this.baselineTrusted) return true;
+    const { store, logger } = this.deps;
+    if (store.lastCompleteFetch() === undefined || !store.actualFreshness.isFresh(now)) return false;
+    const hold = this.baselineHold;
+    if (hold && this.deps.releaseAnnotation?.() === hold.id) {
+      logger.warn({ id: hold.id }, 'baseline hold released by an operator: the desired state is trusted');
+      return this.trustBaseline();
+    }
+    if (this.baselineCheckedFor === store.desired()) return false;
+    this.baselineCheckedFor = store.desired();
+    const v = baselineCheck(store.desired(), store.instancesByApp().values(), this.deps.config());
+    if (v.trusted) {
+      if (hold) logger.info({ id: hold.id }, 'baseline hold lifted: the desired state agrees with the heartbeats');
+      return this.trustBaseline();
+    }
+    if (!hold) {
+      this.baselineHold = { id: `baseline-${now.toString(36)}`, reason: v.reason ?? 'no trusted baseline', since: now, kind: 'baseline' };
+      this.deps.metrics.shrinkGuardActive.set(1);
+      logger.error({ id: this.baselineHold.id, reason: v.reason }, 'baseline guard: every stop is held until a desired state agrees with the heartbeats or the hold is released');
+    }
+    return false;
+  }
+
+  private trustBaseline(): true {
+    this.baselineTrusted = true;
+    this.baselineHold = undefined;
+    if (!this.guardHold) this.deps.metrics.shrinkGuardActive.set(0);
+    return true;
+  }
 
   private runningInstances(): number {
     let n = 0;
@@ -67,23 +116,23 @@ export class Fetcher {
         lastGood: hasLastGood ? store.desired() : undefined,
         candidate: result.apps,
         runningInstances: this.runningInstances(),
-        ...(this.shrinkHold ? { heldId: this.shrinkHold.id } : {}),
+        ...(this.guardHold ? { heldId: this.guardHold.id } : {}),
         ...(this.deps.releaseAnnotation?.() ? { releasedId: this.deps.releaseAnnotation() } : {}),
       },
       config,
     );
     if (verdict.accept) {
-      if (this.shrinkHold) logger.info({ id: this.shrinkHold.id }, 'shrink guard released');
-      this.shrinkHold = undefined;
+      if (this.guardHold) logger.info({ id: this.guardHold.id }, 'shrink guard released');
+      this.guardHold = undefined;
       store.setDesired(result.apps, now);
       metrics.fetches.inc({ outcome: 'complete' });
-      metrics.shrinkGuardActive.set(0);
+      metrics.shrinkGuardActive.set(this.baselineHold ? 1 : 0);
       return { ok: true, apps: result.apps.size };
     }
     // Refused: act on the last good desired state (still fresh: CC answered), or on nothing.
-    if (!this.shrinkHold) {
-      this.shrinkHold = { id: `shrink-${now.toString(36)}`, reason: verdict.reason ?? 'desired state shrank', since: now };
-      logger.error({ id: this.shrinkHold.id, reason: verdict.reason }, 'shrink guard: keeping the last good desired state');
+    if (!this.guardHold) {
+      this.guardHold = { id: `shrink-${now.toString(36)}`, reason: verdict.reason ?? 'desired state shrank', since: now, kind: 'shrink' };
+      logger.error({ id: this.guardHold.id, reason: verdict.reason }, 'shrink guard: keeping the last good desired state');
     }
     if (hasLastGood) store.markDesiredFetched(now);
     metrics.fetches.inc({ outcome: 'guarded' });

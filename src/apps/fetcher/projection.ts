@@ -11,6 +11,8 @@ import type { AppOverrides, DesiredAppState } from '../types.js';
 
 export const MANAGED_BY = 'hm9k';
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+/** Whether an app guid can name its object (else it is not projected). */
+export const isProjectable = (guid: string) => NAME_RE.test(guid);
 
 /** The four calls the projection makes (the apiserver through CustomObjectsApi, or a fake in tests). */
 export interface DesiredAppApi {

@@ -5,11 +5,18 @@
 // not trusted: hm9k keeps acting on the last good desired state and reports it. An operator who
 // means it releases the guard with the same annotation as a stop hold (value = the guard's id).
 //
+// Baseline guard (issue 14 item 3): the shrink guard compares a fetch with the last good desired
+// state, so it cannot judge the first fetch after a restart with an empty store (it runs before any
+// heartbeat is flushed). Until one desired state has been checked against fresh actual state, no
+// stop is trusted: when the desired state would make more than maxShrinkPercent of the running
+// instances undesired, every stop is held (starts go on) until a later fetch passes the check or an
+// operator releases the hold by its id.
+//
 // Stop budget: when the stops due in a window exceed maxStopPercent of the running instances (and
 // at least minStopsForHold), every stop is held under a hold id until the AppHealthPolicy carries
 // the annotation hm9k.io/release-stop-hold=<id>. Starts go on.
 import type { AppsConfig } from '../config.js';
-import { isDesired, type DesiredAppState } from '../types.js';
+import { isDesired, isStartingOrRunning, type DesiredAppState, type InstanceHeartbeat } from '../types.js';
 
 export interface ShrinkVerdict {
   accept: boolean;
@@ -19,12 +26,16 @@ export interface ShrinkVerdict {
   reason?: string;
 }
 
-/** Desired instances of `prev` that `next` no longer desires under the same version. */
-export function desiredShrink(prev: ReadonlyMap<string, DesiredAppState>, next: ReadonlyMap<string, DesiredAppState>): { total: number; lost: number } {
+/**
+ * Desired instances of `prev` that `next` no longer desires under the same version. Apps over
+ * maxInstancesPerApp are left out (the analyzer skips them): an absurd count must neither mask a
+ * real shrink elsewhere nor look like one when CC corrects it.
+ */
+export function desiredShrink(prev: ReadonlyMap<string, DesiredAppState>, next: ReadonlyMap<string, DesiredAppState>, maxInstancesPerApp = Number.POSITIVE_INFINITY): { total: number; lost: number } {
   let total = 0;
   let lost = 0;
   for (const [guid, p] of prev) {
-    if (!isDesired(p)) continue;
+    if (!isDesired(p) || p.instances > maxInstancesPerApp) continue;
     total += p.instances;
     const n = next.get(guid);
     const kept = isDesired(n) && n.version === p.version ? Math.min(n.instances, p.instances) : 0;
@@ -52,7 +63,7 @@ export function shrinkGuard(input: ShrinkGuardInput, config: AppsConfig): Shrink
     return { accept: false, shrinkPercent: 100, lostInstances: input.runningInstances, reason: `the Cloud Controller desires no app while ${input.runningInstances} instances run` };
   }
   if (!input.lastGood) return { accept: true, shrinkPercent: 0, lostInstances: 0 };
-  const { total, lost } = desiredShrink(input.lastGood, input.candidate);
+  const { total, lost } = desiredShrink(input.lastGood, input.candidate, config.guards.maxInstancesPerApp);
   const shrinkPercent = total === 0 ? 0 : (lost / total) * 100;
   if (shrinkPercent > config.guards.maxShrinkPercent && !released) {
     return {
@@ -63,6 +74,37 @@ export function shrinkGuard(input: ShrinkGuardInput, config: AppsConfig): Shrink
     };
   }
   return { accept: true, shrinkPercent, lostInstances: lost };
+}
+
+export interface BaselineVerdict {
+  trusted: boolean;
+  /** STARTING/RUNNING instances in the actual state. */
+  running: number;
+  /** Of those, the ones this desired state does not desire (app, version or index). */
+  undesired: number;
+  reason?: string;
+}
+
+/** Whether a desired state may serve as the first trusted baseline, judged against fresh actual state. */
+export function baselineCheck(desired: ReadonlyMap<string, DesiredAppState>, instances: Iterable<readonly InstanceHeartbeat[]>, config: AppsConfig): BaselineVerdict {
+  let running = 0;
+  let undesired = 0;
+  for (const list of instances) {
+    for (const i of list) {
+      if (!isStartingOrRunning(i.state)) continue;
+      running++;
+      const d = desired.get(i.droplet);
+      if (!isDesired(d) || d.version !== i.version || i.index >= d.instances) undesired++;
+    }
+  }
+  const percent = running === 0 ? 0 : (undesired / running) * 100;
+  if (percent <= config.guards.maxShrinkPercent) return { trusted: true, running, undesired };
+  return {
+    trusted: false,
+    running,
+    undesired,
+    reason: `no trusted baseline (first desired state since start): it would make ${undesired} of ${running} running instances undesired (${percent.toFixed(1)}%), more than maxShrinkPercent ${config.guards.maxShrinkPercent}%`,
+  };
 }
 
 export interface StopHold {

@@ -1,7 +1,7 @@
 // The listener: NATS `dea.heartbeat` and `droplet.exited` (and HTTP heartbeats re-published on NATS
 // by the API server). Buffers the newest heartbeat per DEA and applies the batch every flush
 // interval: only changes, instances a DEA no longer reports are dropped, a silent DEA expires after
-// the presence TTL. A successful flush that carried heartbeats extends actual freshness; a slow
+// the presence TTL of observed intake (never while blind). A successful flush that carried heartbeats extends actual freshness; a slow
 // flush or a store write error revokes it. droplet.exited CRASHED / DEA_SHUTDOWN / DEA_EVACUATION
 // trigger the fast path (immediate analysis of that app).
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -10,10 +10,10 @@ import type { AppsConfig } from '../config.js';
 import type { MemoryStore } from '../store/memory.js';
 import type { AppsMetrics } from '../status/metrics.js';
 import type { DeaHeartbeat, DropletExited } from '../types.js';
-import { parseExited, parseHeartbeat } from './parse.js';
+import { EXITED_SUBJECT, HEARTBEAT_SUBJECT } from '../../hm9000/messages.js';
+import { parseExited, parseHeartbeat } from '../../hm9000/parse.js';
 
-export const HEARTBEAT_SUBJECT = 'dea.heartbeat';
-export const EXITED_SUBJECT = 'droplet.exited';
+export { EXITED_SUBJECT, HEARTBEAT_SUBJECT };
 
 export interface ListenerDeps {
   nats: NatsConnection;
@@ -109,7 +109,7 @@ export class Listener {
       this.buffer.clear();
       let changes = 0;
       for (const hb of batch) changes += store.applyHeartbeat(hb, started).changed;
-      store.expireDeas(started, config.presenceTtlMs);
+      store.expireDeas(store.actualFreshness.observedSpan(started, batch.length > 0), config.presenceTtlMs);
       this.deps.metrics.savedHeartbeats.inc(batch.length);
       await store.persist();
       this.lastFlushChanges = changes;

@@ -1,6 +1,6 @@
 // The sender: sends due pending messages to CC (HTTP POST /internal/dea/hm9000/{start,stop}/{app}
 // or NATS hm9000.start/stop). Verifies each message against the current state just before sending;
-// orders by send_on, then priority; at most messageLimit starts per run, stops unlimited; keeps
+// orders by send_on, then priority; at most messageLimit starts and stopLimit stops per run; keeps
 // sent messages for their keep-alive; a failed send stays queued and is retried. Sends nothing when
 // state is not fresh, while the policy is paused, or in dryRun (decides and reports only). Every
 // stop passes the stop budget.
@@ -10,7 +10,8 @@ import { recordStops, stopBudget, type StopBudgetState, type StopHold } from '..
 import type { MemoryStore } from '../store/memory.js';
 import { desiredIsFresh } from '../store/freshness.js';
 import { REASON_COUNTERS, type AppsMetrics } from '../status/metrics.js';
-import { isStartingOrRunning, startKey, type PendingMessage, type PendingStart, type PendingStop, type StartMessage, type StopMessage } from '../types.js';
+import { isStartingOrRunning, startKey, type PendingMessage, type PendingStart, type PendingStop } from '../types.js';
+import { startMessage, stopMessage, type StartMessage, type StopMessage } from '../../hm9000/messages.js';
 import { verifyStart, verifyStop } from './verify.js';
 
 export interface Transport {
@@ -39,6 +40,10 @@ export interface SenderDeps {
   concurrency?: number;
   /** Apps paused by their DesiredApp override: their messages stay queued. */
   pausedApps?: () => ReadonlySet<string>;
+  /** False while no desired state is trusted as a baseline (Fetcher.stopsTrusted): stops are held. */
+  stopsTrusted?: (now: number) => boolean;
+  /** The clock read before each message (default: the run's `now` advanced by real time). */
+  now?: () => number;
 }
 
 export interface SenderStats {
@@ -89,11 +94,12 @@ export class Sender {
       if (m.sentOn === 0 && m.sendOn <= now && (!onlyApps || onlyApps.has(m.appGuid))) due.push(m);
     }
     due.sort(sendOrder);
-    const state = { desired: store.desired(), instances: store.instancesByApp() };
+    const streak = store.freshnessState().streakStart;
+    const state = { desired: store.desired(), instances: store.instancesByApp(), ...(streak !== undefined ? { observedSince: streak } : {}) };
     const records: SendRecord[] = [];
     const drop: { starts: string[]; stops: string[] } = { starts: [], stops: [] };
-    const starts: { m: PendingStart; wire: StartMessage }[] = [];
-    const stops: { m: PendingStop; wire: StopMessage }[] = [];
+    const starts: { m: PendingStart }[] = [];
+    const stops: { m: PendingStop }[] = [];
     const pausedApps = this.deps.pausedApps?.();
     const paused = (app: string) => !!pausedApps?.has(app);
     for (const m of due) {
@@ -106,7 +112,7 @@ export class Sender {
           continue;
         }
         if (starts.length >= config.messageLimit) continue; // next run
-        starts.push({ m, wire: { message_id: m.messageId, droplet: m.appGuid, version: m.version, instance_index: m.index } });
+        starts.push({ m });
       } else {
         const v = verifyStop(m, state);
         if (!v.send) {
@@ -114,7 +120,7 @@ export class Sender {
           records.push({ message: m, outcome: 'dropped', time: now, detail: v.why });
           continue;
         }
-        stops.push({ m, wire: { message_id: m.messageId, droplet: m.appGuid, version: m.version, instance_guid: m.instanceGuid, instance_index: m.index, is_duplicate: v.isDuplicate ?? false } });
+        stops.push({ m });
       }
     }
     store.deletePending(drop.starts, drop.stops);
@@ -122,38 +128,62 @@ export class Sender {
     // The stop budget: hold every stop (starts go on) until an operator releases the hold.
     let running = 0;
     for (const list of state.instances.values()) for (const i of list) if (isStartingOrRunning(i.state)) running++;
-    const verdict = stopBudget(this.budget, { dueStops: stops.length, runningInstances: running, releaseAnnotation: this.deps.releaseAnnotation?.(), now }, config);
-    this.budget = verdict.state;
-    if (verdict.newHold) logger.error({ hold: verdict.newHold }, 'stop budget exceeded: every stop is held until the AppHealthPolicy is annotated hm9k.io/release-stop-hold=<id>');
-    if (verdict.released) logger.warn({ id: verdict.released }, 'stop hold released by an operator');
+    // Without a trusted baseline (issue 14 item 3) every stop is held, before the budget counts them.
+    const trusted = this.deps.stopsTrusted?.(now) ?? true;
+    const verdict = trusted ? stopBudget(this.budget, { dueStops: stops.length, runningInstances: running, releaseAnnotation: this.deps.releaseAnnotation?.(), now }, config) : undefined;
+    if (verdict) this.budget = verdict.state;
+    if (verdict?.newHold) logger.error({ hold: verdict.newHold }, 'stop budget exceeded: every stop is held until the AppHealthPolicy is annotated hm9k.io/release-stop-hold=<id>');
+    if (verdict?.released) logger.warn({ id: verdict.released }, 'stop hold released by an operator');
     metrics.stopHoldActive.set(this.budget.hold ? 1 : 0);
-    const toSend: ({ m: PendingStart; wire: StartMessage } | { m: PendingStop; wire: StopMessage })[] = [...starts];
-    if (verdict.allowStops) toSend.push(...stops);
-    else for (const s of stops) records.push({ message: s.m, outcome: 'held', time: now, detail: this.budget.hold?.id });
-    toSend.sort((a, b) => sendOrder(a.m, b.m));
+    const toSend: PendingMessage[] = starts.map((s) => s.m);
+    // Each run is bounded: at most messageLimit starts (HM9000) and stopLimit stops; the rest wait
+    // for the next run (and the stop budget has counted every due stop).
+    if (verdict?.allowStops) toSend.push(...stops.slice(0, config.stopLimit).map((s) => s.m));
+    else for (const s of stops) records.push({ message: s.m, outcome: 'held', time: now, detail: verdict ? this.budget.hold?.id : 'no trusted baseline' });
+    toSend.sort(sendOrder);
 
+    // Issue 14 item 4: a slow CC can make one run last minutes, so freshness is re-checked and each
+    // message verified again against the current state right before it goes out, not once per run.
+    const t0 = Date.now();
+    const clock = this.deps.now ?? (() => now + (Date.now() - t0)); // the caller's `now`, advanced by real time
+    const live = { desired: { get: (g: string) => store.desired().get(g) }, instances: { get: (g: string) => store.instancesOf(g) } };
     let stopsSent = 0;
-    const sendOne = async (item: (typeof toSend)[number]) => {
-      const m = item.m;
-      if (config.dryRun) {
-        this.markSent(m, now);
+    let deferred = 0;
+    const sendOne = async (m: PendingMessage) => {
+      const t = clock();
+      const cfg = this.deps.config();
+      if (!store.actualFreshness.isFresh(t) || !desiredIsFresh(store.lastCompleteFetch(), t, cfg.desiredFreshnessTtlMs) || cfg.paused) {
+        deferred++; // stays queued for a run that sees fresh state
+        return;
+      }
+      const streakNow = store.freshnessState().streakStart;
+      const state = streakNow !== undefined ? { ...live, observedSince: streakNow } : live;
+      const v = m.kind === 'start' ? verifyStart(m, state) : verifyStop(m, state);
+      if (!v.send) {
+        if (m.kind === 'start') store.deletePending([startKey(m.appGuid, m.version, m.index)], []);
+        else store.deletePending([], [m.instanceGuid]);
+        records.push({ message: m, outcome: 'dropped', time: t, detail: v.why });
+        return;
+      }
+      if (cfg.dryRun) {
+        this.markSent(m, t);
         if (m.kind === 'stop') stopsSent++;
-        records.push({ message: m, outcome: 'dryRun', time: now });
+        records.push({ message: m, outcome: 'dryRun', time: t });
         return;
       }
       try {
-        if (m.kind === 'start') await this.deps.transport.sendStart(item.wire as StartMessage);
-        else await this.deps.transport.sendStop(item.wire as StopMessage);
-        this.markSent(m, now);
+        if (m.kind === 'start') await this.deps.transport.sendStart(startMessage(m));
+        else await this.deps.transport.sendStop(stopMessage(m, v.isDuplicate ?? false));
+        this.markSent(m, t);
         if (m.kind === 'stop') stopsSent++;
         this.stats.sent++;
         metrics.actions.inc({ hm9000: REASON_COUNTERS[m.reason], kind: m.kind, reason: m.reason });
-        records.push({ message: m, outcome: 'sent', time: now });
+        records.push({ message: m, outcome: 'sent', time: t });
       } catch (err) {
         // Stays queued (sentOn 0) and is retried on the next run.
         this.stats.failed++;
         this.stats.lastError = (err as Error).message.slice(0, 1000);
-        records.push({ message: m, outcome: 'failed', time: now, detail: this.stats.lastError });
+        records.push({ message: m, outcome: 'failed', time: t, detail: this.stats.lastError });
       }
     };
     const workers = Math.max(1, this.deps.concurrency ?? 8);
@@ -163,6 +193,7 @@ export class Sender {
         while (next < toSend.length) await sendOne(toSend[next++]!);
       }),
     );
+    if (deferred) logger.warn({ deferred }, 'state stopped being fresh during a sender run: the rest stays queued');
     this.budget = recordStops(this.budget, stopsSent, now);
     for (const r of records) {
       metrics.sender.inc({ outcome: r.outcome });

@@ -3,8 +3,11 @@
 import { isDesired, isStartingOrRunning, type DesiredAppState, type InstanceHeartbeat, type PendingStart, type PendingStop } from '../types.js';
 
 export interface VerifyState {
-  desired: ReadonlyMap<string, DesiredAppState>;
-  instances: ReadonlyMap<string, readonly InstanceHeartbeat[]>;
+  desired: Pick<ReadonlyMap<string, DesiredAppState>, 'get'>;
+  /** Actual instances by app guid (a map, or the store's per-app view). */
+  instances: Pick<ReadonlyMap<string, readonly InstanceHeartbeat[]>, 'get'>;
+  /** ms epoch when the current unbroken heartbeat streak began (actual freshness), if known. */
+  observedSince?: number;
 }
 
 export type Verdict = { send: true; isDuplicate?: boolean } | { send: false; why: string };
@@ -17,6 +20,9 @@ export function verifyStart(m: PendingStart, s: VerifyState): Verdict {
   if (d.packageState !== 'STAGED') return { send: false, why: 'package not staged' };
   if (d.version !== m.version) return { send: false, why: 'version no longer desired' };
   if (m.index >= d.instances) return { send: false, why: 'index no longer desired' };
+  // Issue 14 item 1: a MISSING start queued before hm9k was last blind had part of its grace period
+  // without observation; dropped (the analyzer queues it again with a whole grace if still missing).
+  if (m.reason === 'MISSING' && s.observedSince !== undefined && m.queuedAt !== undefined && m.queuedAt < s.observedSince) return { send: false, why: 'grace began before hm9k was last blind' };
   const running = (s.instances.get(m.appGuid) ?? []).some((i) => i.version === m.version && i.index === m.index && isStartingOrRunning(i.state));
   if (running) return { send: false, why: 'index is running' };
   return { send: true };

@@ -2,7 +2,7 @@
 // and DesiredApp (counts, Converged/Flapping/Paused, last action), built by pure functions and
 // written through Runtime.status (which writes only on change, rate-limited, under a global budget).
 import type { AppHealthPolicy, AppHealthPolicyStatus, Condition, DesiredApp, DesiredAppStatus } from '../../api/index.js';
-import type { AnalysisCounts, AppSummary } from '../analyzer/index.js';
+import type { AnalysisCounts, AppSummary, SkippedApp } from '../analyzer/index.js';
 import { NOT_FRESH_COUNTS, statusCounts } from '../analyzer/index.js';
 import type { ShrinkHold } from '../fetcher/index.js';
 import type { StopHold } from '../guards/index.js';
@@ -34,6 +34,8 @@ export interface PolicyStatusInput {
   stopHold?: StopHold;
   releasedHoldId?: string;
   shrinkHold?: ShrinkHold;
+  /** Apps the last full pass did not analyse (guards.maxInstancesPerApp). */
+  skippedApps?: readonly SkippedApp[];
   sender: SenderStats;
   paused: boolean;
   dryRun: boolean;
@@ -53,9 +55,14 @@ export function policyStatus(policy: AppHealthPolicy | undefined, s: PolicyStatu
     s.stopHold
       ? { type: 'StopHold', status: 'True', reason: 'StopBudgetExceeded', message: `${s.stopHold.reason}. Every stop is held; release with: kubectl annotate ahp ${policy?.metadata.name ?? '<name>'} hm9k.io/release-stop-hold=${s.stopHold.id}`.slice(0, 2000) }
       : { type: 'StopHold', status: 'False', reason: 'WithinBudget', message: 'Stops are within the stop budget.' },
-    s.shrinkHold
+    s.shrinkHold?.kind === 'baseline'
+      ? { type: 'ShrinkGuard', status: 'True', reason: 'NoTrustedBaseline', message: `${s.shrinkHold.reason}. Every stop is held, starts go on; if the desired state is right, release with: kubectl annotate ahp ${policy?.metadata.name ?? '<name>'} hm9k.io/release-stop-hold=${s.shrinkHold.id} --overwrite`.slice(0, 2000) }
+      : s.shrinkHold
       ? { type: 'ShrinkGuard', status: 'True', reason: 'DesiredStateShrank', message: `${s.shrinkHold.reason}. Acting on the last good desired state; if the shrink is real, release with: kubectl annotate ahp ${policy?.metadata.name ?? '<name>'} hm9k.io/release-stop-hold=${s.shrinkHold.id} --overwrite`.slice(0, 2000) }
       : { type: 'ShrinkGuard', status: 'False', reason: 'DesiredStateTrusted', message: 'The last fetch did not shrink the desired state beyond maxShrinkPercent.' },
+    s.skippedApps?.length
+      ? { type: 'AppsSkipped', status: 'True', reason: 'InstancesOverLimit', message: `${s.skippedApps.length} apps not analysed (nothing started or stopped for them): ${s.skippedApps.slice(0, 5).map((a) => `${a.appGuid} (${a.instances} instances)`).join(', ')}${s.skippedApps.length > 5 ? ', ...' : ''}; the limit is guards.maxInstancesPerApp.`.slice(0, 2000) }
+      : { type: 'AppsSkipped', status: 'False', reason: 'AllAppsAnalysed', message: 'Every app is analysed.' },
   ];
   const fresh = s.actualFresh && s.desiredFresh;
   return {
@@ -76,6 +83,8 @@ export function desiredAppStatus(obj: DesiredApp, summary: AppSummary | undefine
     conds.push({ type: 'Converged', status: 'Unknown', reason: 'NotInCloudController', message: 'Cloud Controller does not list this app: the object is ignored.' });
   } else if (!summary) {
     conds.push({ type: 'Converged', status: 'Unknown', reason: 'NotAnalyzed', message: 'Not analyzed yet (state not fresh).' });
+  } else if (summary.skipped) {
+    conds.push({ type: 'Converged', status: 'Unknown', reason: 'InstancesOverLimit', message: `The Cloud Controller ${summary.skipped}; nothing is started or stopped for this app.`.slice(0, 1000) });
   } else {
     conds.push(
       summary.converged
@@ -113,7 +122,7 @@ export function sameSummary(a: AppSummary | undefined, b: AppSummary | undefined
   if (a === b) return true;
   if (!a || !b) return false;
   if (a.running !== b.running || a.starting !== b.starting || a.crashed !== b.crashed || a.missing !== b.missing) return false;
-  if (a.undesiredRunning !== b.undesiredRunning || a.converged !== b.converged || a.paused !== b.paused) return false;
+  if (a.undesiredRunning !== b.undesiredRunning || a.converged !== b.converged || a.paused !== b.paused || a.skipped !== b.skipped) return false;
   if (a.flapping.length !== b.flapping.length || a.gaveUp.length !== b.gaveUp.length) return false;
   for (let i = 0; i < a.flapping.length; i++) if (a.flapping[i]!.index !== b.flapping[i]!.index || a.flapping[i]!.crashCount !== b.flapping[i]!.crashCount) return false;
   for (let i = 0; i < a.gaveUp.length; i++) if (a.gaveUp[i] !== b.gaveUp[i]) return false;

@@ -14,6 +14,7 @@ const GAUGES: Record<keyof AnalysisCounts, [string, string]> = {
   desiredApps: ['hm9k_desired_apps', 'NumberOfDesiredApps'],
   desiredInstances: ['hm9k_desired_instances', 'NumberOfDesiredInstances'],
   desiredAppsPendingStaging: ['hm9k_desired_apps_pending_staging', 'NumberOfDesiredAppsPendingStaging'],
+  skippedApps: ['hm9k_apps_skipped', 'hm9k: apps not analysed because their desired instances exceed guards.maxInstancesPerApp'],
 };
 
 export const REASON_COUNTERS = {
@@ -45,7 +46,7 @@ export class AppsMetrics {
     const reg = { registers: [registry] };
     const get = <T>(name: string, make: () => T): T => (registry.getSingleMetric(name) as T | undefined) ?? make();
     this.gauges = Object.fromEntries(
-      Object.entries(GAUGES).map(([k, [name, hm]]) => [k, get(name, () => new Gauge({ name, help: `HM9000 ${hm}; -1 when state is not fresh.`, ...reg }))]),
+      Object.entries(GAUGES).map(([k, [name, hm]]) => [k, get(name, () => new Gauge({ name, help: `${hm.startsWith('hm9k: ') ? hm.slice(6) : `HM9000 ${hm}`}; -1 when state is not fresh.`, ...reg }))]),
     ) as Record<keyof AnalysisCounts, Gauge>;
     for (const g of Object.values(this.gauges)) g.set(-1);
     this.actions = get('hm9k_app_actions_total', () => new Counter({ name: 'hm9k_app_actions_total', help: 'Start/stop messages sent to CC, by HM9000 counter name (StartMissing, StartCrashed, StartEvacuating, StopExtra, StopDuplicate, StopEvacuationComplete).', labelNames: ['hm9000', 'kind', 'reason'] as const, ...reg }));

@@ -11,6 +11,12 @@ export interface ActualFreshnessState {
   lastFlush?: number;
 }
 
+/** ms epochs: heartbeats flowed without a gap longer than the TTL from `from` until `until`. */
+export interface ObservedSpan {
+  from: number;
+  until: number;
+}
+
 export class ActualFreshness {
   state: ActualFreshnessState = {};
   constructor(public ttlMs: number) {}
@@ -29,6 +35,18 @@ export class ActualFreshness {
     const { lastFlush, streakStart } = this.state;
     if (lastFlush === undefined || streakStart === undefined) return false;
     return now - lastFlush <= this.ttlMs && now - streakStart >= this.ttlMs;
+  }
+
+  /**
+   * The span of unbroken heartbeat intake that a flush at `now` belongs to (as if it were recorded
+   * when it carried heartbeats), or undefined when there is none. A DEA's silence is measured only
+   * inside it (hm9k's rule, stricter than HM9000's wall clock): time spent blind never counts.
+   */
+  observedSpan(now: number, carriedHeartbeats: boolean): ObservedSpan | undefined {
+    const { lastFlush, streakStart } = this.state;
+    const has = lastFlush !== undefined && streakStart !== undefined;
+    if (carriedHeartbeats) return { from: has && now - lastFlush <= this.ttlMs ? streakStart : now, until: now };
+    return has ? { from: streakStart, until: lastFlush } : undefined;
   }
 
   /** Seconds since the streak began, or -1 when there is none (metrics). */

@@ -5,7 +5,7 @@ import type { AppsConfig, AppsProcessConfig } from '../config.js';
 
 export { MemoryStore, K, type AppsStore, type ApplyResult, type LoadResult } from './memory.js';
 export { EtcdStore } from './etcd.js';
-export { ActualFreshness, desiredIsFresh } from './freshness.js';
+export { ActualFreshness, desiredIsFresh, type ObservedSpan } from './freshness.js';
 
 export function createStore(store: AppsProcessConfig['store'], config: AppsConfig): MemoryStore {
   if (store.kind === 'etcd') {

@@ -1,7 +1,7 @@
 // The actual-state store kept in memory (the default). The etcd store extends it: reads always come
 // from memory; every change is also journaled as a key (see keys below) so that a persistent store
 // can write only what changed.
-import { ActualFreshness, type ActualFreshnessState } from './freshness.js';
+import { ActualFreshness, type ActualFreshnessState, type ObservedSpan } from './freshness.js';
 import {
   crashKey,
   startKey,
@@ -100,11 +100,18 @@ export class MemoryStore {
     return { changed };
   }
 
-  /** A DEA whose heartbeats stopped for the presence TTL is gone, with all its instances. */
-  expireDeas(now: number, presenceTtlMs: number): string[] {
+  /**
+   * A DEA is gone, with all its instances, once heartbeats (of other DEAs) flowed for the presence
+   * TTL without one from it (HM9000 section 2). Its silence is counted only within `observed`, the
+   * current unbroken intake streak up to its last flush that carried heartbeats: while hm9k is blind
+   * (NATS down, a gap, a revoked streak) no DEA expires, and after it a DEA gets a whole presence
+   * TTL of observation again (issue 14 item 1: a DEA quiet across a NATS outage is not missing).
+   */
+  expireDeas(observed: ObservedSpan | undefined, presenceTtlMs: number): string[] {
     const gone: string[] = [];
+    if (!observed) return gone;
     for (const [id, dea] of this.deas) {
-      if (now - dea.lastSeen <= presenceTtlMs) continue;
+      if (observed.until - Math.max(dea.lastSeen, observed.from) <= presenceTtlMs) continue;
       gone.push(id);
       for (const [guid, inst] of dea.instances) {
         this.unindex(inst);

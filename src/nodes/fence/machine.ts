@@ -77,6 +77,10 @@ interface Ctx {
   c: DecideContext;
   status: ComputeNodeStatus;
   actions: Action[];
+  /** What a paused or dry-run policy is holding (the Paused condition says it). */
+  held?: string;
+  /** Why an acknowledgement was refused (the Acknowledged condition says it). */
+  ackRefused?: string;
 }
 
 function subjectFor(node: NodeSnapshot, what: string) {
@@ -194,16 +198,79 @@ function conditions(x: Ctx) {
   } else {
     conds = conds.filter((c) => c.type !== 'Evacuated');
   }
+  const hold = actionHold(x);
+  conds = hold
+    ? setCondition(conds, 'Paused', 'True', hold === 'dry run' ? 'DryRun' : 'PolicyPaused',
+      `${hold === 'dry run' ? 'dry run: hm9k decides and reports, acts on nothing' : 'policy paused: no new external action'}${x.held ? `; holding: ${x.held}` : ''}`, now, g)
+    : conds.filter((c) => c.type !== 'Paused');
+  conds = x.ackRefused
+    ? setCondition(conds, 'Acknowledged', 'False', 'FenceInProgress', `acknowledgement ${x.ackRefused}`, now, g)
+    : conds.filter((c) => c.type !== 'Acknowledged');
   x.status.conditions = conds;
+}
+
+/**
+ * Why external actions are held in every phase, or undefined (issue 9 item 5; architecture, safety:
+ * "paused; dryRun (decide and report, act on nothing)"). Notifications, Events and the read-only SSH
+ * corroboration still run: they report, they change nothing.
+ */
+function actionHold(x: Ctx): 'policy paused' | 'dry run' | undefined {
+  if (x.policy.safety.paused) return 'policy paused';
+  if (x.policy.safety.dryRun) return 'dry run';
+  return undefined;
+}
+
+/**
+ * One fence step: the action, or under paused/dryRun the same phase with a hold that says what would
+ * run (the fence holds where it is and resumes when unpaused, issue 9 item 5).
+ */
+function fenceStep(x: Ctx, p: Phase, doing: string, what: string, action: Action): void {
+  const hold = actionHold(x);
+  if (!hold) {
+    phase(x, p, doing);
+    x.actions.push(action);
+    return;
+  }
+  const waiting = `${hold}: would ${what}; held until ${hold === 'dry run' ? 'dryRun is off' : 'the policy is unpaused'}`;
+  x.held = `${x.status.fence ? `fence ${x.status.fence.id}: ` : ''}would ${what}`;
+  if (x.node.status.waitingFor !== waiting.slice(0, 512)) event(x, 'Warning', 'FenceHeld', waiting);
+  phase(x, p, waiting);
+}
+
+const FINAL_PHASES: readonly Phase[] = ['Fenced', 'FenceFailed'];
+
+const REPORTED_DONE = 50;
+
+/** The evacuation part of the fenced email: the servers that need hands first, every one of them listed. */
+function evacuationReport(e: NonNullable<ComputeNodeStatus['evacuation']>): string {
+  const line = (s: (typeof e.servers)[number]) => `  ${s.id}: ${s.state}${s.to ? ` -> ${s.to}` : ''}${s.error ? ` (${s.error})` : ''}`;
+  const hands = e.servers.filter((s) => s.state !== 'done');
+  const done = e.servers.filter((s) => s.state === 'done');
+  const omittedFailed = e.omitted?.failed ?? 0;
+  const doneUnlisted = e.done - Math.min(done.length, REPORTED_DONE);
+  return `Evacuation (microversion ${e.microversion}): ${e.done} done, ${e.failed} failed of ${e.total}.\n` +
+    (hands.length || omittedFailed ? `Servers that need your attention:\n${hands.map(line).join('\n')}${hands.length ? '\n' : ''}` +
+      (omittedFailed ? `  ... and ${omittedFailed} more failed server(s) not listed in status (see the Events and hm9k's log)\n` : '') : '') +
+    (done.length ? `Evacuated:\n${done.slice(0, REPORTED_DONE).map(line).join('\n')}\n` : '') +
+    (doneUnlisted > 0 ? `  ... and ${doneUnlisted} more evacuated\n` : '');
 }
 
 /** Continue, latch or end an existing fence. */
 function handleFence(x: Ctx): void {
   const { node, policy } = x;
   let fence = x.status.fence!;
+  // A fence loses sight of the host: no power-on evidence survives it (issue 9 item 4).
+  delete x.status.watchedHealthyAt;
   const given = node.annotations[ACK_FENCE_ANNOTATION];
   const ack = given === fence.id;
-  if (ack && !fence.acknowledged) {
+  // An acknowledgement counts only once the fence has reached a final phase in an earlier decision, so
+  // the fence is never cut short and its summary email has gone out (issue 9 item 12).
+  const final = FINAL_PHASES.includes(node.status.phase as Phase);
+  if (ack && !fence.acknowledged && !final) {
+    x.ackRefused = `${ACK_FENCE_ANNOTATION}=${fence.id} refused: fence ${fence.id} is still in progress; it counts once the fence is Fenced or FenceFailed (the annotation may stay)`;
+    const was = node.status.conditions?.find((c) => c.type === 'Acknowledged');
+    if (was?.reason !== 'FenceInProgress') event(x, 'Warning', 'AcknowledgementRefused', `acknowledgement ${x.ackRefused}`);
+  } else if (ack && !fence.acknowledged) {
     fence = { ...fence, acknowledged: true };
     event(x, 'Normal', 'FenceAcknowledged', `acknowledgement accepted: ${ACK_FENCE_ANNOTATION}=${fence.id} matches the fence id`);
   } else if (given !== undefined && !ack && !fence.acknowledged) {
@@ -229,24 +296,31 @@ function handleFence(x: Ctx): void {
       `  kubectl annotate computenode ${node.name} ${ACK_FENCE_ANNOTATION}=${fence.id}`);
     return;
   }
-  if (x.policy.safety.paused && !fence.acknowledged) {
-    phase(x, x.status.phase ?? 'Fencing', 'policy paused: fence steps on hold');
-    return;
-  }
   const confirmed = stepState(fence, 'confirmOff') === 'succeeded' && !!fence.powerOffConfirmedAt;
   if (!confirmed) {
-    phase(x, 'Fencing', 'powering off through the BMC and confirming off');
-    x.actions.push({ type: 'powerOff', fenceId: fence.id });
+    fenceStep(x, 'Fencing', 'powering off through the BMC and confirming off', 'power off through the BMC and confirm off', { type: 'powerOff', fenceId: fence.id });
+    return;
+  }
+  // Safe-fencing rule 1 holds at every Nova step, not only at the confirmation: a host the BMC reports
+  // on again (powered on by hand, or a BMC that answered wrongly) is not fenced. Nothing is forced down,
+  // disabled or evacuated while it reads on; the fence holds (no second power-off) and operators are told.
+  const novaStepsLeft = (policy.fencing.forceDownService && !['succeeded', 'skipped'].includes(stepState(fence, 'forceDown') ?? ''))
+    || stepState(fence, 'disable') !== 'succeeded'
+    || (policy.evacuation.enabled && !['succeeded', 'failed', 'skipped'].includes(stepState(fence, 'evacuate') ?? ''));
+  if (novaStepsLeft && node.obs.power?.state === 'on') {
+    phase(x, x.status.phase === 'Evacuating' ? 'Evacuating' : 'Fencing', 'the BMC reports power on again after the confirmed power-off: nothing forced down or evacuated until it reads off');
+    notify(x, `fence-power-on-${fence.id}`, 'critical', 'powered on again during the fence, nothing evacuated',
+      `hm9k powered this node off (fence ${fence.id}, confirmed at ${fence.powerOffConfirmedAt}), but its BMC now reports power on.\n` +
+      `hm9k will not force nova-compute down or evacuate while the host may be running its servers.\n` +
+      `Check who powered it on; power it off through the BMC to let the fence continue.`);
     return;
   }
   if (policy.fencing.forceDownService && stepState(fence, 'forceDown') !== 'succeeded' && stepState(fence, 'forceDown') !== 'skipped') {
-    phase(x, 'Fencing', 'forcing nova-compute down');
-    x.actions.push({ type: 'forceDown', fenceId: fence.id });
+    fenceStep(x, 'Fencing', 'forcing nova-compute down', 'force nova-compute down', { type: 'forceDown', fenceId: fence.id });
     return;
   }
   if (stepState(fence, 'disable') !== 'succeeded') {
-    phase(x, 'Fencing', 'disabling nova-compute with the fence marker');
-    x.actions.push({ type: 'disable', fenceId: fence.id, reason: `${FENCE_REASON_PREFIX}${fence.id}` });
+    fenceStep(x, 'Fencing', 'disabling nova-compute with the fence marker', 'disable nova-compute with the fence marker', { type: 'disable', fenceId: fence.id, reason: `${FENCE_REASON_PREFIX}${fence.id}` });
     return;
   }
   const evac = stepState(fence, 'evacuate');
@@ -255,29 +329,22 @@ function handleFence(x: Ctx): void {
       phase(x, 'Evacuating', 'waiting for Nova to report nova-compute down (forceDownService is off)');
       return;
     }
-    phase(x, 'Evacuating', 'evacuating servers');
-    x.actions.push({ type: 'evacuate', fenceId: fence.id });
+    fenceStep(x, 'Evacuating', 'evacuating servers', 'evacuate servers', { type: 'evacuate', fenceId: fence.id });
     return;
   }
-  // Fenced, latched.
+  // Fenced. The summary goes out once, on arrival, whatever the acknowledgement says (issue 9 item 12).
+  if (x.status.phase !== 'Fenced') {
+    const e = x.status.evacuation;
+    notify(x, `fenced-${fence.id}`, 'critical', `fenced${e ? `, ${e.done}/${e.total} servers evacuated` : ''}`,
+      `hm9k fenced this node: ${fence.reason}\n` +
+      `Power-off confirmed by the BMC at ${fence.powerOffConfirmedAt}. nova-compute forced down and disabled ("${FENCE_REASON_PREFIX}${fence.id}").\n` +
+      (e ? evacuationReport(e) : 'Evacuation is disabled by the policy.\n') +
+      `hm9k will not power this host on. Repair it, then acknowledge with:\n` +
+      `  kubectl annotate computenode ${node.name} ${ACK_FENCE_ANNOTATION}=${fence.id}`);
+    event(x, 'Warning', 'Fenced', `fence ${fence.id} complete`);
+  }
   if (!fence.acknowledged) {
-    const wasFenced = x.status.phase === 'Fenced';
     phase(x, 'Fenced', `latched: acknowledge with annotation ${ACK_FENCE_ANNOTATION}=${fence.id} after repairing the host`);
-    if (!wasFenced) {
-      const e = x.status.evacuation;
-      const failedServers = e?.servers.filter((s) => s.state === 'failed') ?? [];
-      notify(x, `fenced-${fence.id}`, 'critical', `fenced${e ? `, ${e.done}/${e.total} servers evacuated` : ''}`,
-        `hm9k fenced this node: ${fence.reason}\n` +
-        `Power-off confirmed by the BMC at ${fence.powerOffConfirmedAt}. nova-compute forced down and disabled ("${FENCE_REASON_PREFIX}${fence.id}").\n` +
-        (e
-          ? `Evacuation (microversion ${e.microversion}): ${e.done} done, ${e.failed} failed of ${e.total}.\n` +
-            e.servers.map((s) => `  ${s.id}: ${s.state}${s.to ? ` -> ${s.to}` : ''}${s.error ? ` (${s.error})` : ''}`).join('\n') + '\n' +
-            (failedServers.length ? `Servers that failed need your attention.\n` : '')
-          : 'Evacuation is disabled by the policy.\n') +
-        `hm9k will not power this host on. Repair it, then acknowledge with:\n` +
-        `  kubectl annotate computenode ${node.name} ${ACK_FENCE_ANNOTATION}=${fence.id}`);
-      event(x, 'Warning', 'Fenced', `fence ${fence.id} complete`);
-    }
     return;
   }
   // Acknowledged: return to service once the host is repaired.
@@ -285,6 +352,10 @@ function handleFence(x: Ctx): void {
   const notUp = nets.filter((n) => node.obs.networks[n]?.state !== 'up');
   if (notUp.length || node.obs.power?.state !== 'on') {
     phase(x, 'Fenced', `acknowledged; waiting for the repaired host: ${notUp.length ? `networks ${notUp.join(', ')} not up` : ''}${notUp.length && node.obs.power?.state !== 'on' ? '; ' : ''}${node.obs.power?.state !== 'on' ? 'power not on' : ''}`);
+    return;
+  }
+  if (actionHold(x)) {
+    fenceStep(x, 'Fenced', 'acknowledged; returning nova-compute to service', 'return nova-compute to service', { type: 'returnToService', fenceId: fence.id });
     return;
   }
   const prevWait = x.status.waitingFor?.startsWith('returning to service:') ? x.status.waitingFor : undefined;
@@ -300,6 +371,7 @@ export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet:
   const actions: Action[] = [];
   if (!policy) {
     const x = { node, policy: null as unknown as ResolvedPolicy, fleet, c, status, actions };
+    delete status.watchedHealthyAt; // not watched by any policy: the power-on evidence lapses (item 4)
     phase(x, 'Unknown', c.noPolicyReason ?? 'no FencePolicy matches this node');
     return { status, actions, inFlight: false, unhealthy: !node.spec.maintenance };
   }
@@ -322,13 +394,17 @@ export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet:
   };
 
   if (node.spec.maintenance) {
+    delete status.watchedHealthyAt; // an operator may do anything in maintenance (item 4)
     phase(x, 'Maintenance', 'spec.maintenance is true: no action');
     return result();
   }
-  // Rebuild the latch from Nova's marker when the fence record is gone.
+  // Rebuild the latch from Nova's marker when the fence record is gone (architecture: the latch also
+  // lives in Nova), except for the fence hm9k itself just returned to service: that marker is a read
+  // taken before the service was re-enabled (issue 9 item 6: else a host failing again is never fenced).
   const marker = node.obs.nova?.disabledReason;
-  if (!status.fence && marker?.startsWith(FENCE_REASON_PREFIX)) {
-    const id = marker.slice(FENCE_REASON_PREFIX.length).trim();
+  const markerId = marker?.startsWith(FENCE_REASON_PREFIX) ? marker.slice(FENCE_REASON_PREFIX.length).trim() : undefined;
+  if (!status.fence && markerId !== undefined && markerId !== status.returnedFenceId) {
+    const id = markerId;
     const at = iso(c.now);
     status.fence = {
       id, reason: 'rebuilt from the Nova disabled_reason marker', startedAt: at, leaseHolder: c.lease.holder, leaseTransitions: c.lease.transitions,
@@ -363,14 +439,19 @@ export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet:
   };
   const settled = (r: { lastAttempt?: string }) => !r.lastAttempt || c.now - ms(r.lastAttempt) >= policy.recovery.settleTimeMs;
 
-  // Power off, found while the node was healthy: power it on (the power-on rule).
+  // Power off, found while the node was healthy: power it on (the power-on rule, architecture.md).
+  // It needs positive evidence, checked on every decision, not only the first (issue 9 item 4): hm9k
+  // saw the node Healthy and watched it since (status.watchedHealthyAt, kept in status so it survives
+  // restarts and is absent on a re-created object), and Nova is readable and shows neither hm9k's
+  // fence marker nor evacuation migrations. Unknown is never evidence.
   if (power?.state === 'off' && (prev === undefined || prev === 'Healthy' || prev === 'Degraded' || prev === 'Unknown' || (prev === 'Recovering' && rec.kind === 'powerOn'))) {
     const r = startRecovery('powerOn');
     const reasons: string[] = [];
     if (!policy.recovery.powerOn) reasons.push('recovery.powerOn is false');
+    if (!status.watchedHealthyAt) reasons.push('no evidence that the node was Healthy under hm9k\'s watch (new or re-created ComputeNode, or Unknown, Maintenance or fenced since)');
+    if (!nova || nova.apiState === 'unknown') reasons.push('Nova state unknown: the fence marker and evacuation migrations cannot be read');
     if (nova?.disabledReason?.startsWith(FENCE_REASON_PREFIX)) reasons.push('Nova shows hm9k\'s fence marker');
     if ((nova?.evacuationMigrations ?? 0) > 0) reasons.push('evacuation migrations exist for this host');
-    if (prev === 'Unknown' || prev === undefined) reasons.push('the node was not known to be healthy before');
     if (reasons.length) {
       phase(x, 'Degraded', `powered off; not powering on: ${reasons.join('; ')}`);
       notify(x, 'powered-off', 'warning', 'host is powered off', `The BMC reports chassis power off. hm9k will not power it on: ${reasons.join('; ')}.\nPlease check the host.`);
@@ -391,6 +472,7 @@ export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet:
     }
     const gate = remediationGate(x, false) ?? (policy.safety.dryRun ? 'dry run' : undefined);
     if (gate) {
+      if (actionHold(x)) x.held = 'would power on through the BMC';
       phase(x, 'Degraded', `powered off; power-on held: ${gate}`);
       notify(x, 'power-on-held', 'warning', 'host powered off, power-on held', `The host is powered off. hm9k would power it on but: ${gate}.`);
       return result();
@@ -412,6 +494,7 @@ export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet:
       return result();
     }
     if (unknown.length) {
+      delete status.watchedHealthyAt; // hm9k lost sight of the node: no power-on evidence (item 4)
       phase(x, 'Unknown', `network state unknown: ${unknown.map((n) => `${n}${obsN[n]?.reason ? ` (${obsN[n]!.reason})` : ''}`).join(', ')}; no action`);
       return result();
     }
@@ -431,6 +514,8 @@ export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet:
         notify(x, 'recovered', 'info', 'recovered', `Every watched network is up again${rec.kind ? ` after ${rec.attempts} recovery attempt(s) (${rec.kind})` : ''}. Nothing was fenced.`);
       }
       delete status.recovery;
+      // Positive evidence for the power-on rule (item 4); set once, so steady state stays quiet.
+      status.watchedHealthyAt ??= iso(c.now);
       phase(x, 'Healthy');
       return result();
     }
@@ -469,6 +554,7 @@ function recoverFlow(x: Ctx, kind: NetworkName | 'novaCompute', action: 'Recover
     }
     const gate = remediationGate(x, true) ?? (policy.safety.dryRun ? 'dry run' : undefined);
     if (gate) {
+      if (actionHold(x)) x.held = `would run the ${kind} recovery command`;
       phase(x, 'Suspect', `${what}; recovery held: ${gate}`);
       event(x, 'Warning', gate.startsWith('storm') ? 'RecoveryHeldStorm' : 'RecoveryHeld', `would run recovery for ${kind}, but ${gate}`);
       notify(x, `recovery-held-${kind}`, 'warning', `${kind} failure, recovery held`, `${what}.\nhm9k would run the recovery command but: ${gate}.`);
@@ -533,6 +619,7 @@ function fenceFlow(x: Ctx, net: NetworkName, what: string, since: number, result
     return result();
   }
   if (policy.safety.dryRun) {
+    x.held = 'would fence';
     phase(x, 'Suspect', `${what}; dry run: would fence`);
     notify(x, 'dry-run-fence', 'warning', 'dry run: would fence', `${what}.\nRecovery failed and corroboration (${cor.result}) confirms it. hm9k would fence this node; dryRun is on, so it did nothing.`);
     return result();
@@ -543,6 +630,7 @@ function fenceFlow(x: Ctx, net: NetworkName, what: string, since: number, result
     steps: [{ name: 'powerOff', state: 'pending', at: iso(c.now) }],
   };
   delete status.evacuation;
+  delete status.watchedHealthyAt;
   phase(x, 'Fencing', 'powering off through the BMC and confirming off');
   x.actions.push({ type: 'powerOff', fenceId: id });
   event(x, 'Warning', 'Fence', `fence ${id}: ${what}; corroboration ${cor.result}`);
@@ -574,6 +662,7 @@ export function applyOutcome(status: ComputeNodeStatus, outcome: Outcome, now: n
       return s;
     case 'returnToService':
       if (outcome.ok && !outcome.waiting) {
+        if (s.fence) s.returnedFenceId = s.fence.id;
         delete s.fence;
         delete s.evacuation;
         delete s.recovery;

@@ -1,6 +1,6 @@
-// Validation of DEA messages. A malformed message is rejected whole (applying part of a heartbeat
-// would drop the instances it failed to list).
-import { EXIT_REASONS, INSTANCE_STATES, type DeaHeartbeat, type DropletExited } from '../types.js';
+// Validation of DEA messages (formats in ./messages.ts). A malformed message is rejected whole
+// (applying part of a heartbeat would drop the instances it failed to list).
+import { EXIT_REASONS, INSTANCE_STATES, type DeaHeartbeat, type DropletExited } from './messages.js';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
@@ -30,6 +30,7 @@ export function parseHeartbeat(raw: string | Uint8Array): Parsed<DeaHeartbeat> {
     if (!isIndex(d.index)) return { ok: false, error: `droplets[${n}]: index must be an integer >= 0` };
     if (!INSTANCE_STATES.includes(d.state as never)) return { ok: false, error: `droplets[${n}]: unknown state ${JSON.stringify(d.state)}` };
     if (typeof d.state_timestamp !== 'number' || !Number.isFinite(d.state_timestamp)) return { ok: false, error: `droplets[${n}]: state_timestamp must be a number` };
+    if (d.cc_partition != null && typeof d.cc_partition !== 'string') return { ok: false, error: `droplets[${n}]: cc_partition must be a string` };
   }
   return { ok: true, value: v as unknown as DeaHeartbeat };
 }
@@ -42,5 +43,11 @@ export function parseExited(raw: string | Uint8Array): Parsed<DropletExited> {
   if (!isStr(v.droplet) || !isStr(v.instance)) return { ok: false, error: 'droplet and instance must be strings' };
   if (!EXIT_REASONS.includes(v.reason as never)) return { ok: false, error: `unknown reason ${JSON.stringify(v.reason)}` };
   if (v.index !== undefined && !isIndex(v.index)) return { ok: false, error: 'index must be an integer >= 0' };
+  // The store copies crash_timestamp into the instance's state_timestamp: a number or nothing (dea_ng
+  // sends null for fields it has no value for; that is not malformed).
+  for (const k of ['crash_timestamp', 'exit_status'] as const) {
+    if (v[k] != null && (typeof v[k] !== 'number' || !Number.isFinite(v[k]))) return { ok: false, error: `${k} must be a number` };
+  }
+  if (v.exit_description != null && typeof v.exit_description !== 'string') return { ok: false, error: 'exit_description must be a string' };
   return { ok: true, value: { ...(v as unknown as DropletExited), version: typeof v.version === 'string' ? v.version : '', index: (v.index as number | undefined) ?? 0 } };
 }
