@@ -35,7 +35,10 @@ import { freePort, isAlive, killGroup, startProcess, waitFor, type Started } fro
 
 const run = promisify(execFile);
 /** Bump when the cached schema's making changes. */
-const SCHEMA_REV = 1;
+const SCHEMA_REV = 2;
+
+/** The ports a cached data directory was made with (they appear in Keystone's endpoint and Nova's cell mappings). */
+interface CachedPorts { db: number; amqp: number; keystone: number }
 
 /** Debian's Python: the services' own interpreter (a pyenv or venv python3 on the PATH lacks their modules). */
 const PY = '/usr/bin/python3';
@@ -99,14 +102,24 @@ export class OpenStack {
   readonly ports = { db: 0, epmd: 0, amqp: 0, dist: 0, keystone: 0, placement: 0, glance: 0, neutron: 0, nova: 0 };
   private services: Service[] = [];
   private computes = new Map<string, { proc: Started | undefined; paused: boolean }>();
-  private adminToken: { value: string; at: number } | undefined;
+  /** Set when start-up failed: the work directory (logs) stays for diagnosis. */
+  private keepDir = false;
+  private tokens = new Map<string, { value: string; at: number }>();
   imageId = '';
   flavorId = '';
   /** Seconds each phase of start() took (reported by the tests and the bench). */
   readonly timings: Record<string, number> = {};
   private o: Required<Omit<OpenStackOptions, 'dir'>>;
 
+  /** Last resort when the owner exits without stop(): no service outlives it. */
+  private readonly onExit = () => {
+    for (const pid of [...this.services.map((x) => x.proc.pid), ...[...this.computes.values()].flatMap((c) => (c.proc ? [c.proc.pid] : []))]) {
+      try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+  };
+
   constructor(opts: OpenStackOptions = {}) {
+    process.once('exit', this.onExit);
     this.dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'hm9k-openstack-'));
     this.o = { maxLimit: opts.maxLimit ?? 1000, reportIntervalS: opts.reportIntervalS ?? 2, serviceDownTimeS: opts.serviceDownTimeS ?? 10, password: opts.password ?? 'secret' };
     this.password = this.o.password;
@@ -136,25 +149,12 @@ export class OpenStack {
       let t = Date.now();
       await this.writeConfigs();
       const cached = await this.restoreSchema();
-      await Promise.all([this.startDb(cached), this.startRabbit()]);
+      await Promise.all([this.startDb(!!cached), this.startRabbit()]);
       phase('db+rabbit', t);
       t = Date.now();
-      if (!cached) await this.migrateAndCache();
+      if (cached) await this.retargetPorts(cached);
+      else await this.migrateAndCache();
       phase('migrations', t);
-      t = Date.now();
-      // What names this run's ports (cell mappings, Keystone's own endpoint, fernet keys): every run.
-      const kc = ['--config-file', join(this.dir, 'keystone/keystone.conf')];
-      const nc = ['--config-file', join(this.dir, 'nova/nova.conf')];
-      const me = userInfo().username;
-      const group = (await run('id', ['-gn'])).stdout.trim();
-      await Promise.all([
-        this.manage('keystone-manage', [[...kc, 'fernet_setup', '--keystone-user', me, '--keystone-group', group],
-          [...kc, 'credential_setup', '--keystone-user', me, '--keystone-group', group],
-          [...kc, 'bootstrap', '--bootstrap-password', this.o.password, '--bootstrap-region-id', 'RegionOne',
-            ...['admin', 'internal', 'public'].flatMap((i) => [`--bootstrap-${i}-url`, this.keystoneUrl])]]),
-        this.manage('nova-manage', [[...nc, 'cell_v2', 'map_cell0', '--database_connection', `${this.dbUrl}/nova_cell0`], [...nc, 'cell_v2', 'create_cell', '--name', 'cell1']]),
-      ]);
-      phase('bootstrap', t);
       t = Date.now();
       this.startKeystone();
       await this.waitHttp('keystone', `${this.keystoneUrl}`);
@@ -179,6 +179,7 @@ export class OpenStack {
       phase('computes', t);
       this.timings.total = (Date.now() - t0) / 1000;
     } catch (err) {
+      this.keepDir = true;
       await this.stop(true);
       throw new Error(`OpenStack start-up failed (logs kept in ${this.dir}/logs): ${(err as Error).message}`);
     }
@@ -198,9 +199,10 @@ export class OpenStack {
   }
 
   /**
-   * The schema migrations (minutes on a loaded 2-core machine) run once per set of package versions:
-   * the migrated MariaDB data directory is kept in ~/.cache/hm9k and copied for each start. Nothing
-   * in it names a port (cell mappings, endpoints and keys are made per run in start()).
+   * The schema migrations and bootstraps (minutes on a loaded 2-core machine) run once per set of
+   * package versions: the MariaDB data directory and Keystone's keys are kept in ~/.cache/hm9k and
+   * copied for each start; the two places that name ports (Keystone's own endpoint, Nova's cell
+   * mappings) are rewritten for this run's ports (retargetPorts).
    */
   private async schemaCacheDir(): Promise<string> {
     const pkgs = ['python3-nova', 'python3-keystone', 'python3-glance', 'python3-neutron', 'python3-placement', 'mariadb-server-core'];
@@ -209,13 +211,25 @@ export class OpenStack {
     return join(binDir(), '..', `openstack-schema-${key}`);
   }
 
-  /** Copies the cached migrated data directory into this run's; false when there is none yet. */
-  private async restoreSchema(): Promise<boolean> {
+  /** Copies the cached data directory and keys into this run's; the ports they were made with, or undefined. */
+  private async restoreSchema(): Promise<CachedPorts | undefined> {
     const cache = await this.schemaCacheDir();
-    if (!existsSync(join(cache, 'complete'))) return false;
-    await rm(join(this.dir, 'db'), { recursive: true, force: true });
-    await cp(join(cache, 'db'), join(this.dir, 'db'), { recursive: true });
-    return true;
+    if (!existsSync(join(cache, 'complete'))) return undefined;
+    for (const d of ['db', 'keystone/fernet', 'keystone/credential']) {
+      await rm(join(this.dir, d), { recursive: true, force: true });
+      await cp(join(cache, d), join(this.dir, d), { recursive: true });
+    }
+    return JSON.parse(await readFile(join(cache, 'ports.json'), 'utf8')) as CachedPorts;
+  }
+
+  private async retargetPorts(old: CachedPorts): Promise<void> {
+    const p = this.ports;
+    const q = (v: string) => `'${v.replace(/'/g, "''")}'`;
+    const swap = (col: string, from: string, to: string) => `${col} = REPLACE(${col}, ${q(from)}, ${q(to)})`;
+    await this.exec('mariadb', 'mariadb', ['--no-defaults', '-S', join(this.dir, 'mysql.sock'), '-uroot', '-e', [
+      `UPDATE keystone.endpoint SET ${swap('url', `127.0.0.1:${old.keystone}/`, `127.0.0.1:${p.keystone}/`)}`,
+      `UPDATE nova_api.cell_mappings SET ${swap('database_connection', `127.0.0.1:${old.db}/`, `127.0.0.1:${p.db}/`)}, ${swap('transport_url', `127.0.0.1:${old.amqp}/`, `127.0.0.1:${p.amqp}/`)}`,
+    ].join('; ')]);
   }
 
   private async migrateAndCache(): Promise<void> {
@@ -229,8 +243,16 @@ export class OpenStack {
       this.manage('placement-manage', [['--config-file', join(d, 'placement/placement.conf'), 'db', 'sync']]),
       this.manage('glance-manage', [['--config-file', join(d, 'glance/glance-api.conf'), 'db_sync']]),
       this.manage('neutron-db-manage', [['--config-file', join(d, 'neutron/neutron.conf'), '--config-file', join(d, 'neutron/ml2.ini'), 'upgrade', 'heads']]),
-      this.manage('nova-manage', [[...nc, 'api_db', 'sync'], [...nc, 'db', 'sync', '--local_cell'], [...nc, '--config-file', cell0, 'db', 'sync', '--local_cell']]),
+      this.manage('nova-manage', [[...nc, 'api_db', 'sync'], [...nc, 'db', 'sync', '--local_cell'], [...nc, '--config-file', cell0, 'db', 'sync', '--local_cell'],
+        [...nc, 'cell_v2', 'map_cell0', '--database_connection', `${this.dbUrl}/nova_cell0`], [...nc, 'cell_v2', 'create_cell', '--name', 'cell1']]),
     ]);
+    const kc = ['--config-file', join(d, 'keystone/keystone.conf')];
+    const me = userInfo().username;
+    const group = (await run('id', ['-gn'])).stdout.trim();
+    await this.manage('keystone-manage', [[...kc, 'fernet_setup', '--keystone-user', me, '--keystone-group', group],
+      [...kc, 'credential_setup', '--keystone-user', me, '--keystone-group', group],
+      [...kc, 'bootstrap', '--bootstrap-password', this.o.password, '--bootstrap-region-id', 'RegionOne',
+        ...['admin', 'internal', 'public'].flatMap((i) => [`--bootstrap-${i}-url`, this.keystoneUrl])]]);
     // A clean copy needs a stopped server: stop, copy, start again.
     const db = this.services.find((s) => s.name === 'mariadb')!;
     await this.exec('mariadb-admin', 'mariadb-admin', ['--no-defaults', '-S', join(d, 'mysql.sock'), '-uroot', 'shutdown']);
@@ -239,8 +261,10 @@ export class OpenStack {
     const cache = await this.schemaCacheDir();
     const tmp = `${cache}.tmp-${process.pid}`;
     await rm(tmp, { recursive: true, force: true });
-    await mkdir(tmp, { recursive: true });
-    await cp(join(d, 'db'), join(tmp, 'db'), { recursive: true });
+    await mkdir(join(tmp, 'keystone'), { recursive: true });
+    for (const x of ['db', 'keystone/fernet', 'keystone/credential']) await cp(join(d, x), join(tmp, x), { recursive: true });
+    const ports: CachedPorts = { db: this.ports.db, amqp: this.ports.amqp, keystone: this.ports.keystone };
+    await writeFile(join(tmp, 'ports.json'), JSON.stringify(ports));
     await writeFile(join(tmp, 'complete'), new Date().toISOString());
     await rename(tmp, cache).catch(async () => rm(tmp, { recursive: true, force: true })); // another run won the race
     await this.startDb(true);
@@ -351,26 +375,27 @@ export class OpenStack {
       const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
       await r.arrayBuffer();
       return r.status < 500;
-    }, 180_000, 250);
+    }, 600_000, 250);
   }
 
-  /** An admin token (admin project), cached for 10 minutes. */
-  async token(): Promise<string> {
-    if (this.adminToken && Date.now() - this.adminToken.at < 600_000) return this.adminToken.value;
+  /** The admin user's token scoped to `project`, cached for 10 minutes. */
+  async token(project = 'admin'): Promise<string> {
+    const cached = this.tokens.get(project);
+    if (cached && Date.now() - cached.at < 600_000) return cached.value;
     const r = await fetch(`${this.keystoneUrl}/auth/tokens`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(30_000),
-      body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password: this.o.password } } }, scope: { project: { name: 'admin', domain: { id: 'default' } } } } }),
+      body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password: this.o.password } } }, scope: { project: { name: project, domain: { id: 'default' } } } } }),
     });
     await r.arrayBuffer();
     const t = r.headers.get('x-subject-token');
     if (r.status !== 201 || !t) throw new Error(`keystone auth: HTTP ${r.status}`);
-    this.adminToken = { value: t, at: Date.now() };
+    this.tokens.set(project, { value: t, at: Date.now() });
     return t;
   }
 
   /** An admin API call; throws on HTTP >= 400 with the body. */
-  async api<T = unknown>(method: string, url: string, body?: unknown, opts: { microversion?: string; raw?: Blob; expect?: number[] } = {}): Promise<T> {
-    const headers: Record<string, string> = { 'x-auth-token': await this.token() };
+  async api<T = unknown>(method: string, url: string, body?: unknown, opts: { microversion?: string; raw?: Blob; expect?: number[]; project?: string } = {}): Promise<T> {
+    const headers: Record<string, string> = { 'x-auth-token': await this.token(opts.project) };
     if (opts.microversion) headers['openstack-api-version'] = `compute ${opts.microversion}`;
     if (opts.raw) headers['content-type'] = 'application/octet-stream';
     else if (body !== undefined) headers['content-type'] = 'application/json';
@@ -380,8 +405,8 @@ export class OpenStack {
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
-  nova<T = unknown>(method: string, path: string, body?: unknown, microversion = '2.93'): Promise<T> {
-    return this.api<T>(method, `${this.novaUrl}${path}`, body, { microversion });
+  nova<T = unknown>(method: string, path: string, body?: unknown, microversion = '2.93', project = 'admin'): Promise<T> {
+    return this.api<T>(method, `${this.novaUrl}${path}`, body, { microversion, project });
   }
 
   private async registerCatalog(): Promise<void> {
@@ -465,7 +490,7 @@ export class OpenStack {
       // os-hypervisors lists only hosts mapped to a cell: the scheduler maps new ones every second.
       const hv = await this.nova<{ hypervisors: { hypervisor_hostname: string }[] }>('GET', '/os-hypervisors');
       return hosts.every((h) => s.services.some((x) => x.host === h && x.state === 'up') && hv.hypervisors.some((x) => x.hypervisor_hostname === h));
-    }, 180_000, 500);
+    }, 600_000, 500);
   }
 
   // ---- servers ----
@@ -478,7 +503,7 @@ export class OpenStack {
   async bootServers(host: string, names: string[], opts: { stopped?: boolean } = {}): Promise<RealServer[]> {
     const ids: string[] = [];
     for (const name of names) {
-      const r = await this.nova<{ server: { id: string } }>('POST', '/servers', { server: { name, imageRef: this.imageId, flavorRef: this.flavorId, networks: 'none', host } }, '2.74');
+      const r = await this.nova<{ server: { id: string } }>('POST', '/servers', { server: { name, imageRef: this.imageId, flavorRef: this.flavorId, networks: 'none', host } }, '2.74', 'demo');
       ids.push(r.server.id);
     }
     const wait = async (want: string) => waitFor(`servers ${names.join(',')} ${want}`, async () => {
@@ -551,6 +576,7 @@ export class OpenStack {
     await Promise.all(rest.filter((s) => s.name !== 'epmd').map((s) => killGroup(s.proc.pid, 15_000)));
     await Promise.all(rest.filter((s) => s.name === 'epmd').map((s) => killGroup(s.proc.pid, 2_000)));
     this.services = [];
-    if (!keep) await rm(this.dir, { recursive: true, force: true });
+    process.removeListener('exit', this.onExit);
+    if (!keep && !this.keepDir) await rm(this.dir, { recursive: true, force: true });
   }
 }
