@@ -488,8 +488,8 @@ export class OpenStack {
       }
       const s = await this.nova<{ services: { host: string; state: string }[] }>('GET', '/os-services?binary=nova-compute');
       // os-hypervisors lists only hosts mapped to a cell: the scheduler maps new ones every second.
-      const hv = await this.nova<{ hypervisors: { hypervisor_hostname: string }[] }>('GET', '/os-hypervisors');
-      return hosts.every((h) => s.services.some((x) => x.host === h && x.state === 'up') && hv.hypervisors.some((x) => x.hypervisor_hostname === h));
+      const hv = await this.list<{ hypervisor_hostname: string }>('/os-hypervisors', 'hypervisors');
+      return hosts.every((h) => s.services.some((x) => x.host === h && x.state === 'up') && hv.some((x) => x.hypervisor_hostname === h));
     }, 600_000, 500);
   }
 
@@ -525,28 +525,28 @@ export class OpenStack {
     return { id: s.id!, name: s.name!, status: s.status!, host: s['OS-EXT-SRV-ATTR:host'] ?? '' };
   }
 
-  /** Every server (all projects), following Nova's paging. */
-  async servers(): Promise<RealServer[]> {
-    const out: RealServer[] = [];
-    let url: string | undefined = `${this.novaUrl}/servers/detail?all_tenants=1`;
-    while (url) {
-      const r: { servers: Record<string, string>[]; servers_links?: { rel: string; href: string }[] } = await this.api('GET', url, undefined, { microversion: '2.93' });
-      for (const s of r.servers) out.push({ id: s.id!, name: s.name!, status: s.status!, host: s['OS-EXT-SRV-ATTR:host'] ?? '' });
-      url = r.servers_links?.find((l) => l.rel === 'next')?.href;
+  /** A whole Nova list, following its `<key>_links` next links (max_limit pages every list). */
+  async list<T>(path: string, key: string): Promise<T[]> {
+    const out: T[] = [];
+    let url: string | undefined = `${this.novaUrl}${path}`;
+    for (let pages = 0; url; pages++) {
+      if (pages > 10_000) throw new Error(`${path}: more than 10000 pages`);
+      const r: Record<string, unknown> = await this.api('GET', url, undefined, { microversion: '2.93' });
+      out.push(...(r[key] as T[]));
+      url = (r[`${key}_links`] as { rel: string; href: string }[] | undefined)?.find((l) => l.rel === 'next')?.href;
     }
     return out;
   }
 
-  /** Evacuation migrations (all, following paging). */
-  async migrations(): Promise<{ instance_uuid: string; status: string; source_compute: string; dest_compute: string | null; created_at: string; updated_at: string }[]> {
-    const out: { instance_uuid: string; status: string; source_compute: string; dest_compute: string | null; created_at: string; updated_at: string }[] = [];
-    let url: string | undefined = `${this.novaUrl}/os-migrations?migration_type=evacuation`;
-    while (url) {
-      const r: { migrations: typeof out; migrations_links?: { rel: string; href: string }[] } = await this.api('GET', url, undefined, { microversion: '2.93' });
-      out.push(...r.migrations);
-      url = r.migrations_links?.find((l) => l.rel === 'next')?.href;
-    }
-    return out;
+  /** Every server (all projects). */
+  async servers(): Promise<RealServer[]> {
+    return (await this.list<Record<string, string>>('/servers/detail?all_tenants=1', 'servers'))
+      .map((s) => ({ id: s.id!, name: s.name!, status: s.status!, host: s['OS-EXT-SRV-ATTR:host'] ?? '' }));
+  }
+
+  /** Evacuation migrations, all of them. */
+  migrations(): Promise<{ instance_uuid: string; status: string; source_compute: string; dest_compute: string | null; created_at: string; updated_at: string }[]> {
+    return this.list('/os-migrations?migration_type=evacuation', 'migrations');
   }
 
   /** Resident memory (MiB) of every process of the stack, from /proc. */
