@@ -80,7 +80,8 @@ export const ProcessConfigSchema = Type.Object(
         httpTimeout: Duration('Timeout of one Nova/Keystone request.', '30s'),
         maxResponseBytes: Int('Largest Nova, Keystone or Consul answer body accepted, in bytes; a larger one is refused (hm9k_nodes_api_rejected_total).', { minimum: 65_536, default: 16 * 1024 * 1024 }),
         maxPages: Int('Most pages followed in one paged Nova list (each at most Nova\'s max_limit items); more is refused, the list is not used.', { minimum: 1, default: 1000 }),
-        tokenRefreshFraction: Type.Number({ exclusiveMinimum: 0, maximum: 0.95, default: 0.8, description: 'Keystone tokens are refreshed when this share of their lifetime (issued_at to expires_at) has passed.' }),
+        tokenRefreshPercent: Int('Keystone tokens are refreshed when this percentage of their lifetime (issued_at to expires_at) has passed.', { minimum: 10, maximum: 95, default: 80 }),
+        tokenRetryInterval: Duration('A token fetched after a 401 is not dropped by another 401, and a failed refresh is not retried (the valid token is kept), for this long.', '5s'),
         resync: Duration('Healthy nodes are re-evaluated at least this often.', '30s'),
         ipmitoolPath: Str('Path of ipmitool.', { default: 'ipmitool' }),
         workers: Int('Node reconcile workers.', { minimum: 1, default: 4 }),
@@ -133,7 +134,14 @@ export class ConfigError extends Error {
 
 type Json = Record<string, unknown>;
 
-/** Sets `a.b.c` in obj, creating objects on the way. Values are parsed as JSON when they look like it. */
+/** Configuration keys whose values are credentials: named in errors, never shown. */
+const SECRET_KEY = /(password|token|secret|key)$/i;
+
+/**
+ * Sets `a.b.c` in obj, creating objects on the way. The value is read as the schema's type at that
+ * path: a string field keeps the text as given (a password "12345" or "{abc" stays a string), a
+ * number or boolean field is parsed, a list or object field is read as JSON.
+ */
 export function setPath(obj: Json, path: string, raw: string): void {
   const parts = path.split('.').filter(Boolean);
   let cur: Json = obj;
@@ -141,10 +149,18 @@ export function setPath(obj: Json, path: string, raw: string): void {
     if (typeof cur[p] !== 'object' || cur[p] === null) cur[p] = {};
     cur = cur[p] as Json;
   }
-  cur[parts[parts.length - 1]!] = coerce(raw);
+  cur[parts[parts.length - 1]!] = coerce(raw, schemaAt(parts));
 }
 
-function coerce(raw: string): unknown {
+/** The schema of a configuration path, or undefined when the path is not a known key. */
+function schemaAt(parts: string[]): SchemaLike | undefined {
+  let s: SchemaLike | undefined = ProcessConfigSchema as unknown as SchemaLike;
+  for (const p of parts) s = s?.properties?.[p] as SchemaLike | undefined;
+  return s;
+}
+
+function coerce(raw: string, schema: SchemaLike | undefined): unknown {
+  if (schema?.type === 'string') return raw;
   if (raw === 'true') return true;
   if (raw === 'false') return false;
   if (/^-?[0-9]+$/.test(raw)) return Number(raw);
@@ -213,7 +229,9 @@ export function loadConfig(src: ConfigSources): ProcessConfig {
   const withDefaults = Value.Default(ProcessConfigSchema, Value.Clone(merged)) as Json;
   for (const e of Value.Errors(ProcessConfigSchema, withDefaults)) {
     const where = e.path ? e.path.slice(1).replace(/\//g, '.') : '(root)';
-    problems.push(`${where}: ${explain(e.schema as SchemaLike, e.message, e.path)}${e.value !== undefined && typeof e.value !== 'object' ? ` (got ${JSON.stringify(e.value)})` : ''}`);
+    // Never echo a secret's value, even a wrongly typed one.
+    const shown = e.value !== undefined && typeof e.value !== 'object' && !SECRET_KEY.test(where);
+    problems.push(`${where}: ${explain(e.schema as SchemaLike, e.message, e.path)}${shown ? ` (got ${JSON.stringify(e.value)})` : ''}`);
   }
   if (!problems.length) problems.push(...crossChecks(withDefaults as ProcessConfig));
   if (problems.length) throw new ConfigError([...new Set(problems)]);

@@ -37,6 +37,26 @@ describe('process configuration', () => {
     expect(c.healthPort).toBe(0);
   });
 
+  it('keeps a string field as given: a numeric or JSON-looking password stays a string', () => {
+    const c = loadConfig({ env: { HM9K_APPS__CC__BULK_PASSWORD: '12345', HM9K_APPS__API__PASSWORD: '{not json', HM9K_APPS__NATS__TOKEN: '[x]', HM9K_NAMESPACE: 'ns1', HM9K_METRICS_PORT: '9091' } });
+    expect(c.apps.cc.bulkPassword).toBe('12345');
+    expect(c.apps.api.password).toBe('{not json');
+    expect(c.apps.nats.token).toBe('[x]');
+    // Number and boolean fields are still parsed from the environment.
+    expect(c.metricsPort).toBe(9091);
+  });
+
+  it('never shows a credential in an error, even a wrongly typed one', () => {
+    let msg = '';
+    try {
+      loadConfig({ overrides: { apps: { cc: { bulkPassword: 98765 } } } });
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/apps.cc.bulkPassword/);
+    expect(msg).not.toMatch(/98765/);
+  });
+
   it('maps environment names to paths', () => {
     expect(envToPaths({ HM9K_LEADER_ELECTION__LEASE_DURATION: '5s', PATH: '/bin', HM9K_CACHE: '/x', HM9K_TEST_KUBECONFIG: 'k' })).toEqual([['leaderElection.leaseDuration', '5s']]);
   });

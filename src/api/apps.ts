@@ -17,10 +17,19 @@ export const CrashBackoff = Type.Object(
     startingBackoff: Type.Optional(PositiveDuration('Delay after the first backed-off crash; it doubles with every crash (HM9000: 30s).', '30s')),
     maxBackoff: Type.Optional(PositiveDuration('Longest delay between restarts (HM9000: 960s). Crash counts expire 2 x maxBackoff after their last increment.', '960s')),
     giveUpAfter: Type.Optional(Int('Stop restarting an instance after this many crashes (0 = never give up, as HM9000; Diego gives up at 200).', { minimum: 0, default: 0 })),
+    delayNoise: Type.Optional(
+      Duration(
+        "Random jitter on backed-off crash restarts: each delay moves by a uniform amount within +-delayNoise (never below 0), so that many instances crashing together are not restarted in lockstep (the Ruby health manager's delay_time_noise, 5s there). Restarts without backoff stay immediate. 0 keeps HM9000's deterministic delays.",
+        '0s',
+      ),
+    ),
   },
   {
     description: 'Crash backoff: how soon a crashed instance is restarted.',
-    'x-kubernetes-validations': [durationAtLeast('maxBackoff', 'startingBackoff', 'crashBackoff.maxBackoff must be at least crashBackoff.startingBackoff')],
+    'x-kubernetes-validations': [
+      durationAtLeast('maxBackoff', 'startingBackoff', 'crashBackoff.maxBackoff must be at least crashBackoff.startingBackoff'),
+      durationAtLeast('maxBackoff', 'delayNoise', 'crashBackoff.delayNoise must be at most crashBackoff.maxBackoff'),
+    ],
   },
 );
 export type CrashBackoff = Static<typeof CrashBackoff>;
@@ -29,6 +38,12 @@ export const AppHealthPolicySpec = Type.Object(
   {
     paused: Type.Optional(Bool('Decide nothing and send nothing while true; freshness and status are still reported.', false)),
     dryRun: Type.Optional(Bool('Decide and report (Events, metrics, status) but send nothing to the Cloud Controller.', false)),
+    ccPartition: Type.Optional(
+      Str(
+        "The Cloud Controller partition acted on (the Ruby health manager's and dea_ng's cc_partition): heartbeat entries and droplet.exited messages of other partitions are ignored, counted (hm9k_other_partition_messages_total) and reported (condition OtherPartitions, one log line per partition). While heartbeats show instances of other partitions only, hm9k does not act. Entries without a partition count as this one.",
+        { minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', default: 'default' },
+      ),
+    ),
     timings: Type.Optional(
       Type.Object(
         {
@@ -75,6 +90,15 @@ export const AppHealthPolicySpec = Type.Object(
           maxInstancesPerApp: Type.Optional(Int('An app whose desired instance count exceeds this is not analysed (nothing started or stopped for it) and is reported (condition AppsSkipped, metric hm9k_apps_skipped): an absurd count from the Cloud Controller must not block the others (hm9k).', { minimum: 1, default: 100000 })),
         },
         { description: 'Guards against a wrong mass stop.' },
+      ),
+    ),
+    projection: Type.Optional(
+      Type.Object(
+        {
+          maxInFlight: Type.Optional(Int('DesiredApp writes (create, update, delete) in flight at once.', { minimum: 1, default: 10 })),
+          writesPerSecond: Type.Optional(Int('DesiredApp writes started per second at most: creating 100,000 objects after a fresh start must leave the apiserver healthy. Projection never holds back fetching, analysis or sending.', { minimum: 1, default: 100 })),
+        },
+        { description: 'How hard the DesiredApp projection (a view of the desired state, not an input) may write to the apiserver.' },
       ),
     ),
   },

@@ -85,6 +85,12 @@ export const EvacuatedServer = Type.Object({
   to: Type.Optional(Str('Destination host.', { maxLength: 253 })),
   state: StringEnum(['pending', 'requested', 'done', 'failed', 'skipped'] as const, { description: 'Evacuation state.' }),
   migrationId: Type.Optional(Str('Nova migration id.', { maxLength: 64 })),
+  answer: Type.Optional(
+    StringEnum(['accepted', 'unknown'] as const, {
+      description:
+        "Nova's answer to the evacuate request: accepted, or unknown (sent, no answer: timeout, lost connection, 5xx, shutdown). Absent while the request is recorded but not known to be sent. A request not accepted is issued again only after Nova showed no trace of it (no evacuation migration for this fence, server still on the host, no task_state) for the whole settle window after `since`.",
+    }),
+  ),
   wasActive: Type.Optional(Bool('The server was ACTIVE before evacuation.')),
   since: Type.Optional(Timestamp('When the server was requested, or first found busy (a task_state set) while pending: its deadline is since + perServerTimeout.')),
   reset: Type.Optional(Bool('hm9k reset the server\'s stuck state with os-resetState (evacuation.resetStuckServers).')),

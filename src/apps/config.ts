@@ -8,10 +8,14 @@ export interface CrashBackoffConfig {
   maxBackoffMs: number;
   /** 0 = never give up (HM9000). */
   giveUpAfter: number;
+  /** Uniform jitter within +-this on backed-off delays (Ruby HM's delay_time_noise); 0 = none (HM9000). */
+  delayNoiseMs: number;
 }
 
 export interface AppsConfig {
   paused: boolean;
+  /** The Cloud Controller partition acted on (Ruby HM / dea_ng cc_partition). */
+  ccPartition: string;
   dryRun: boolean;
   heartbeatPeriodMs: number;
   presenceTtlMs: number;
@@ -30,10 +34,13 @@ export interface AppsConfig {
   /** Stops sent per run at most (hm9k; HM9000 had no bound). */
   stopLimit: number;
   guards: { maxShrinkPercent: number; maxStopPercent: number; stopWindowMs: number; minStopsForHold: number; maxInstancesPerApp: number };
+  /** DesiredApp projection writes (hm9k): bounded-parallel and rate-limited. */
+  projection: { maxInFlight: number; writesPerSecond: number };
 }
 
 /** HM9000's production values (and src/api/apps.ts defaults). */
 export const DEFAULTS = {
+  ccPartition: 'default',
   heartbeatPeriod: '10s',
   presenceTTL: '30s',
   actualFreshnessTTL: '30s',
@@ -50,6 +57,7 @@ export const DEFAULTS = {
   startingBackoff: '30s',
   maxBackoff: '960s',
   giveUpAfter: 0,
+  delayNoise: '0s',
   messageLimit: 60,
   stopLimit: 60,
   maxShrinkPercent: 30,
@@ -57,6 +65,8 @@ export const DEFAULTS = {
   stopWindow: '5m',
   minStopsForHold: 5,
   maxInstancesPerApp: 100_000,
+  projectionMaxInFlight: 10,
+  projectionWritesPerSecond: 100,
 } as const;
 
 export function resolveCrashBackoff(cb: CrashBackoff | undefined, base?: CrashBackoffConfig): CrashBackoffConfig {
@@ -65,6 +75,7 @@ export function resolveCrashBackoff(cb: CrashBackoff | undefined, base?: CrashBa
     startingBackoffMs: cb?.startingBackoff ? parseDuration(cb.startingBackoff) : (base?.startingBackoffMs ?? parseDuration(DEFAULTS.startingBackoff)),
     maxBackoffMs: cb?.maxBackoff ? parseDuration(cb.maxBackoff) : (base?.maxBackoffMs ?? parseDuration(DEFAULTS.maxBackoff)),
     giveUpAfter: cb?.giveUpAfter ?? base?.giveUpAfter ?? DEFAULTS.giveUpAfter,
+    delayNoiseMs: cb?.delayNoise ? parseDuration(cb.delayNoise) : (base?.delayNoiseMs ?? parseDuration(DEFAULTS.delayNoise)),
   };
 }
 
@@ -73,6 +84,7 @@ export function resolveAppsConfig(spec?: AppHealthPolicySpec): AppsConfig {
   const d = (v: string | undefined, def: string) => parseDuration(v ?? def);
   return {
     paused: spec?.paused ?? false,
+    ccPartition: spec?.ccPartition ?? DEFAULTS.ccPartition,
     dryRun: spec?.dryRun ?? false,
     heartbeatPeriodMs: d(t.heartbeatPeriod, DEFAULTS.heartbeatPeriod),
     presenceTtlMs: d(t.presenceTTL, DEFAULTS.presenceTTL),
@@ -96,6 +108,10 @@ export function resolveAppsConfig(spec?: AppHealthPolicySpec): AppsConfig {
       minStopsForHold: spec?.guards?.minStopsForHold ?? DEFAULTS.minStopsForHold,
       maxInstancesPerApp: spec?.guards?.maxInstancesPerApp ?? DEFAULTS.maxInstancesPerApp,
     },
+    projection: {
+      maxInFlight: spec?.projection?.maxInFlight ?? DEFAULTS.projectionMaxInFlight,
+      writesPerSecond: spec?.projection?.writesPerSecond ?? DEFAULTS.projectionWritesPerSecond,
+    },
   };
 }
 
@@ -115,7 +131,7 @@ export function scaleTimings(c: AppsConfig, factor: number): AppsConfig {
     sendIntervalMs: s(c.sendIntervalMs),
     flushIntervalMs: s(c.flushIntervalMs),
     keepAliveMs: s(c.keepAliveMs),
-    crashBackoff: { ...c.crashBackoff, startingBackoffMs: s(c.crashBackoff.startingBackoffMs), maxBackoffMs: s(c.crashBackoff.maxBackoffMs) },
+    crashBackoff: { ...c.crashBackoff, startingBackoffMs: s(c.crashBackoff.startingBackoffMs), maxBackoffMs: s(c.crashBackoff.maxBackoffMs), delayNoiseMs: c.crashBackoff.delayNoiseMs > 0 ? s(c.crashBackoff.delayNoiseMs) : 0 },
     guards: { ...c.guards, stopWindowMs: s(c.guards.stopWindowMs) },
   };
 }

@@ -19,11 +19,12 @@ import { DesiredAppProjection, kubeDesiredAppApi, type DesiredAppApi } from './f
 import { ProjectionSync } from './fetcher/projection-sync.js';
 import { LeaderLoop } from './leader/index.js';
 import { Listener } from './listener/index.js';
+import { PartitionWatch } from './listener/partition.js';
 import { connectNats } from './nats.js';
 import { PolicySource } from './policy.js';
 import { Sender } from './sender/index.js';
 import { httpTransport, natsTransport } from './sender/transport.js';
-import { AppEvents } from './status/events.js';
+import { AppEvents, logAction } from './status/events.js';
 import { AppsMetrics } from './status/metrics.js';
 import { StatusReporter } from './status/reporter.js';
 import { createStore } from './store/index.js';
@@ -73,12 +74,14 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     ...(project
       ? {
           informer: runtime.informer('DesiredApp', { namespace: pc.desiredAppNamespace }) as Informer<DesiredApp>,
-          projection: new DesiredAppProjection(hooks.desiredAppApi ?? kubeDesiredAppApi(runtime.kubeConfig), pc.desiredAppNamespace),
+          projection: new DesiredAppProjection(hooks.desiredAppApi ?? kubeDesiredAppApi(runtime.kubeConfig), pc.desiredAppNamespace, 500, config().projection),
         }
       : {}),
     // (reporter and loop below are built before any informer event or sender outcome can arrive)
     onObjectChanged: (guid) => reporter.objectChanged(guid),
     onObjectDeleted: (guid) => reporter.objectDeleted(guid),
+    writing: () => leader.isLeading(),
+    config,
   });
 
   // Decisions: store -> analyzer -> pending messages -> sender -> CC; status and Events report them.
@@ -95,10 +98,16 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     onOutcome: (r) => {
       reporter.action(r);
       events.action(r);
+      logAction(log, r);
     },
   });
-  const reporter: StatusReporter = new StatusReporter({ status: runtime.status, policies, store, fetcher, sender, projection, logger: log, leading: () => leader.isLeading() });
-  const analysis = new AnalysisCycle({ store, config, overrides: () => projection.overrides(), metrics, logger: log, onDecisions: (d, partial) => reporter.decisions(d, partial) });
+  // cc_partition: only this policy's partition is acted on (listener filter, analysis, status).
+  const partitions = new PartitionWatch({ config, metrics, logger: runtime.logger('listener') });
+  const reporter: StatusReporter = new StatusReporter({ status: runtime.status, policies, store, fetcher, sender, projection, partitions, logger: log, leading: () => leader.isLeading() });
+  const analysis = new AnalysisCycle({
+    store, config, overrides: () => projection.overrides(), metrics, logger: log, onDecisions: (d, partial) => reporter.decisions(d, partial),
+    actualTrusted: (now) => !partitions.onlyOthers(now, config().presenceTtlMs),
+  });
   const leader: LeaderLoop = new LeaderLoop({
     leader: runtime.leader,
     // Never lead on defaults: the policy (dryRun, paused, guards) and the overrides (paused apps) must be known first.
@@ -116,7 +125,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     signal: runtime.signal,
   });
 
-  const listener = new Listener({ nats, store, config, metrics, logger: runtime.logger('listener'), onExited: (exit) => leader.fastPath(exit) });
+  const listener = new Listener({ nats, store, config, metrics, logger: runtime.logger('listener'), partitions, onExited: (exit) => leader.fastPath(exit) });
   listener.start();
 
   const api = new ApiServer({
@@ -157,6 +166,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     isLeaderActive: () => leader.isActive(),
     async stop() {
       await leader.stop();
+      await projection.stop();
       await reporter.stop();
       await listener.stop();
       await api.stop();

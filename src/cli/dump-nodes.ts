@@ -99,6 +99,9 @@ export function renderNodes(nodes: ComputeNode[], policies: FencePolicy[], now: 
       const e = d.evacuation;
       lines.push(`  evacuation   ${e.done}/${e.total} done, ${e.failed} failed (microversion ${e.microversion}, ${ago(e.startedAt, now)})`);
       for (const s of e.servers) lines.push(`               ${s.id}  ${s.from} -> ${s.to ?? '?'}  ${s.state}${s.error ? `  ${s.error}` : ''}`);
+      // The list is bounded; the counts are exact (issue 9 item 8).
+      const notListed = [e.omitted?.done ? `${e.omitted.done} evacuated` : '', e.omitted?.failed ? `${e.omitted.failed} failed` : '', (e.planned ?? e.total) < e.total ? `${e.total - (e.planned ?? e.total)} not yet planned` : ''].filter(Boolean);
+      if (notListed.length) lines.push(`               not listed: ${notListed.join(', ')}`);
     }
     for (const c of d.conditions.filter((c) => c.status !== 'True' || c.type === 'Fenced')) {
       if (c.type === 'Fenced' && c.status !== 'True') continue;

@@ -25,6 +25,8 @@ export interface ObserverView {
   /** node -> check id -> status */
   checks: Map<string, Map<string, string>>;
   catalog: Set<string>;
+  /** Consul left nodes out of the catalog answer (X-Consul-Results-Filtered-By-ACLs): the token lacks node:read. */
+  filteredByAcls?: boolean;
 }
 
 export interface ConsulWatcherOptions {
@@ -164,6 +166,7 @@ export class ConsulWatcher extends EventEmitter {
         const next = BigInt(res.headers['x-consul-index'] ?? '0');
         index = next < index || next <= 0n ? 0n : next;
         const changed = kind === 'health' ? this.applyHealth(body) : this.applyCatalog(body);
+        if (kind === 'catalog') this.view.filteredByAcls = /^true$/i.test(res.headers['x-consul-results-filtered-by-acls'] ?? '');
         if (kind === 'health') this.healthOk = true; else this.catalogOk = true;
         const wasHealthy = this.view.healthy;
         this.view.lastSuccess = this.now();
@@ -219,8 +222,10 @@ export class ConsulWatcher extends EventEmitter {
   nodeState(node: string, maxAgeMs?: number): { state: UpDownUnknown; reason?: string } {
     const v = this.view;
     if (!v.healthy) return { state: 'unknown', reason: `${v.address}: ${v.error ?? 'not answering'}` };
-    if (maxAgeMs !== undefined && this.now() - v.lastSuccess > maxAgeMs) return { state: 'unknown', reason: `${v.address}: no answer for ${this.now() - v.lastSuccess} ms` };
-    if (!v.catalog.has(node)) return { state: 'unknown', reason: `${v.address}: node ${node} absent from the catalog` };
+    // The reason names the moment, not the age: it must not change while the state does not, or
+    // every sample would rewrite every node's status.
+    if (maxAgeMs !== undefined && this.now() - v.lastSuccess > maxAgeMs) return { state: 'unknown', reason: `${v.address}: no answer since ${new Date(v.lastSuccess).toISOString()}` };
+    if (!v.catalog.has(node)) return { state: 'unknown', reason: `${v.address}: node ${node} absent from the catalog${v.filteredByAcls ? ' (results filtered by ACLs: the token may lack node:read)' : ''}` };
     const serf = v.checks.get(node)?.get('serfHealth');
     if (serf === 'passing') return { state: 'up' };
     if (serf === 'critical') return { state: 'down', reason: `${v.address}: serfHealth critical` };

@@ -32,6 +32,16 @@ export class OpenStackError extends Error {
   }
 }
 
+/** The catalog entries hm9k can read (a type and endpoints with interface and url strings); others are dropped. */
+function wellFormedCatalog(list: unknown[]): CatalogEntry[] {
+  const obj = (x: unknown): x is Record<string, unknown> => !!x && typeof x === 'object';
+  return list.filter(obj).filter((e) => typeof e.type === 'string' && Array.isArray(e.endpoints)).map((e) => ({
+    type: e.type as string,
+    endpoints: (e.endpoints as unknown[]).filter(obj).filter((x) => typeof x.interface === 'string' && typeof x.url === 'string')
+      .map((x) => ({ interface: x.interface as string, url: x.url as string, ...(typeof x.region_id === 'string' ? { region_id: x.region_id } : {}), ...(typeof x.region === 'string' ? { region: x.region } : {}) })),
+  }));
+}
+
 /** Reads one cloud from a clouds.yaml document. */
 export function parseCloudsYaml(text: string, cloud: string): CloudConfig {
   let doc: unknown;
@@ -193,18 +203,18 @@ export class KeystoneClient {
       throw new OpenStackError('keystone returned malformed JSON', res.status, undefined, 'malformed');
     }
     const receivedAt = this.now();
-    const expires = Date.parse(parsed.token?.expires_at ?? '');
+    const expires = Date.parse(typeof parsed?.token?.expires_at === 'string' ? parsed.token.expires_at : '');
     if (!token || !Number.isFinite(expires) || !Array.isArray(parsed.token?.catalog)) {
       this.opts.onReject?.('keystone', 'malformed');
       throw new OpenStackError('keystone token response lacks X-Subject-Token, expires_at or catalog', res.status, undefined, 'malformed');
     }
     // Lifetime on Keystone's own clock; without issued_at, from our clock (skew then counts).
-    const issued = Date.parse(parsed.token?.issued_at ?? '');
+    const issued = Date.parse(typeof parsed.token?.issued_at === 'string' ? parsed.token.issued_at : '');
     const lifetime = Math.max(0, expires - (Number.isFinite(issued) ? issued : Date.now()));
     const after401 = this.next401;
     this.next401 = false;
     this.token = {
-      value: token, catalog: parsed.token!.catalog!, receivedAt, after401,
+      value: token, catalog: wellFormedCatalog(parsed.token!.catalog!), receivedAt, after401,
       // At most one proactive refresh a second, however short-lived Keystone's tokens are.
       refreshAt: receivedAt + Math.max(lifetime * (this.opts.refreshFraction ?? 0.8), 1000),
       expiresAt: receivedAt + lifetime,

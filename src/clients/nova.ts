@@ -84,7 +84,7 @@ export class NovaClient {
     const root = await this.keystone.endpoint('compute');
     const res = await this.raw('GET', `${root}/`, undefined, undefined, true);
     const v = (res as { version?: { version?: string; min_version?: string } }).version;
-    const max = v?.version ? parseMicroversion(v.version) : undefined;
+    const max = typeof v?.version === 'string' ? parseMicroversion(v.version) : undefined;
     if (!max) throw new OpenStackError('Nova version document lacks version.version (microversions unsupported)', 200, undefined, 'malformed');
     if (compareMicroversion(max, parseMicroversion(MIN_MICROVERSION)!) < 0) {
       throw new OpenStackError(`Nova supports microversions up to ${v!.version}; hm9k needs ${MIN_MICROVERSION} or newer`, 0, undefined, 'config');
@@ -106,13 +106,15 @@ export class NovaClient {
     const q = new URLSearchParams({ binary: 'nova-compute', ...(host ? { host } : {}) });
     const r = (await this.call('GET', `/os-services?${q}`, undefined, MIN_MICROVERSION)) as { services?: NovaService[] };
     if (!Array.isArray(r.services)) throw new OpenStackError('os-services: no services array', 200, undefined, 'malformed');
+    const bad = r.services.findIndex((x) => !validService(x));
+    if (bad >= 0) throw this.reject('malformed', `os-services: services[${bad}] lacks id, host, status or state`, 'malformed');
     return r.services;
   }
 
   async updateService(id: string, body: { status?: 'enabled' | 'disabled'; disabled_reason?: string; forced_down?: boolean }): Promise<NovaService> {
     const r = (await this.call('PUT', `/os-services/${encodeURIComponent(id)}`, body, MIN_MICROVERSION)) as { service?: NovaService };
-    if (!r.service) throw new OpenStackError('os-services PUT: no service in answer', 200, undefined, 'malformed');
-    return r.service;
+    if (!validService(r.service)) throw new OpenStackError('os-services PUT: no service in answer', 200, undefined, 'malformed');
+    return r.service!;
   }
 
   async forceDown(id: string, forced: boolean): Promise<NovaService> {
@@ -129,7 +131,7 @@ export class NovaClient {
 
   /** Every server on `host` (all tenants; every host when undefined), following every `servers_links` next page. */
   async listServers(host: string | undefined, pageSize = this.opts.pageSize ?? 1000): Promise<NovaServer[]> {
-    return this.listPaged<NovaServer>('/servers/detail', { all_tenants: '1', ...(host ? { host } : {}), limit: String(pageSize) }, 'servers', MIN_MICROVERSION);
+    return this.listPaged<NovaServer>('/servers/detail', { all_tenants: '1', ...(host ? { host } : {}), limit: String(pageSize) }, 'servers', MIN_MICROVERSION, validServer);
   }
 
   /**
@@ -137,7 +139,7 @@ export class NovaClient {
    * (typed error, counted) a next link without a marker, a marker seen before (a loop), and more
    * than maxPages pages.
    */
-  private async listPaged<T>(path: string, params: Record<string, string>, key: string, microversion: string): Promise<T[]> {
+  private async listPaged<T>(path: string, params: Record<string, string>, key: string, microversion: string, valid: (x: unknown) => boolean): Promise<T[]> {
     const out: T[] = [];
     const maxPages = this.opts.maxPages ?? DEFAULT_API_LIMITS.maxPages;
     const seen = new Set<string>();
@@ -147,6 +149,9 @@ export class NovaClient {
       const r = (await this.call('GET', `${path}?${q}`, undefined, microversion)) as Record<string, unknown>;
       const items = r[key];
       if (!Array.isArray(items)) throw this.reject('malformed', `${path.slice(1)}: no ${key} array`, 'malformed');
+      // One broken entry rejects the list whole (a partial list of servers would look like fewer servers).
+      const bad = items.findIndex((x) => !valid(x));
+      if (bad >= 0) throw this.reject('malformed', `${path.slice(1)}: ${key}[${bad}] is not a well-formed entry`, 'malformed');
       out.push(...(items as T[]));
       const next = nextMarker(r[`${key}_links`]);
       if (next === undefined) return out;
@@ -165,8 +170,8 @@ export class NovaClient {
 
   async getServer(id: string): Promise<NovaServer> {
     const r = (await this.call('GET', `/servers/${encodeURIComponent(id)}`, undefined, MIN_MICROVERSION)) as { server?: NovaServer };
-    if (!r.server) throw new OpenStackError('servers/{id}: no server', 200, undefined, 'malformed');
-    return r.server;
+    if (!validServer(r.server)) throw new OpenStackError('servers/{id}: no server', 200, undefined, 'malformed');
+    return r.server!;
   }
 
   /** POST evacuate (not retried: not idempotent). Returns the microversion used. */
@@ -196,9 +201,11 @@ export class NovaClient {
     if (mv !== MIGRATIONS_PAGED_MICROVERSION) {
       const r = (await this.call('GET', `/os-migrations?${new URLSearchParams(p)}`, undefined, MIN_MICROVERSION)) as { migrations?: NovaMigration[] };
       if (!Array.isArray(r.migrations)) throw this.reject('malformed', 'os-migrations: no migrations array', 'malformed');
+      const bad = r.migrations.findIndex((x) => !validMigration(x));
+      if (bad >= 0) throw this.reject('malformed', `os-migrations: migrations[${bad}] is not a well-formed entry`, 'malformed');
       return r.migrations;
     }
-    return this.listPaged<NovaMigration>('/os-migrations', { ...p, limit: String(this.opts.pageSize ?? 1000) }, 'migrations', mv);
+    return this.listPaged<NovaMigration>('/os-migrations', { ...p, limit: String(this.opts.pageSize ?? 1000) }, 'migrations', mv, validMigration);
   }
 
   private async call(method: string, path: string, body: unknown, microversion: string): Promise<unknown> {
@@ -248,15 +255,30 @@ export class NovaClient {
         throw new OpenStackError(`nova ${method} ${new URL(url).pathname}: HTTP ${res.status} ${faultMessage(text)}`, res.status, faultName(text));
       }
       if (!text) return {};
+      let parsed: unknown;
       try {
-        return JSON.parse(text);
+        parsed = JSON.parse(text);
       } catch {
         this.opts.onReject?.('nova', 'malformed');
         throw new OpenStackError(`nova ${method} ${new URL(url).pathname}: malformed JSON`, res.status, undefined, 'malformed');
       }
+      // Every Nova answer hm9k reads is an object (`null`, a number or a list is not an answer).
+      if (!isObject(parsed)) {
+        this.opts.onReject?.('nova', 'malformed');
+        throw new OpenStackError(`nova ${method} ${new URL(url).pathname}: answer is not a JSON object`, res.status, undefined, 'malformed');
+      }
+      return parsed;
     }
   }
 }
+
+const isObject = (x: unknown): x is Record<string, unknown> => !!x && typeof x === 'object' && !Array.isArray(x);
+const str = (x: unknown) => typeof x === 'string' && x.length > 0;
+const optStr = (x: unknown) => x === undefined || x === null || typeof x === 'string';
+/** The fields hm9k reads of each entry, with their types (Nova's own; anything else is malformed). */
+const validService = (x: unknown) => isObject(x) && (str(x.id) || Number.isInteger(x.id)) && str(x.host) && (x.status === 'enabled' || x.status === 'disabled') && (x.state === 'up' || x.state === 'down') && optStr(x.disabled_reason);
+const validServer = (x: unknown) => isObject(x) && str(x.id) && optStr(x.status) && optStr(x['OS-EXT-SRV-ATTR:host']) && optStr(x['OS-EXT-STS:task_state']) && (x.metadata === undefined || isObject(x.metadata));
+const validMigration = (x: unknown) => isObject(x) && (str(x.id) || Number.isInteger(x.id)) && str(x.instance_uuid) && typeof x.status === 'string' && optStr(x.source_compute) && optStr(x.dest_compute);
 
 /**
  * The marker of the rel=next link in a `*_links` array: undefined when there is no next page, null

@@ -7,6 +7,9 @@ import { ACK_FENCE_ANNOTATION, GROUP, VERSION, type AppHealthPolicy, type Comput
 import type { AppsDump } from '../apps/dump.js';
 import type { Narrator, Observer } from './narrator.js';
 import { CREDENTIALS, NAMESPACE, type DemoWorld } from './world.js';
+import { mailText } from '../devenv/smtp.js';
+
+export { mailText };
 
 export interface Ctx {
   world: DemoWorld;
@@ -104,25 +107,6 @@ async function allNodesHealthy(c: Ctx, check: Checks, timeoutMs = 60_000): Promi
     last = ((await c.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes' })) as { items: ComputeNode[] }).items;
     return last.length > 0 && last.every((n) => n.status?.phase === 'Healthy');
   }, timeoutMs, () => last.filter((n) => n.status?.phase !== 'Healthy').map(nodeSummary).join('; '));
-}
-
-/** The text of a captured mail (headers From/To/Subject and the decoded text body). */
-export function mailText(raw: string): { headers: Record<string, string>; body: string } {
-  const split = raw.search(/\r?\n\r?\n/);
-  const head = split < 0 ? raw : raw.slice(0, split);
-  let body = split < 0 ? '' : raw.slice(split).replace(/^\r?\n\r?\n/, '');
-  const headers: Record<string, string> = {};
-  for (const line of head.replace(/\r?\n[ \t]+/g, ' ').split(/\r?\n/)) {
-    const i = line.indexOf(':');
-    if (i > 0) headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
-  }
-  if (/quoted-printable/i.test(headers['content-transfer-encoding'] ?? '')) {
-    const bytes = body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
-    body = Buffer.from(bytes, 'latin1').toString('utf8');
-  } else if (/base64/i.test(headers['content-transfer-encoding'] ?? '')) {
-    body = Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
-  }
-  return { headers, body: body.replace(/\r\n/g, '\n').trimEnd() };
 }
 
 function showMail(n: Narrator, raw: string): void {

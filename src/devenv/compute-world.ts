@@ -25,8 +25,15 @@ export interface SimNode {
   power: 'on' | 'off';
 }
 
+export interface WorldOptions {
+  /** Consul ACLs on (default policy deny): the one token with node:read that hm9k must send. */
+  consulToken?: string;
+  nova?: NovaSimOptions;
+}
+
 export class World {
   nodes: SimNode[] = [];
+  readonly consulToken: string | undefined;
   consul = {} as Record<NetworkName, ConsulSim>;
   nova: NovaSim;
   sshd!: SimSshd;
@@ -36,13 +43,14 @@ export class World {
   private ticking = false;
 
   /** `nova`: options of the Nova simulator (e.g. a small maxLimit, so that lists are paged). */
-  constructor(opts: { nova?: NovaSimOptions } = {}) {
+  constructor(opts: WorldOptions = {}) {
+    this.consulToken = opts.consulToken;
     this.nova = new NovaSim({ migrationStepMs: 150, serviceDownTimeMs: 3000, ...opts.nova });
   }
 
   async start(count: number): Promise<void> {
     for (const n of NETWORKS) {
-      this.consul[n] = new ConsulSim();
+      this.consul[n] = new ConsulSim(this.consulToken ? { aclTokens: { [this.consulToken]: { nodeRead: true } } } : {});
       await this.consul[n].start();
     }
     await this.nova.start();

@@ -15,6 +15,8 @@ export interface CapturedMail {
   to: string[];
   subject: string;
   raw: string;
+  /** The decoded text body (quoted-printable soft line breaks joined): what a person reads. */
+  body: string;
 }
 
 export interface SimSmtp {
@@ -96,6 +98,7 @@ export async function startSmtp(opts: SmtpOptions = {}): Promise<SimSmtp> {
           to: session.envelope.rcptTo.map((r) => r.address),
           subject,
           raw,
+          body: mailText(raw).body,
         });
         callback();
       });
@@ -106,4 +109,23 @@ export async function startSmtp(opts: SmtpOptions = {}): Promise<SimSmtp> {
     server.listen(port, '127.0.0.1', () => resolve());
   });
   return sim;
+}
+
+/** The text of a captured mail (headers From/To/Subject and the decoded text body). */
+export function mailText(raw: string): { headers: Record<string, string>; body: string } {
+  const split = raw.search(/\r?\n\r?\n/);
+  const head = split < 0 ? raw : raw.slice(0, split);
+  let body = split < 0 ? '' : raw.slice(split).replace(/^\r?\n\r?\n/, '');
+  const headers: Record<string, string> = {};
+  for (const line of head.replace(/\r?\n[ \t]+/g, ' ').split(/\r?\n/)) {
+    const i = line.indexOf(':');
+    if (i > 0) headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
+  }
+  if (/quoted-printable/i.test(headers['content-transfer-encoding'] ?? '')) {
+    const bytes = body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+    body = Buffer.from(bytes, 'latin1').toString('utf8');
+  } else if (/base64/i.test(headers['content-transfer-encoding'] ?? '')) {
+    body = Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
+  }
+  return { headers, body: body.replace(/\r\n/g, '\n').trimEnd() };
 }

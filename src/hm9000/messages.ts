@@ -41,6 +41,8 @@ export type ExitReason = (typeof EXIT_REASONS)[number];
 
 /** NATS `droplet.exited`. */
 export interface DropletExited {
+  /** The Cloud Controller partition of the DEA (dea_ng; absent from some DEAs). */
+  cc_partition?: string;
   droplet: string;
   version: string;
   instance: string;

@@ -49,5 +49,6 @@ export function parseExited(raw: string | Uint8Array): Parsed<DropletExited> {
     if (v[k] != null && (typeof v[k] !== 'number' || !Number.isFinite(v[k]))) return { ok: false, error: `${k} must be a number` };
   }
   if (v.exit_description != null && typeof v.exit_description !== 'string') return { ok: false, error: 'exit_description must be a string' };
+  if (v.cc_partition != null && typeof v.cc_partition !== 'string') return { ok: false, error: 'cc_partition must be a string' };
   return { ok: true, value: { ...(v as unknown as DropletExited), version: typeof v.version === 'string' ? v.version : '', index: (v.index as number | undefined) ?? 0 } };
 }

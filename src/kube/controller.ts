@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { TerminalError, type Controller, type ObjectKey } from './contract.js';
 import { Queue, type RateLimiterConfig } from './workqueue.js';
-import { RECONCILE_BUCKETS, counter, errorMessage, gauge, histogram } from './util.js';
+import { RECONCILE_BUCKETS, counter, errorMessage, gauge, histogram, statusCodeOf } from './util.js';
 
 export interface ControllerOptions {
   workers?: number;
@@ -100,7 +100,9 @@ export class ControllerRunner {
         this.log.error({ key, err: errorMessage(err) }, 'reconcile failed (terminal, not retried)');
       } else {
         this.queue.addRateLimited(key);
-        this.log.warn({ key, err: errorMessage(err), retries: this.queue.numRequeues(key) }, 'reconcile failed, retrying with backoff');
+        // A 409 is optimistic concurrency doing its job (someone wrote first): retried, not a warning.
+        if (statusCodeOf(err) === 409) this.log.debug({ key, err: errorMessage(err) }, 'reconcile conflict, retrying');
+        else this.log.error({ key, err: errorMessage(err), retries: this.queue.numRequeues(key) }, 'reconcile failed, retrying with backoff');
       }
     } finally {
       this.m.time.observe({ controller: name }, (performance.now() - start) / 1000);

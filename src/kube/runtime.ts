@@ -20,7 +20,7 @@ import { errorMessage } from './util.js';
 export interface LeaderElectionOptions extends Partial<LeaderElectionConfig> {
   /** Lease name (default `hm9k-<component>`), in the runtime's namespace. */
   leaseName?: string;
-  /** Holder identity (default `<pod name>_<uuid>`). */
+  /** Holder identity (default: the pod name when podName or POD_NAME is set, else `<hostname>_<uuid>`). */
   identity?: string;
   /** Called when leadership is lost; default process.exit(1) at once. runtime.signal is aborted first. */
   onLost?: () => void;
@@ -111,7 +111,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<ManagedRun
   const registry = options.registry ?? new Registry();
   if (!options.registry && options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
 
-  const podName = options.podName ?? (process.env.POD_NAME || hostname());
+  // The pod name, when known, is the Lease holder identity too (kubectl get lease shows which pod
+  // leads; pod names are unique, and a restarted container is the same pod taking over its own Lease).
+  const explicitPod = options.podName || process.env.POD_NAME || undefined;
+  const podName = explicitPod ?? hostname();
   const abort = new AbortController();
   const informers = new Map<string, ReflectorInformer<KubeObject>>();
   const runners: ControllerRunner[] = [];
@@ -137,14 +140,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<ManagedRun
   let elector: LeaseElector | undefined;
   let leader: LeaderElection;
   if (options.leaderElection === false) {
-    leader = new AlwaysLeader(options.podName ?? defaultIdentity());
+    leader = new AlwaysLeader(explicitPod ?? defaultIdentity());
   } else {
     const le = options.leaderElection ?? {};
     elector = new LeaseElector(coordinationLeaseClient(kc), {
       ...le,
       namespace: options.namespace,
       name: le.leaseName ?? `hm9k-${options.component}`,
-      identity: le.identity,
+      identity: le.identity ?? explicitPod,
       logger: logger('leader'),
       metrics: registry,
       onLost: () => {

@@ -229,7 +229,7 @@ export class RateLimitedStatusWriter implements StatusWriter {
         const retriable = code === undefined || code === 409 || code === 429 || code >= 500;
         this.m.writes.inc({ kind: ref.kind, result: code === 409 ? 'conflict' : 'error' });
         if (!retriable || attempt >= this.config.maxRetries) {
-          this.log.warn({ object: k, err: errorMessage(err), attempt }, `status ${what} failed`);
+          this.log.error({ object: k, err: errorMessage(err), attempt }, `status ${what} failed`);
           throw err;
         }
         await sleep(backoff.next());

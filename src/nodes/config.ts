@@ -241,8 +241,10 @@ export interface NodesProcessConfig {
   maxResponseBytes: number;
   /** Most pages followed in one paged Nova list; more is refused (the list is not used) and counted. */
   maxPages: number;
-  /** Keystone tokens are refreshed when this share of their lifetime has passed. */
-  tokenRefreshFraction: number;
+  /** Keystone tokens are refreshed when this percentage of their lifetime has passed. */
+  tokenRefreshPercent: number;
+  /** Keystone: no second 401-driven re-authentication, and no retry of a failed refresh, within this. */
+  tokenRetryIntervalMs: number;
   /** Notification email used when a policy names none. */
   smtpDefault?: { smtpHost: string; smtpPort: number; secure: boolean; from: string; to: string[]; credentialsSecret?: string };
   /** Node reconcile workers. */
@@ -265,7 +267,8 @@ export const DEFAULT_NODES_CONFIG: Omit<NodesProcessConfig, 'namespace' | 'cloud
   httpTimeoutMs: 30_000,
   maxResponseBytes: 16 * 1024 * 1024,
   maxPages: 1000,
-  tokenRefreshFraction: 0.8,
+  tokenRefreshPercent: 80,
+  tokenRetryIntervalMs: 5000,
   workers: 4,
   resyncMs: 30_000,
 };

@@ -58,7 +58,7 @@ export class NodeDeps {
     const cloud = parseCloudsYaml(requireKey(s, 'clouds.yaml', this.config.cloudsSecret), this.config.cloudName);
     const c = this.config;
     this.nova = new NovaClient(
-      new KeystoneClient(cloud, { timeoutMs: c.httpTimeoutMs, refreshFraction: c.tokenRefreshFraction, maxBodyBytes: c.maxResponseBytes, onReject: this.onReject }),
+      new KeystoneClient(cloud, { timeoutMs: c.httpTimeoutMs, refreshFraction: c.tokenRefreshPercent / 100, minReauthIntervalMs: c.tokenRetryIntervalMs, maxBodyBytes: c.maxResponseBytes, onReject: this.onReject }),
       { timeoutMs: c.httpTimeoutMs, maxBodyBytes: c.maxResponseBytes, maxPages: c.maxPages, onReject: this.onReject },
     );
     return this.nova;

@@ -87,6 +87,8 @@ export class NodesEngine implements FleetView {
   private readonly policyCache = new Map<string, PolicyCacheEntry>();
   private readonly mutex = new Mutex();
   private readonly inFlight = new Set<string>();
+  /** Evacuation ticks between their first request and the write of their outcome. */
+  private readonly evacuationsInFlight = new Set<Promise<void>>();
   private nodeQueue!: WorkQueue;
   private policyQueue!: WorkQueue;
   private readonly log: Logger;
@@ -113,7 +115,7 @@ export class NodesEngine implements FleetView {
     this.novaMonitor = new NovaMonitor(deps, this.store, this, this.network, runtime.logger('nodes-nova'), this.m.errors, this.now);
     this.nodeSide = new NodeSideMonitor(deps, this.store, this, runtime.logger('nodes-nodeside'), this.m.errors, this.now, runtime.signal, () => runtime.leader.isLeader());
     this.objects = runtime.kubeConfig.makeApiClient(CustomObjectsApi);
-    this.power = new PowerMonitor(deps, this.store, this, runtime.logger('nodes-power'), this.m.errors, this.now);
+    this.power = new PowerMonitor(deps, this.store, this, runtime.logger('nodes-power'), this.m.errors, this.now, () => runtime.leader.isLeader() && !this.stopped);
     this.notifier = new Notifier(deps, runtime.events, runtime.logger('nodes-notify'), config, this.m.notifications, this.now);
   }
 
@@ -147,6 +149,8 @@ export class NodesEngine implements FleetView {
       await this.network.sync();
       this.novaMonitor.start();
       this.power.start();
+      // A standby reads no BMC; once it leads, read every BMC at once instead of waiting a period.
+      void this.runtime.leader.waitForLeadership(this.runtime.signal).then(() => this.power.poll(), () => undefined);
       this.monitorsStarted = true;
       this.nodeSide.sync();
     })().catch((err: Error) => { if (!this.stopped) this.log.error({ err: err.message }, 'nodes monitors failed to start'); });
@@ -154,6 +158,15 @@ export class NodesEngine implements FleetView {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    // Runs before the Lease is released (a runtime stop hook): evacuate requests still open end by
+    // their own HTTP timeout and their outcome (accepted or unknown) is written first. If the pod is
+    // killed before that, the intent already written is read as "outcome unknown" by the next leader.
+    if (this.evacuationsInFlight.size) {
+      this.log.info({ inFlight: this.evacuationsInFlight.size }, 'waiting for evacuate requests in flight before releasing the Lease');
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled([...this.evacuationsInFlight]), new Promise((r) => (t = setTimeout(r, this.config.httpTimeoutMs + 2_000)))]);
+      clearTimeout(t);
+    }
     this.novaMonitor.stop();
     this.power.stop();
     this.nodeSide.stop();
@@ -328,8 +341,14 @@ export class NodesEngine implements FleetView {
     return this.write(base, applyOutcome(base.status ?? {}, o, this.now()), true);
   }
 
+  /**
+   * Every decision and every action's outcome is an Event and one structured log line: info, or
+   * error for a failure (the Event type alone cannot tell: a Fence decision is a Warning too).
+   */
   private event(node: ComputeNode, type: 'Normal' | 'Warning', reason: string, note: string): void {
     this.runtime.events.record(node, type, reason, reason, note);
+    const failed = /(Failed|Incomplete|Unavailable)$/.test(reason);
+    this.log[failed ? 'error' : 'info']({ node: node.metadata.name, event: reason, type }, note);
   }
 
   private async execute(node: ComputeNode, a: Action, policy: ResolvedPolicy | null): Promise<ComputeNode> {
@@ -339,7 +358,7 @@ export class NodesEngine implements FleetView {
     try {
       switch (a.type) {
         case 'event':
-          this.runtime.events.record(node, a.eventType, a.reason, a.reason, a.note);
+          this.event(node, a.eventType, a.reason, a.note);
           return node;
         case 'notify':
           await this.notifier.notify(node, policy, a);
@@ -377,6 +396,7 @@ export class NodesEngine implements FleetView {
           } catch (err) {
             o = { type: 'recover', ok: false, message: err instanceof SshError ? `${err.kind}: ${err.message}` : (err as Error).message };
           }
+          if (!o.ok && this.interrupted()) return this.leavePending(node, a, log, o.message);
           done(o.ok ? 'ok' : 'failed');
           log.info({ kind: a.kind, attempt: a.attempt, ok: o.ok, message: o.message }, 'recovery attempt');
           this.event(node, o.ok ? 'Normal' : 'Warning', o.ok ? 'RecoveryCommandSucceeded' : 'RecoveryCommandFailed', `recovery attempt ${a.attempt} (${a.kind}): ${o.message}`);
@@ -393,6 +413,7 @@ export class NodesEngine implements FleetView {
           } catch (err) {
             o = { type: 'powerOn', ok: false, message: (err as Error).message };
           }
+          if (!o.ok && this.interrupted()) return this.leavePending(node, a, log, o.message);
           done(o.ok ? 'ok' : 'failed');
           this.event(node, o.ok ? 'Normal' : 'Warning', o.ok ? 'PowerOnRequested' : 'PowerOnFailed', `power-on attempt ${a.attempt}: ${o.message}`);
           const next = await this.outcome(node, o);
@@ -410,8 +431,11 @@ export class NodesEngine implements FleetView {
           } catch (err) {
             o = { type: 'powerOff', ok: false, confirmed: false, message: err instanceof IpmiError ? `BMC ${err.kind}: ${err.message}` : (err as Error).message };
           }
+          // Shutdown killed ipmitool mid-fence: that is no answer from the BMC, so not "not confirmed"
+          // (FenceFailed would make an operator acknowledge a host that is really off, with nothing
+          // evacuated). The step stays pending; the next leader re-reads the BMC and carries on.
+          if (!o.confirmed && this.interrupted()) return this.leavePending(node, a, log, o.message);
           done(o.confirmed ? 'confirmed' : 'failed');
-          log.warn({ fence: a.fenceId, confirmed: o.confirmed, message: o.message }, 'fence power-off');
           this.event(node, o.confirmed ? 'Normal' : 'Warning', o.confirmed ? 'PowerOffConfirmed' : 'PowerOffFailed',
             `fence ${a.fenceId}: ${o.confirmed ? o.message : `power-off not confirmed (${o.message}); nothing will be evacuated`}`);
           return this.outcome(node, o);
@@ -462,7 +486,7 @@ export class NodesEngine implements FleetView {
           done(o.ok ? 'ok' : 'waiting');
           const next = await this.outcome(node, o);
           if (o.ok) {
-            this.runtime.events.record(next, 'Normal', 'ReturnedToService', 'ReturnToService', `fence ${a.fenceId} cleared; nova-compute un-forced and enabled`);
+            this.event(next, 'Normal', 'ReturnedToService', `fence ${a.fenceId} cleared; nova-compute un-forced and enabled`);
             await this.notifier.notify(next, policy, { type: 'notify', key: `returned-${a.fenceId}`, severity: 'info', subject: `[hm9k] ${name}: returned to service`, body: `Fence ${a.fenceId} was acknowledged, the host is up, nova-compute was un-forced and enabled. The node is Healthy.` });
           }
           return next;
@@ -473,6 +497,21 @@ export class NodesEngine implements FleetView {
       log.error({ err: (err as Error).message }, 'action failed');
       throw err;
     }
+  }
+
+  /** Shutting down (SIGTERM, or leadership lost): calls in progress were cut short by runtime.signal. */
+  private interrupted(): boolean {
+    return this.stopped || this.runtime.signal.aborted;
+  }
+
+  /**
+   * An action cut short by shutdown is not a result: record nothing, so its intent (already written)
+   * stays pending for the next leader, which reads the outside world again before acting.
+   */
+  private leavePending(node: ComputeNode, a: Action, log: Logger, message: string): ComputeNode {
+    this.m.actions.inc({ type: a.type, result: 'interrupted' });
+    log.warn({ message }, 'action interrupted by shutdown: no outcome recorded, its intent stays pending for the next leader');
+    return node;
   }
 
   private assertPowerOffConfirmed(node: ComputeNode): void {
@@ -491,12 +530,26 @@ export class NodesEngine implements FleetView {
       node = await this.write(node, { ...node.status, evacuation: plan, servers: plan.total }, true);
       this.event(node, 'Normal', 'EvacuationStarted', `evacuating ${plan.total} server(s) from ${node.spec.host} at microversion ${plan.microversion}, ${policy.evacuation.concurrency} at a time${policy.evacuation.targetHost ? ` to ${policy.evacuation.targetHost}` : ''}`);
     }
-    const r = await evacuationTick(nova, node.status!.evacuation!, node.spec.host, policy, {
-      now: this.now,
-      log: (msg, extra) => this.log.info({ node: node.metadata.name, ...extra }, msg),
-      write: async (e) => { node = await this.write(node, { ...node.status, evacuation: e }, true); },
-    });
-    node = await this.write(node, { ...node.status, evacuation: r.evacuation }, true);
+    // Registered until its outcome is written, so that shutdown releases the Lease only after the
+    // evacuate requests in flight have ended (or been recorded with an unknown outcome).
+    let finish!: () => void;
+    const tracked = new Promise<void>((r) => (finish = r));
+    this.evacuationsInFlight.add(tracked);
+    let r: Awaited<ReturnType<typeof evacuationTick>>;
+    try {
+      r = await evacuationTick(nova, node.status!.evacuation!, node.spec.host, policy, {
+        now: this.now,
+        log: (msg, extra) => this.log.info({ node: node.metadata.name, ...extra }, msg),
+        write: async (e) => { node = await this.write(node, { ...node.status, evacuation: e }, true); },
+        // A request with no answer is re-sent only after twice the HTTP timeout without a trace in Nova.
+        settleMs: 2 * this.config.httpTimeoutMs,
+        aborted: () => this.interrupted(),
+      });
+      node = await this.write(node, { ...node.status, evacuation: r.evacuation }, true);
+    } finally {
+      this.evacuationsInFlight.delete(tracked);
+      finish();
+    }
     if (r.finished) {
       const e = r.evacuation;
       node = await this.outcome(node, { type: 'evacuationFinished', ok: e.failed === 0, message: `${e.done}/${e.total} done, ${e.failed} failed` });

@@ -24,7 +24,17 @@ export interface EvacuationIo {
   write(evacuation: Evacuation): Promise<void>;
   now(): number;
   log(msg: string, extra?: Record<string, unknown>): void;
+  /**
+   * How long a request whose outcome is unknown (recorded, maybe sent, no answer seen) must show no
+   * trace in Nova before it is issued again: a request still in flight (the sender was stopped while
+   * waiting for Nova) lands within it. Default 60 s (twice the default HTTP timeout).
+   */
+  settleMs?: number;
+  /** True once the process is shutting down: no new request is started (those sent are waited for). */
+  aborted?(): boolean;
 }
+
+const DEFAULT_SETTLE_MS = 60_000;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -132,6 +142,7 @@ async function check(nova: NovaClient, s: EvacuatedServer, server: NovaServer | 
     const out: EvacuatedServer = { ...s, state: 'done', to: host, ...(mig ? { migrationId: String(mig.id) } : {}) };
     delete out.error;
     delete out.since;
+    delete out.answer;
     // At 2.95+ evacuated servers end up stopped: start again those that were active.
     if (s.wasActive && compareMicroversion(parseMicroversion(micro)!, [2, 95]) >= 0 && vm === 'stopped') {
       try {
@@ -174,11 +185,19 @@ export async function evacuationTick(nova: NovaClient, e0: Evacuation, host: str
     const server = await getServer(nova, s.id);
     const mig = migOf(s.id);
     let next = await check(nova, s, server, mig, e.microversion);
-    if (next.state === 'requested' && !mig && server && server['OS-EXT-SRV-ATTR:host'] === s.from && !server['OS-EXT-STS:task_state']) {
-      // Intent recorded but the request never reached Nova (restart between the two): request again.
+    const noTrace = next.state === 'requested' && !mig && server && server['OS-EXT-SRV-ATTR:host'] === s.from && !server['OS-EXT-STS:task_state'];
+    // When the intent was recorded (older records: when the evacuation started).
+    const sentAt = Date.parse(s.since ?? e.startedAt);
+    if (noTrace && s.answer !== 'accepted' && io.now() - sentAt >= (io.settleMs ?? DEFAULT_SETTLE_MS)) {
+      // Recorded, no answer seen, and no trace in Nova for the whole settle window: the request never
+      // reached Nova (a restart between intent and request): request again.
       next = { ...s, state: 'pending' };
       delete next.since;
-      io.log('evacuation request not found in Nova; will request again', { server: s.id });
+      delete next.answer;
+      io.log('evacuation request not found in Nova for the settle window; will request again', { server: s.id, since: s.since, answer: s.answer ?? 'not known to be sent' });
+    } else if (noTrace && s.answer !== 'accepted') {
+      // Outcome unknown (maybe still in flight from a stopped leader): ask Nova again next tick, never re-send yet.
+      next = { ...s };
     } else if (next.state === 'requested' && io.now() > deadlineOf(s)) {
       next = { ...s, state: 'failed', error: `not evacuated within perServerTimeout (${timeout} ms)${server?.['OS-EXT-STS:task_state'] ? `, task_state ${server['OS-EXT-STS:task_state']}` : ''}: needs an operator` };
     }
@@ -187,7 +206,7 @@ export async function evacuationTick(nova: NovaClient, e0: Evacuation, host: str
   e = recount(e);
   // 2. Start pending servers up to the concurrency limit.
   let inFlight = e.servers.filter((s) => s.state === 'requested').length;
-  for (let i = 0; i < e.servers.length && inFlight < policy.evacuation.concurrency; i++) {
+  for (let i = 0; i < e.servers.length && inFlight < policy.evacuation.concurrency && !io.aborted?.(); i++) {
     const s = e.servers[i]!;
     if (s.state !== 'pending') continue;
     const server = await getServer(nova, s.id);
@@ -231,20 +250,26 @@ export async function evacuationTick(nova: NovaClient, e0: Evacuation, host: str
       e.servers[i] = { ...s, state: 'skipped', error: `vm_state ${vm} cannot be evacuated` };
       continue;
     }
+    // Intent first: once written, a restart treats this request as sent with an unknown outcome.
     e.servers[i] = { ...s, state: 'requested', since: iso(io.now()) };
+    delete e.servers[i]!.answer;
     await io.write(recount(e));
     try {
       await nova.evacuate(s.id, { ...(policy.evacuation.targetHost ? { host: policy.evacuation.targetHost } : {}), microversion: e.microversion });
+      e.servers[i] = { ...e.servers[i]!, answer: 'accepted' };
       inFlight++;
     } catch (err) {
       const status = (err as { status?: number }).status ?? 0;
       if (status === 409) {
-        // Busy: ask again later, under the same busy deadline.
+        // Busy: Nova refused it, nothing was started; ask again later, under the same busy deadline.
         io.log('evacuate refused as busy (409); will retry', { server: s.id, err: (err as Error).message });
         e.servers[i] = { ...s, state: 'pending', since: s.since ?? iso(io.now()) };
       } else if (status >= 500 || status === 0) {
-        // Nova trouble: the progress check sees whether it landed.
-        io.log('evacuate not accepted; will re-check', { server: s.id, err: (err as Error).message });
+        // Sent, no usable answer (timeout, lost connection, 5xx): the outcome is unknown. The progress
+        // check asks Nova and re-sends only after the settle window without a trace.
+        io.log('evacuate outcome unknown; will re-check in Nova before any new request', { server: s.id, err: (err as Error).message });
+        e.servers[i] = { ...e.servers[i]!, answer: 'unknown' };
+        inFlight++;
       } else {
         e.servers[i] = { ...s, state: 'failed', error: (err as Error).message.slice(0, 512) };
       }

@@ -72,6 +72,7 @@ export class Notifier {
           { from: email.from, to: email.to, subject: a.subject, text: `${a.body}\n\n-- hm9k (severity ${a.severity}, key ${a.key})\n` },
         );
         this.counter?.inc({ result: 'sent' });
+        this.log.info({ node: node.metadata.name, key: a.key, to: email.to, severity: a.severity }, `email sent: ${a.subject}`);
       } catch (err) {
         delivered = false;
         error = (err as Error).message;
@@ -86,7 +87,7 @@ export class Notifier {
         const res = await fetch(webhook.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ node: node.metadata.name, key: a.key, severity: a.severity, subject: a.subject, body: a.body }), signal: AbortSignal.timeout(10_000) });
         if (!res.ok) throw new Error(`HTTP ${res.status}`);
       } catch (err) {
-        this.log.warn({ node: node.metadata.name, err: (err as Error).message }, 'webhook notification failed');
+        this.log.error({ node: node.metadata.name, key: a.key, err: (err as Error).message }, 'webhook notification failed');
       }
     }
     this.history.push({ at: this.now(), node: node.metadata.name, key: a.key, subject: a.subject, delivered, ...(error ? { error } : {}) });

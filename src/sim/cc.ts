@@ -26,7 +26,13 @@ export type CcFailure =
   /** `times`: how many requests fail (default 1; -1 = until clearFailures). */
   | { kind: 'unauthorized' | 'serverError' | 'badJson' | 'timeout'; endpoint: 'bulk' | 'start' | 'stop'; page?: number; times?: number }
   /** 200 with no results on the first page (or `page`): an empty answer / a partial one. */
-  | { kind: 'empty'; endpoint: 'bulk'; page?: number; times?: number };
+  | { kind: 'empty'; endpoint: 'bulk'; page?: number; times?: number }
+  /** The connection is reset: before CC did anything (`reset`), or after it executed the start/stop (`resetAfter`). */
+  | { kind: 'reset' | 'resetAfter'; endpoint: 'bulk' | 'start' | 'stop'; page?: number; times?: number }
+  /** The page's body is cut in the middle (a connection closed mid-answer). */
+  | { kind: 'truncated'; endpoint: 'bulk'; page?: number; times?: number }
+  /** The page answers the bulk_token it was asked with, instead of advancing it (a stuck cursor). */
+  | { kind: 'duplicateToken'; endpoint: 'bulk'; page?: number; times?: number };
 
 export interface CcRequest {
   at: number;
@@ -96,8 +102,8 @@ export class CloudControllerSim {
     this.failures = [];
   }
 
-  private takeFailure(endpoint: string, page?: number): CcFailure | undefined {
-    const f = this.failures.find((x) => x.endpoint === endpoint && x.left > 0 && (x.page === undefined || x.page === page));
+  private takeFailure(endpoint: string, page?: number, which: (kind: CcFailure['kind']) => boolean = () => true): CcFailure | undefined {
+    const f = this.failures.find((x) => x.endpoint === endpoint && x.left > 0 && (x.page === undefined || x.page === page) && which(x.kind));
     if (!f) return undefined;
     f.left--;
     if (f.left <= 0) this.failures = this.failures.filter((x) => x !== f);
@@ -156,6 +162,9 @@ export class CloudControllerSim {
         rec.status = -1;
         this.hanging.add(res);
         res.once('close', () => this.hanging.delete(res));
+      } else if (f.kind === 'reset') {
+        rec.status = -2;
+        req.socket.destroy();
       } else return false;
       return true;
     };
@@ -178,7 +187,10 @@ export class CloudControllerSim {
       const page = this.opts.generation === 'paged' ? all.filter((a) => a.id > (token.id ?? 0)).slice(0, Math.max(1, batch)) : all;
       const results = Object.fromEntries(page.map((a) => [a.guid, { id: a.guid, version: a.version, instances: a.instances, state: a.state, package_state: a.package_state, memory: a.memory, updated_at: a.updated_at }]));
       const last = page[page.length - 1];
-      return send(200, JSON.stringify({ results, bulk_token: this.opts.generation === 'paged' ? { id: last ? last.id : (token.id ?? 0) } : {} }));
+      const next = f?.kind === 'duplicateToken' ? token : this.opts.generation === 'paged' ? { id: last ? last.id : (token.id ?? 0) } : {};
+      const body = JSON.stringify({ results, bulk_token: next });
+      if (f?.kind === 'truncated') return send(200, body.slice(0, Math.floor(body.length / 2)));
+      return send(200, body);
     }
     if (req.method === 'GET' && url.pathname === '/bulk/counts') {
       rec.endpoint = 'counts';
@@ -190,7 +202,7 @@ export class CloudControllerSim {
       const kind = m[1] as 'start' | 'stop';
       rec.endpoint = kind;
       if (!this.authorized(req, this.opts.internalUser, this.opts.internalPassword)) return send(401, '');
-      if (fail(this.takeFailure(kind))) return;
+      if (fail(this.takeFailure(kind, undefined, (k) => k !== 'resetAfter'))) return;
       let body: unknown;
       try {
         body = JSON.parse(text);
@@ -198,7 +210,14 @@ export class CloudControllerSim {
         return send(400, '{"error":"invalid JSON"}');
       }
       rec.body = body;
+      const f = this.takeFailure(kind, undefined, (k) => k === 'resetAfter');
       rec.executed = kind === 'start' ? this.doStart(body as StartMessage) : this.doStop(body as StopMessage);
+      if (f?.kind === 'resetAfter') {
+        // CC did it; the answer never arrives.
+        rec.status = -3;
+        req.socket.destroy();
+        return;
+      }
       return send(200, '{}');
     }
     send(404, '{"error":"not found"}');

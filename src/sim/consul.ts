@@ -1,7 +1,14 @@
 // Consul HTTP API simulator: the endpoints hm9k uses, with blocking-query semantics
-// (X-Consul-Index, ?index=&wait=), ACL tokens in X-Consul-Token, and the failure modes hm9k must
-// read as "unknown": unreachable (listener closed), leaderless (500 "No cluster leader"), node
-// absent from the catalog.
+// (X-Consul-Index, ?index=&wait=), ACLs as Consul enforces them with default_policy deny, and the
+// failure modes hm9k must read as "unknown": unreachable (listener closed), leaderless (500 "No
+// cluster leader"), node absent from the catalog.
+//
+// ACLs (Consul 1.x): the token comes from X-Consul-Token, `Authorization: Bearer` or `?token=`. A
+// secret Consul does not know is 403 "ACL not found". No token is the anonymous token (no rights
+// here). Catalog and health reads are not refused for lack of node:read: Consul filters the
+// results (the nodes the token may not read are left out) and sets
+// X-Consul-Results-Filtered-By-ACLs: true. Writes without the right are 403 "Permission denied".
+// /v1/status/leader needs no token.
 //
 // Why a simulator and not real Consul: Consul 1.16.x cannot be built from published Go modules on
 // this machine. Its go.mod relies on replace directives to in-repo submodules; the published versions
@@ -30,10 +37,18 @@ interface SimNode {
   modifyIndex: number;
 }
 
+/** What one ACL token may do (the subset the endpoints here check). */
+export interface ConsulSimToken {
+  /** node:read on every node (true), on names with this prefix (string), or none (false). */
+  nodeRead: boolean | string;
+}
+
 export interface ConsulSimOptions {
   datacenter?: string;
-  /** When set, every request must carry this token in X-Consul-Token. */
+  /** Shortcut: ACLs on, one token (this secret) with node:read on every node. */
   aclToken?: string;
+  /** ACLs on (default policy deny): the tokens Consul knows, by secret. */
+  aclTokens?: Record<string, ConsulSimToken>;
   /** Upper bound of a blocking wait (Consul caps at 10m). */
   maxWaitMs?: number;
 }
@@ -69,7 +84,23 @@ export class ConsulSim {
   /** Count of requests per path (benchmarks: requests per minute in steady state). */
   readonly requestCount = new Map<string, number>();
 
+  /** Requests refused or filtered by ACLs (403 or filtered results). */
+  aclDenied = 0;
+
   constructor(private readonly o: ConsulSimOptions = {}) {}
+
+  private get acl(): Record<string, ConsulSimToken> | undefined {
+    if (!this.o.aclToken && !this.o.aclTokens) return undefined;
+    return { ...(this.o.aclToken ? { [this.o.aclToken]: { nodeRead: true } } : {}), ...(this.o.aclTokens ?? {}) };
+  }
+
+  private tokenOf(req: IncomingMessage, url: URL): string | undefined {
+    const h = req.headers['x-consul-token'];
+    if (typeof h === 'string' && h) return h;
+    const auth = req.headers.authorization;
+    if (auth && /^Bearer\s+/i.test(auth)) return auth.replace(/^Bearer\s+/i, '');
+    return url.searchParams.get('token') || undefined;
+  }
 
   get url() {
     return `http://127.0.0.1:${this.port}`;
@@ -157,11 +188,24 @@ export class ConsulSim {
     const url = new URL(req.url ?? '/', this.url);
     const path = url.pathname;
     this.requestCount.set(path, (this.requestCount.get(path) ?? 0) + 1);
-    if (this.o.aclToken && req.headers['x-consul-token'] !== this.o.aclToken) {
-      return this.send(res, 403, req.headers['x-consul-token'] ? 'ACL not found' : 'Permission denied');
+    if (path === '/v1/status/leader' && req.method === 'GET') return this.send(res, 200, this.leader ? '127.0.0.1:8300' : '');
+    const acl = this.acl;
+    // node:read on a node name: everything without ACLs; with ACLs, what the token grants.
+    let canRead: (node: string) => boolean = () => true;
+    if (acl) {
+      const secret = this.tokenOf(req, url);
+      if (secret !== undefined && !(secret in acl)) {
+        this.aclDenied++;
+        return this.send(res, 403, 'ACL not found');
+      }
+      const right = secret === undefined ? false : acl[secret]!.nodeRead;
+      canRead = (node) => right === true || (typeof right === 'string' && node.startsWith(right));
+      if (req.method !== 'GET') {
+        this.aclDenied++;
+        return this.send(res, 403, 'Permission denied');
+      }
     }
     if (req.method !== 'GET') return this.send(res, 405, 'method not allowed');
-    if (path === '/v1/status/leader') return this.send(res, 200, this.leader ? '127.0.0.1:8300' : '');
     const known = path === '/v1/catalog/nodes' || /^\/v1\/health\/state\/(any|passing|warning|critical)$/.test(path) || /^\/v1\/health\/node\/[^/]+$/.test(path);
     if (!known) return this.send(res, 404, 'Not found');
     // Blocking query.
@@ -179,14 +223,18 @@ export class ConsulSim {
     if (res.destroyed) return;
     if (!this.leader && !url.searchParams.has('stale')) return this.send(res, 500, 'No cluster leader');
     const dc = this.o.datacenter ?? 'dc1';
+    const readable = [...this.nodes.values()].filter((n) => canRead(n.name));
+    const filtered = readable.length < this.nodes.size;
+    if (filtered) this.aclDenied++;
+    const send = (body: unknown) => this.send(res, 200, body, filtered ? { 'x-consul-results-filtered-by-acls': 'true' } : {});
     if (path === '/v1/catalog/nodes') {
-      return this.send(res, 200, [...this.nodes.values()].sort((a, b) => a.name.localeCompare(b.name)).map((n) => ({
+      return send(readable.sort((a, b) => a.name.localeCompare(b.name)).map((n) => ({
         ID: '', Node: n.name, Address: n.address, Datacenter: dc, TaggedAddresses: { lan: n.address, wan: n.address }, Meta: {}, CreateIndex: n.createIndex, ModifyIndex: n.modifyIndex,
       })));
     }
-    const all = [...this.nodes.values()].flatMap((n) => [...n.checks.values()].map((c) => ({ Node: n.name, ...c, Type: c.CheckID === 'serfHealth' ? '' : 'ttl', Definition: {}, Namespace: 'default' })));
+    const all = readable.flatMap((n) => [...n.checks.values()].map((c) => ({ Node: n.name, ...c, Type: c.CheckID === 'serfHealth' ? '' : 'ttl', Definition: {}, Namespace: 'default' })));
     const m = /^\/v1\/health\/node\/([^/]+)$/.exec(path);
-    if (m) return this.send(res, 200, all.filter((c) => c.Node === decodeURIComponent(m[1]!)));
+    if (m) return send(all.filter((c) => c.Node === decodeURIComponent(m[1]!)));
     const state = path.split('/').pop();
     let out;
     try {
@@ -194,6 +242,6 @@ export class ConsulSim {
     } catch (err) {
       return this.send(res, 400, (err as Error).message);
     }
-    return this.send(res, 200, out);
+    return send(out);
   }
 }

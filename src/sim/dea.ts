@@ -28,6 +28,8 @@ export interface DeaFleetOptions {
   /** A DEA keeps its latest crashed instance per app this long (dea_ng: 1 h). */
   crashedRetentionMs?: number;
   idPrefix?: string;
+  /** The Cloud Controller partition every heartbeat entry and droplet.exited carries (dea_ng: "default"). */
+  ccPartition?: string;
 }
 
 /** What Cloud Controller tells DEAs (the CC simulator drives the fleet through this). */
@@ -98,7 +100,7 @@ export class DeaFleet implements DeaDirector {
     const list = [...dea.instances.values(), ...[...dea.crashed.values()].map((c) => c.inst)];
     return {
       dea: dea.id,
-      droplets: list.map((i) => ({ cc_partition: 'default', droplet: i.appGuid, version: i.version, instance: i.guid, index: i.index, state: i.state, state_timestamp: i.stateTimestamp })),
+      droplets: list.map((i) => ({ cc_partition: this.opts.ccPartition ?? 'default', droplet: i.appGuid, version: i.version, instance: i.guid, index: i.index, state: i.state, state_timestamp: i.stateTimestamp })),
     };
   }
 
@@ -114,7 +116,7 @@ export class DeaFleet implements DeaDirector {
   }
 
   private exited(inst: SimInstance, reason: ExitReason): void {
-    const msg: DropletExited = { droplet: inst.appGuid, version: inst.version, instance: inst.guid, index: inst.index, reason, exit_status: reason === 'CRASHED' ? 1 : 0, exit_description: reason.toLowerCase(), crash_timestamp: Date.now() / 1000 };
+    const msg: DropletExited = { cc_partition: this.opts.ccPartition ?? 'default', droplet: inst.appGuid, version: inst.version, instance: inst.guid, index: inst.index, reason, exit_status: reason === 'CRASHED' ? 1 : 0, exit_description: reason.toLowerCase(), crash_timestamp: Date.now() / 1000 };
     this.opts.nats.publish(EXITED_SUBJECT, JSON.stringify(msg));
   }
 

@@ -92,6 +92,12 @@ export class NovaSim {
    * (e.g. kill the controller when its first evacuate arrives: Nova still carries it out).
    */
   onRequest: ((what: string) => void | Promise<void>) | undefined;
+  /**
+   * Called once a server action's body has been read, before Nova carries it out (`evacuate`,
+   * `os-start`, ...). Awaited: a test can hold a request in nova-api; it is carried out afterwards
+   * even when the client has gone meanwhile (nova-api finishes a request it has read).
+   */
+  beforeAction: ((serverId: string, action: string) => void | Promise<void>) | undefined;
   /** Servers whose evacuation stays in pre-migrating until removed from this set. */
   readonly stallEvacuationOf = new Set<string>();
   port = 0;
@@ -300,6 +306,7 @@ export class NovaSim {
       const s = this.servers.get(m[1]!);
       if (!s) return fault(res, 404, 'itemNotFound', `Instance ${m[1]} could not be found.`);
       const b = (body ?? {}) as Record<string, unknown>;
+      if (this.beforeAction) await this.beforeAction(s.id, Object.keys(b)[0] ?? '');
       if ('evacuate' in b) return this.evacuate(res, s, (b.evacuate ?? {}) as { host?: string; force?: boolean; onSharedStorage?: boolean }, mv);
       if ('os-start' in b) {
         if (s.vm_state !== 'stopped' || s.task_state) return fault(res, 409, 'conflictingRequest', `Cannot 'start' instance ${s.id} while it is in vm_state ${s.vm_state}`);

@@ -1,7 +1,7 @@
 // Table tests for hm9000.md section 6 (every rule, every row of the table, the backoff schedule) and
 // a property test over random fleets.
 import { describe, expect, it } from 'vitest';
-import { analyze, crashDelayMs, type AnalyzerSnapshot } from '../../src/apps/analyzer/index.js';
+import { analyze, crashDelayMs, noisyDelayMs, type AnalyzerSnapshot } from '../../src/apps/analyzer/index.js';
 import { resolveAppsConfig } from '../../src/apps/config.js';
 import { crashKey, emptyPending, isStartingOrRunning, startKey, type CrashCount, type DesiredAppState, type InstanceHeartbeat, type InstanceState, type PendingActions } from '../../src/apps/types.js';
 
@@ -350,5 +350,60 @@ describe('property: random fleets', () => {
       const keys = d.starts.map((s) => startKey(s.appGuid, s.version, s.index));
       expect(new Set(keys).size).toBe(keys.length);
     }
+  });
+});
+
+// Issue 14 item 7: the Ruby health manager's delay_time_noise, with an injected (seeded) source.
+describe('crash restart delay noise (crashBackoff.delayNoise)', () => {
+  /** mulberry32: a small seeded PRNG, uniform in [0, 1). */
+  const seeded = (seed: number) => () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  // 50 apps, each with index 0 crashed 4 times (a 60 s backoff) and index 1 running.
+  const fleet = (): AnalyzerSnapshot => {
+    const desired = new Map<string, DesiredAppState>();
+    const instances = new Map<string, InstanceHeartbeat[]>();
+    const crashCounts = new Map<string, CrashCount>();
+    for (let a = 0; a < 50; a++) {
+      const guid = `app${a}`;
+      desired.set(guid, { ...app(2), appGuid: guid });
+      instances.set(guid, [hb(0, 'CRASHED', { droplet: guid }), hb(1, 'RUNNING', { droplet: guid })]);
+      crashCounts.set(crashKey(guid, 'v1', 0), { appGuid: guid, version: 'v1', index: 0, count: 4, createdAt: NOW - 10 * S, updatedAt: NOW - 10 * S });
+    }
+    return { actualFresh: true, desiredFresh: true, desired, instances, crashCounts };
+  };
+  const delays = (d: ReturnType<typeof analyze>) => d.starts.filter((m) => m.reason === 'CRASHED').map((m) => m.sendOn - NOW);
+  const noisy = { ...config, crashBackoff: { ...config.crashBackoff, delayNoiseMs: 5 * S } };
+
+  it('0 (the default) keeps the deterministic delay, even with a random source', () => {
+    expect(config.crashBackoff.delayNoiseMs).toBe(0);
+    expect(new Set(delays(analyze(fleet(), NOW, config, emptyPending(), { random: seeded(1) })))).toEqual(new Set([60 * S]));
+  });
+  it('within +-delayNoise of the backoff, spread (not in lockstep), and reproducible for a seed', () => {
+    const a = delays(analyze(fleet(), NOW, noisy, emptyPending(), { random: seeded(7) }));
+    expect(a).toHaveLength(50);
+    for (const x of a) expect(Math.abs(x - 60 * S)).toBeLessThanOrEqual(5 * S);
+    expect(new Set(a).size).toBeGreaterThan(40);
+    expect(Math.max(...a) - Math.min(...a)).toBeGreaterThan(5 * S);
+    expect(delays(analyze(fleet(), NOW, noisy, emptyPending(), { random: seeded(7) }))).toEqual(a);
+  });
+  it('immediate restarts stay immediate; never below 0; MISSING starts keep their grace', () => {
+    expect(noisyDelayMs(0, 5 * S, () => 0)).toBe(0);
+    expect(noisyDelayMs(2 * S, 5 * S, () => 0)).toBe(0);
+    expect(noisyDelayMs(60 * S, 5 * S, () => 0.5)).toBe(60 * S);
+    expect(noisyDelayMs(60 * S, 5 * S, undefined)).toBe(60 * S);
+    const d = analyze(snap(app(2), [hb(0, 'RUNNING')]), NOW, noisy, emptyPending(), { random: () => 0 });
+    expect(starts(d)).toEqual(['MISSING:1+30s']);
+  });
+  it('a DesiredApp crashBackoff override may set its own noise', () => {
+    const s = fleet();
+    s.overrides = new Map([['app0', { crashBackoff: { delayNoise: '10s' } }]]);
+    const d = analyze(s, NOW, config, emptyPending(), { random: () => 0.99 });
+    const byApp = new Map(d.starts.map((m) => [m.appGuid, m.sendOn - NOW]));
+    expect(byApp.get('app0')).toBeGreaterThan(69 * S);
+    expect(byApp.get('app1')).toBe(60 * S);
   });
 });

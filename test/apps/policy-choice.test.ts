@@ -96,3 +96,15 @@ describe('PolicySource', () => {
     expect(rt.events.recorded.map((e) => e.reason)).toEqual(['PolicyFollowed']);
   });
 });
+
+describe('logAction (issue 10: every action one structured line)', () => {
+  it('a sent start at info with its fields; a failed stop at error', async () => {
+    const { logAction } = await import('../../src/apps/status/events.js');
+    const { lines, logger } = capture();
+    const base = { appGuid: 'web', version: 'v1', index: 2, messageId: 'm1', priority: 1, sendOn: 0, keepAliveMs: 0 };
+    logAction(logger, { message: { ...base, kind: 'start', reason: 'MISSING' } as never, outcome: 'sent', time: 0 });
+    logAction(logger, { message: { ...base, kind: 'stop', reason: 'EXTRA', instanceGuid: 'i2' } as never, outcome: 'failed', time: 0, detail: 'HTTP 500' });
+    expect(lines[0]).toMatchObject({ level: 30, action: 'start', app: 'web', version: 'v1', index: 2, reason: 'MISSING', outcome: 'sent', messageId: 'm1', msg: 'start web[2] sent' });
+    expect(lines[1]).toMatchObject({ level: 50, action: 'stop', outcome: 'failed', detail: 'HTTP 500' });
+  });
+});

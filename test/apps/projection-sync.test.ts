@@ -30,7 +30,8 @@ function setup() {
   const fetched = async (apps: [string, DesiredAppState][], at = 1) => {
     const before = store.desired();
     store.setDesired(new Map(apps), at);
-    await sync.afterFetch(before);
+    sync.afterFetch(before);
+    await sync.idle();
   };
   return { rt, store, informer, sync, changed, deleted, fetched, calls: rt.desiredAppApi.calls };
 }
@@ -47,7 +48,7 @@ describe('ProjectionSync', () => {
     await s.fetched([app('web'), app('api')], 3);
     expect(s.calls).toEqual([]);
     await s.fetched([app('web', { instances: 5 }), app('api')], 4);
-    expect(s.calls.map((c) => c.op)).toEqual(['list', 'replace']);
+    expect(s.calls.map((c) => c.op)).toEqual(['replace']); // from the informer's cache: no LIST
   });
 
   it('a managed object of a desired app deleted by a person is recreated on resync', async () => {
@@ -56,7 +57,8 @@ describe('ProjectionSync', () => {
     s.informer.delete('cf/web');
     expect(s.deleted).toEqual(['web']);
     expect(s.sync.dirty).toBe(true);
-    await s.sync.resync();
+    s.sync.resync();
+    await s.sync.idle();
     expect(s.sync.dirty).toBe(false);
     expect(s.informer.get('cf/web')?.spec.instances).toBe(2);
   });
@@ -78,10 +80,62 @@ describe('ProjectionSync', () => {
     const store = new MemoryStore(30_000);
     const sync = new ProjectionSync({ store, namespace: 'cf', logger: pino({ level: 'silent' }) });
     store.setDesired(new Map([app('web')]), 1);
-    await sync.afterFetch(new Map());
+    sync.afterFetch(new Map());
+    expect(sync.busy()).toBe(false);
     expect(sync.enabled).toBe(false);
     expect(sync.hasSynced()).toBe(true);
     expect(sync.overrides().size).toBe(0);
     expect(sync.objectFor('web')).toBeUndefined();
+  });
+});
+
+describe('DesiredAppProjection writes', () => {
+  const apiRecording = (fail: (name: string) => number | undefined = () => undefined) => {
+    let inFlight = 0;
+    const rec = { maxInFlight: 0, created: [] as string[] };
+    const api = {
+      listPage: async () => ({ items: [] }),
+      create: async (_ns: string, o: DesiredApp) => {
+        inFlight++;
+        rec.maxInFlight = Math.max(rec.maxInFlight, inFlight);
+        await new Promise((r) => setTimeout(r, 2));
+        inFlight--;
+        const code = fail(o.metadata.name);
+        if (code) throw Object.assign(new Error(`HTTP ${code}`), { code });
+        rec.created.push(o.metadata.name);
+      },
+      replace: async () => {},
+      delete: async () => {},
+    };
+    return { api, rec };
+  };
+  const many = (n: number) => new Map(Array.from({ length: n }, (_, i) => app(`app-${i}`)));
+
+  it('creates bounded-parallel: never more than maxInFlight writes at once', async () => {
+    const { api, rec } = apiRecording();
+    const p = new DesiredAppProjection(api, 'cf', 500, { maxInFlight: 4, writesPerSecond: 100_000 });
+    const r = await p.sync(many(200), []);
+    expect(r.created).toBe(200);
+    expect(rec.maxInFlight).toBe(4);
+  });
+
+  it('an object that already exists (409: the cache was behind) is not an error; other failures are counted and reported', async () => {
+    const { api } = apiRecording((name) => (name === 'app-1' ? 409 : name === 'app-2' ? 500 : undefined));
+    const p = new DesiredAppProjection(api, 'cf', 500, { maxInFlight: 2, writesPerSecond: 100_000 });
+    const err = await p.sync(many(5), []).catch((e: Error & { result?: { failed: number; created: number } }) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error & { result: { failed: number; created: number } }).result).toMatchObject({ failed: 1, created: 3 });
+  });
+
+  it('writes not yet started are skipped once no longer wanted (leadership lost)', async () => {
+    const { api, rec } = apiRecording();
+    const p = new DesiredAppProjection(api, 'cf', 500, { maxInFlight: 1, writesPerSecond: 100_000 });
+    let wanted = true;
+    const done = p.sync(many(50), [], () => wanted);
+    await new Promise((r) => setTimeout(r, 10));
+    wanted = false;
+    const r = await done;
+    expect(rec.created.length).toBeLessThan(50);
+    expect(r.created + r.abandoned).toBe(50);
   });
 });

@@ -54,7 +54,8 @@ async function setup() {
   ]);
   const T = 1_700_000_000_000;
   store.setDesired(desired, T);
-  await projection.afterFetch(new Map());
+  projection.afterFetch(new Map());
+  await projection.idle();
   for (let t = T - cfg.actualFreshnessTtlMs; t <= T; t += 10_000) store.recordFlush(t);
   const instances = (webRunning: number) => {
     const list: InstanceHeartbeat[] = [];

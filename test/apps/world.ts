@@ -3,7 +3,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startApps, scaleTimings, type AppsConfig, type AppsHandle, type AppsProcessConfig } from '../../src/apps/index.js';
 import { CloudControllerSim } from '../../src/sim/cc.js';
-import { DeaFleet } from '../../src/sim/dea.js';
+import { DeaFleet, type DeaFleetOptions } from '../../src/sim/dea.js';
 import { NatsServer } from '../support/nats.js';
 import { fakeRuntime, type FakeRuntime } from './support/fake-runtime.js';
 
@@ -17,10 +17,10 @@ export interface World {
   close(): Promise<void>;
 }
 
-export async function world(appsSpec: [string, number][]): Promise<World> {
+export async function world(appsSpec: [string, number][], fleetOptions: Partial<DeaFleetOptions> = {}): Promise<World> {
   const nats = await NatsServer.start();
   const nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
-  const fleet = new DeaFleet({ nats: nc, count: 3, heartbeatPeriodMs: 1000, startupMs: 200, evacuationTimeoutMs: 3000 });
+  const fleet = new DeaFleet({ nats: nc, count: 3, heartbeatPeriodMs: 1000, startupMs: 200, evacuationTimeoutMs: 3000, ...fleetOptions });
   const cc = new CloudControllerSim({ dea: fleet });
   await cc.listen();
   for (const [guid, n] of appsSpec) {

@@ -90,6 +90,11 @@ cmp-2 (host cmp-2)  phase=Fenced since 5m ago
 `);
   });
 
+  it('says what the bounded evacuation list leaves out (issue 9 item 8)', () => {
+    const big: ComputeNode = { ...fenced, status: { ...fenced.status, evacuation: { ...fenced.status!.evacuation!, total: 230, done: 120, failed: 1, planned: 200, omitted: { done: 119, failed: 0 } } } };
+    expect(renderNodes([big], [], now)).toContain('               not listed: 119 evacuated, 30 not yet planned\n');
+  });
+
   it('shows a storm and a paused policy', () => {
     const storm: FencePolicy = { ...policy, spec: { ...policy.spec, safety: { paused: true } }, status: { ...policy.status, conditions: [{ type: 'StormActive', status: 'True', reason: 'TooManyUnhealthy', message: '3 of 4 nodes unhealthy (max 1)', lastTransitionTime: t(1) }] } };
     expect(renderNodes([], [storm], now)).toMatch(/STORM: 3 of 4 nodes unhealthy \(max 1\)  PAUSED/);

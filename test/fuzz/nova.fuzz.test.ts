@@ -90,11 +90,31 @@ async function typed<T>(p: Promise<T>): Promise<T | OpenStackError> {
   }
 }
 
-const RUNS = 250;
-// Found on main: a `null` body or a list holding non-objects escapes the Nova client as a TypeError
-// (version document `null`; servers/detail `[null]` crashes planEvacuation). The fix belongs in
-// src/clients/nova.ts, which issue 9 (i9a) is rewriting for paging: enabled with the fix once that lands.
-describe.skip('fuzz: Nova and Keystone answers', () => {
+const RUNS = 100;
+describe('fuzz: Nova and Keystone answers', () => {
+  it('found: `null` answers, non-object list entries and a malformed catalog are OpenStackErrors, not TypeErrors', async () => {
+    const ok = (v: unknown) => ({ status: 200, text: JSON.stringify(v) });
+    const good: Answers = {
+      token: ok({ token: { expires_at: '2099-01-01T00:00:00Z', catalog: [{ type: 'compute', endpoints: [{ interface: 'public', url: 'SELF/compute/v2.1' }] }] } }),
+      version: ok({ version: { version: '2.79', min_version: '2.1' } }),
+      services: ok({ services: [] }), servers: ok({ servers: [] }), migrations: ok({ migrations: [] }),
+    };
+    const cases: [Partial<Answers>, (c: NovaClient) => Promise<unknown>][] = [
+      [{ version: ok(null) }, (c) => c.listServices()],
+      [{ version: ok({ version: { version: 253 } }) }, (c) => c.listServices()],
+      [{ services: ok({ services: [null] }) }, (c) => c.listServices()],
+      [{ servers: ok({ servers: [null, 'x'] }) }, (c) => planEvacuation(c, 'cmp1', policy, Date.now())],
+      [{ migrations: ok({ migrations: [null] }) }, (c) => c.migrations({ type: 'evacuation' })],
+      [{ token: ok({ token: { expires_at: '2099-01-01T00:00:00Z', catalog: [{ type: 'compute', endpoints: 'x' }] } }) }, (c) => c.listServices()],
+      [{ token: ok(null) }, (c) => c.listServices()],
+    ];
+    for (const [patch, call] of cases) {
+      current = { ...good, ...patch };
+      const r = await typed(call(nova()));
+      expect(r, JSON.stringify(patch)).toBeInstanceOf(OpenStackError);
+    }
+  });
+
   it('NovaClient: every failure is an OpenStackError; accepted lists hold objects with the fields hm9k reads', { timeout: budget(RUNS, 40) }, async () => {
     await check('nova client', fc.asyncProperty(answers, async (a) => {
       current = a as Answers;

@@ -26,8 +26,8 @@ describe('evacuation engine', () => {
   });
   afterEach(async () => { await sim.stop(); });
 
-  async function runToEnd(e: Evac, p = policy(), writes: Evac[] = []) {
-    const io = { now: () => Date.now(), log: () => undefined, write: async (x: Evac) => { writes.push(structuredClone(x)); } };
+  async function runToEnd(e: Evac, p = policy(), writes: Evac[] = [], settleMs = 200) {
+    const io = { now: () => Date.now(), log: () => undefined, settleMs, write: async (x: Evac) => { writes.push(structuredClone(x)); } };
     let maxRequested = 0;
     for (let i = 0; i < 200; i++) {
       const r = await evacuationTick(nova, e, 'src', p, io);
@@ -59,6 +59,31 @@ describe('evacuation engine', () => {
     plan.servers[0]!.state = 'requested';
     const { e } = await runToEnd(plan);
     expect(e.done).toBe(1);
+    expect(sim.migrations.filter((m) => m.instance_uuid === s.id)).toHaveLength(1);
+  });
+
+  it('a request still in flight when its sender gave up (outcome unknown) is never sent again; once Nova carries it out it is done', async () => {
+    const s = sim.addServer('src');
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    // nova-api has read the request but not carried it out yet (a slow API, a stopped leader).
+    sim.beforeAction = (id, action) => (id === s.id && action === 'evacuate' ? held : undefined);
+    const impatient = new NovaClient(new KeystoneClient(parseCloudsYaml(sim.cloudsYaml(), 'sim')), { timeoutMs: 300 });
+    const plan = await planEvacuation(impatient, 'src', policy(), Date.now());
+    const io = { now: () => Date.now(), log: () => undefined, settleMs: 60_000, write: async () => undefined };
+    const r1 = await evacuationTick(impatient, plan, 'src', policy(), io);
+    expect(r1.evacuation.servers[0]).toMatchObject({ state: 'requested', answer: 'unknown' });
+    expect(r1.evacuation.servers[0]!.since).toBeTruthy();
+    // The next ticks (this leader or the next) find no trace in Nova yet: ask again, never re-send.
+    let e = r1.evacuation;
+    for (let i = 0; i < 3; i++) e = (await evacuationTick(impatient, e, 'src', policy(), io)).evacuation;
+    const posts = () => sim.requests.filter((x) => x === `POST /compute/v2.1/servers/${s.id}/action`).length;
+    expect(posts()).toBe(1);
+    expect(e.servers[0]!.state).toBe('requested');
+    release();
+    const { e: end } = await runToEnd(e, policy(), [], 60_000);
+    expect(end).toMatchObject({ done: 1, failed: 0 });
+    expect(posts()).toBe(1);
     expect(sim.migrations.filter((m) => m.instance_uuid === s.id)).toHaveLength(1);
   });
 

@@ -58,6 +58,17 @@ function fenced(stage: 'pending' | 'offConfirmed' | 'offFailed' | 'forced' | 'di
   return s;
 }
 
+describe('start-up quietness (issue 10)', () => {
+  it('not observed yet -> Unknown without an Event; the first real observation decides and is evented', () => {
+    const first = decide(node({}, { networks: {}, power: { state: 'unknown', since: T0 } } as NodeObservations), policy, calm, ctx(T0));
+    expect(first.status.phase).toBe('Unknown');
+    expect(first.actions.filter((a) => a.type === 'event')).toEqual([]);
+    // Consul answers and one network cannot be read: Unknown for a reason, a Warning.
+    const unknown = decide(node({ phase: 'Healthy' }, obs({ storage: unknownNet() })), policy, calm, ctx(T0 + S));
+    expect(unknown.actions.filter((a) => a.type === 'event')).toEqual([expect.objectContaining({ type: 'event', eventType: 'Warning', reason: 'PhaseUnknown' })]);
+  });
+});
+
 describe('config', () => {
   it('applies defaults: storage RecoverThenFence, others Notify, durations in ms', () => {
     const p = resolvePolicy({ networks: { storage: { consul: [{ address: 'http://a:8500/' }] }, management: { consul: [{ address: 'http://b:8500' }] } } });
@@ -441,5 +452,17 @@ describe('issue 9 item 6: the same host fenced again after a return to service',
     const d = decide(node({ phase: 'Healthy', returnedFenceId: 'cmp1-f1' }, o), policy, calm, ctx(T0));
     expect(d.status.fence?.id).toBe('cmp1-f2');
     expect(d.status.phase).toBe('Fenced');
+  });
+});
+
+describe('issue 9 item 4: evidence needs the BMC read as on', () => {
+  it('Healthy by the networks with the power not read yet records no evidence; a later off is not powered on', () => {
+    const o = obs();
+    delete o.power;
+    const h = decide(node({}, o), policy, calm, ctx(T0));
+    expect(h.status.phase).toBe('Healthy');
+    expect(h.status.watchedHealthyAt).toBeUndefined();
+    const d = decide(node(h.status, obs({ power: { state: 'off', since: T0 + S } })), policy, calm, ctx(T0 + 2 * S));
+    expect(types(d)).not.toContain('powerOn');
   });
 });

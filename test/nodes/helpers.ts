@@ -44,4 +44,13 @@ export async function createNodeSecrets(kc: KubeConfig, ns: string, world: World
   await secret('clouds', { 'clouds.yaml': world.nova.cloudsYaml('sim') });
   await secret('bmc', { username: BMC_USER, password: BMC_PASSWORD });
   await secret('ssh', { privateKey: world.sshd.privateKey, knownHosts: world.sshd.knownHosts });
+  if (world.consulToken) await secret('consul-token', { token: world.consulToken });
+}
+
+/** The Consul ACL token every whole-node test world runs with (the Consul simulators deny without it). */
+export const CONSUL_TOKEN = 'c0ffee00-hm9k-test-token';
+
+/** A FencePolicy network rule observing `c`, with the world's ACL token Secret when it has one. */
+export function observer(world: World, c: { url: string }): { consul: { address: string; tokenSecret?: string }[] } {
+  return { consul: [{ address: c.url, ...(world.consulToken ? { tokenSecret: 'consul-token' } : {}) }] };
 }

@@ -57,4 +57,12 @@ describe('nodes process configuration', () => {
   it.each(['100%', '0%', 7])('accepts nodes.globalMaxUnhealthy %s', (globalMaxUnhealthy) => {
     expect(nodesProcessConfig(loadConfig({ overrides: { nodes: { enabled: true, globalMaxUnhealthy } } })).globalMaxUnhealthy).toBe(globalMaxUnhealthy);
   });
+
+  it('maps the answer limits and the Keystone token settings (defaults and overrides)', () => {
+    expect(nodesProcessConfig(loadConfig({ overrides: { nodes: { enabled: true } } }))).toMatchObject({ maxResponseBytes: 16 * 1024 * 1024, maxPages: 1000, tokenRefreshPercent: 80, tokenRetryIntervalMs: 5000 });
+    const c = loadConfig({ env: { HM9K_NODES__MAX_RESPONSE_BYTES: '1048576', HM9K_NODES__MAX_PAGES: '20', HM9K_NODES__TOKEN_REFRESH_PERCENT: '90', HM9K_NODES__TOKEN_RETRY_INTERVAL: '2s' } });
+    expect(nodesProcessConfig(c)).toMatchObject({ maxResponseBytes: 1_048_576, maxPages: 20, tokenRefreshPercent: 90, tokenRetryIntervalMs: 2000 });
+    expect(() => loadConfig({ overrides: { nodes: { tokenRefreshPercent: 100 } } })).toThrow(/nodes.tokenRefreshPercent/);
+    expect(() => loadConfig({ overrides: { nodes: { maxPages: 0 } } })).toThrow(/nodes.maxPages/);
+  });
 });

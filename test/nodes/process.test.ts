@@ -15,7 +15,7 @@ import { FENCE_FINALIZER, GROUP, VERSION, type ComputeNode, type FencePolicy } f
 import { freePort, isAlive, killGroup, startProcess, type Started } from '../../src/devenv/procs.js';
 import type { SimBmc } from '../support/ipmi.js';
 import { controlPlane, kubeConfig, testNamespace } from '../support/controlplane.js';
-import { createNodeSecrets, quiesce, seedServers, until as untilOr } from './helpers.js';
+import { CONSUL_TOKEN, createNodeSecrets, observer, quiesce, seedServers, until as untilOr } from './helpers.js';
 import { World } from './world.js';
 
 const LEASE = 'hm9k-nodes-test';
@@ -43,7 +43,8 @@ describe('hm9k run --nodes as a real process', { timeout: 240_000 }, () => {
   const procs: Started[] = [];
   const cn = (name: string) => `${run}-${name}`;
   const getNode = async (name: string) => (await api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn(name) })) as ComputeNode;
-  const logs = () => procs.map((p) => `--- ${p.logFile} (pid ${p.pid}${isAlive(p.pid) ? '' : ', dead'})\n${existsSync(p.logFile) ? readFileSync(p.logFile, 'utf8').split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-15).join('\n') : ''}`).join('\n');
+  // Warnings and errors of each process; everything a dead one printed last (a crash is not JSON).
+  const logs = () => procs.map((p) => `--- ${p.logFile} (pid ${p.pid}${isAlive(p.pid) ? '' : ', dead'})\n${existsSync(p.logFile) ? readFileSync(p.logFile, 'utf8').split('\n').filter((l) => !isAlive(p.pid) || /"level":(40|50|60)/.test(l)).slice(-15).join('\n') : ''}`).join('\n');
 
   async function setup(): Promise<void> {
     run = `p${Math.random().toString(36).slice(2, 7)}`;
@@ -51,12 +52,12 @@ describe('hm9k run --nodes as a real process', { timeout: 240_000 }, () => {
     api = kc.makeApiClient(CustomObjectsApi);
     ns = await testNamespace('nodes-proc');
     dir = await mkdtemp(join(tmpdir(), 'hm9k-nodes-proc-'));
-    world = new World();
+    world = new World({ consulToken: CONSUL_TOKEN });
     await world.start(3);
     seedServers(world);
     await createNodeSecrets(kc, ns, world);
     const sd = world.sshd.dir;
-    const obs = (c: { url: string }) => ({ consul: [{ address: c.url }] });
+    const obs = (c: { url: string }) => observer(world!, c);
     // No email in the policy: the process's nodes.smtpDefault is used.
     const policy: FencePolicy = {
       apiVersion: `${GROUP}/${VERSION}`, kind: 'FencePolicy', metadata: { name: run },
@@ -80,7 +81,7 @@ describe('hm9k run --nodes as a real process', { timeout: 240_000 }, () => {
       };
       await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', body });
     }
-    // Process configuration at 1/10 production timings or faster (leader election: 2s lease).
+    // Process configuration at 1/10 production timings or faster (leader election: 8s lease, renew requests time out after 3s: a loaded machine's apiserver answers slowly).
     await writeFile(join(dir, 'hm9k.yaml'), stringify({
       logLevel: 'info',
       bindAddress: '127.0.0.1',
@@ -89,19 +90,54 @@ describe('hm9k run --nodes as a real process', { timeout: 240_000 }, () => {
         consulWait: '2s', consulMinLoop: '50ms', powerPollInterval: '1s', novaPollInterval: '300ms', serverCountInterval: '1s', resync: '3s', httpTimeout: '5s',
         smtpDefault: { smtpHost: '127.0.0.1', smtpPort: world.smtp.port, from: 'hm9k@example.org', to: ['ops@example.org'] },
       },
-      leaderElection: { enabled: true, leaseName: LEASE, leaseDuration: '2s', renewDeadline: '1500ms', retryPeriod: '300ms' },
+      leaderElection: { enabled: true, leaseName: LEASE, leaseDuration: '8s', renewDeadline: '6s', retryPeriod: '1s' },
     }));
   }
 
-  async function startHm9k(podName: string): Promise<Started & { metricsPort: number }> {
+  /**
+   * Each process runs ipmitool through its own wrapper that logs every call (to tell which replica
+   * talked to a BMC); `slowPowerOff` makes the wrapper hold `power off` for 30 s after the BMC got it
+   * (a slow BMC answer: the process is stopped while it waits).
+   */
+  async function ipmitoolWrapper(podName: string): Promise<{ path: string; calls: () => string[]; slowPowerOff: (on: boolean) => Promise<void> }> {
+    const path = join(dir, `ipmitool-${podName}.sh`);
+    const log = join(dir, `ipmitool-${podName}.log`);
+    const slow = join(dir, `ipmitool-${podName}.slow`);
+    await writeFile(path, [
+      '#!/bin/sh',
+      `echo "$*" >> "${log}"`,
+      'ipmitool "$@"; rc=$?',
+      `case "$*" in *"chassis power off"*) [ -e "${slow}" ] && sleep 30;; esac`,
+      'exit $rc',
+      '',
+    ].join('\n'));
+    await chmod(path, 0o755);
+    return {
+      path,
+      calls: () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []),
+      slowPowerOff: async (on) => (on ? writeFile(slow, '1') : rm(slow, { force: true })),
+    };
+  }
+
+  async function startHm9k(podName: string, ipmitoolPath?: string, sets: string[] = []): Promise<Started & { metricsPort: number }> {
     const [metricsPort, healthPort] = [await freePort(), await freePort()];
     const p = startProcess('node', [
       'bin/hm9k.js', 'run', '--nodes', '--kubeconfig', controlPlane().state.kubeconfig, '--namespace', ns, '--config', join(dir, 'hm9k.yaml'),
       '--metrics-port', String(metricsPort), '--health-port', String(healthPort), '--set', `podName=${podName}`,
+      ...(ipmitoolPath ? ['--set', `nodes.ipmitoolPath=${ipmitoolPath}`] : []),
+      ...sets.flatMap((x) => ['--set', x]),
     ], join(dir, `${podName}.log`), { cwd: process.cwd(), env: { ...process.env, POD_NAME: podName } });
     procs.push(p);
     return { ...p, metricsPort };
   }
+
+  const sigterm = (p: Started) => {
+    try {
+      process.kill(p.pid, 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
+  };
 
   const sigkill = (p: Started) => {
     try {
@@ -121,7 +157,10 @@ describe('hm9k run --nodes as a real process', { timeout: 240_000 }, () => {
 
   afterEach(async () => {
     for (const p of procs.splice(0)) await killGroup(p.pid, 3000);
-    if (world) world.nova.onRequest = undefined;
+    if (world) {
+      world.nova.onRequest = undefined;
+      world.nova.beforeAction = undefined;
+    }
     if (api && run) {
       for (const n of world?.nodes ?? []) {
         // A node left mid-fence by a failed test would keep its finalizer: drop it so the object goes.
@@ -182,7 +221,7 @@ describe('hm9k run --nodes as a real process', { timeout: 240_000 }, () => {
     expect(chassis().filter((c) => c.endsWith('set power 1'))).toHaveLength(0);
     expect(await w.node('cmp1')!.bmc.power()).toBe('off');
     expect(fenced.status?.fence?.id).toBe(fenceId);
-    expect(fenced.status?.fence?.leaseHolder).toMatch(/^p1_/);
+    expect(fenced.status?.fence?.leaseHolder).toBe('p1');
     expect(fenced.status?.fence?.steps.map((s) => `${s.name}:${s.state}`)).toEqual(['powerOff:succeeded', 'confirmOff:succeeded', 'forceDown:succeeded', 'disable:succeeded', 'evacuate:succeeded']);
     expect(w.nova.services.get('cmp1')).toMatchObject({ forced_down: true, status: 'disabled', disabled_reason: `hm9k fence ${fenceId}` });
     // One evacuation per server, every server moved.
@@ -193,32 +232,37 @@ describe('hm9k run --nodes as a real process', { timeout: 240_000 }, () => {
     expect(fenced.status?.evacuation).toMatchObject({ total: 3, done: 3, failed: 0 });
     // The node half reached SMTP through nodes.smtpDefault; the finalizer is gone; the others untouched.
     const mail = await w.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'));
-    expect(mail.raw).toContain(fenceId);
+    expect(mail.body).toContain(fenceId);
     await until('finalizer removed', async () => !(await getNode('cmp1')).metadata.finalizers?.includes(FENCE_FINALIZER));
     await until('status.servers from Nova', async () => (await getNode('cmp1')).status?.servers === 0);
     expect((await getNode('cmp2')).status?.phase).toBe('Healthy');
     expect(await w.node('cmp2')!.bmc.power()).toBe('on');
-    console.log(`[figures] process test: storage failure -> Fenced in ${fencedAfterMs} ms with two SIGKILLs and restarts (lease 2s, interval 300ms x threshold 3, grace 1s, settle 1.5s)`);
+    console.log(`[figures] process test: storage failure -> Fenced in ${fencedAfterMs} ms with two SIGKILLs and restarts (lease 8s, interval 300ms x threshold 3, grace 1s, settle 1.5s)`);
   });
 
   it('two replicas: only the Lease holder acts; it dies mid-evacuation and the other finishes', async () => {
     await setup();
     const w = world!;
     const chassis = await logChassisCalls(w.node('cmp1')!.bmc);
-    const r1 = await startHm9k('r1');
-    const r2 = await startHm9k('r2');
+    const ipmi = { r1: await ipmitoolWrapper('r1'), r2: await ipmitoolWrapper('r2') };
+    const r1 = await startHm9k('r1', ipmi.r1.path);
+    const r2 = await startHm9k('r2', ipmi.r2.path);
     for (const n of ['cmp1', 'cmp2', 'cmp3']) await until(`${n} Healthy`, async () => (await getNode(n)).status?.phase === 'Healthy', 60_000, logs);
     const holder = await until('a leader', leaseHolder);
-    const [leader, follower] = holder.startsWith('r1_') ? [r1, r2] : [r2, r1];
+    const [leader, follower] = holder === 'r1' ? [r1, r2] : [r2, r1];
     const metrics = async (p: { metricsPort: number }) => (await fetch(`http://127.0.0.1:${p.metricsPort}/metrics`)).text();
     const ids = [...w.nova.servers.values()].filter((s) => s.host === 'cmp1').map((s) => s.id);
 
+    const followerIpmi = follower === r1 ? ipmi.r1 : ipmi.r2;
+    expect((follower === r1 ? ipmi.r2 : ipmi.r1).calls().length).toBeGreaterThan(0);
     let followerBefore = '';
+    let followerIpmiBefore: string[] = [];
     let killed = false;
     w.nova.onRequest = async (what) => {
       if (!killed && /^POST \/compute\/v2\.1\/servers\/[^/]+\/action$/.test(what)) {
         killed = true;
         followerBefore = await metrics(follower);
+        followerIpmiBefore = followerIpmi.calls();
         sigkill(leader);
       }
     };
@@ -228,10 +272,12 @@ describe('hm9k run --nodes as a real process', { timeout: 240_000 }, () => {
     // Up to then the follower acted on nothing: no action metric, not the master.
     expect(followerBefore).toMatch(new RegExp(`leader_election_master_status\\{name="${LEASE}"\\} 0`));
     expect(followerBefore).not.toMatch(/^hm9k_nodes_actions_total\{/m);
+    // Only the Lease holder talks to BMCs: the standby never ran ipmitool (BMCs have few session slots).
+    expect(followerIpmiBefore).toEqual([]);
     expect(w.recoverCalls.filter((c) => c === 'cmp1:storage')).toHaveLength(1);
 
     const fenced = await until('cmp1 Fenced by the other replica', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 90_000, logs);
-    expect(await leaseHolder()).toMatch(follower === r1 ? /^r1_/ : /^r2_/);
+    expect(await leaseHolder()).toBe(follower === r1 ? 'r1' : 'r2');
     expect(fenced.status?.fence?.leaseHolder).toBe(holder);
     expect(chassis().filter((c) => c.endsWith('set power 0'))).toHaveLength(1);
     const per = evacuationsPerServer();
@@ -242,5 +288,96 @@ describe('hm9k run --nodes as a real process', { timeout: 240_000 }, () => {
     const after = await metrics(follower);
     expect(after).toMatch(new RegExp(`leader_election_master_status\\{name="${LEASE}"\\} 1`));
     expect(after).toMatch(/^hm9k_nodes_actions_total\{type="evacuate",result="ok"\} 1/m);
+  });
+  it('SIGTERM while the BMC has not yet answered the power-off: the standby re-reads the BMC and carries on; one power-off, never FenceFailed', async () => {
+    await setup();
+    const w = world!;
+    const chassis = await logChassisCalls(w.node('cmp1')!.bmc);
+    const ipmi1 = await ipmitoolWrapper('s1');
+    const ipmi2 = await ipmitoolWrapper('s2');
+    await ipmi1.slowPowerOff(true);
+    const p1 = await startHm9k('s1', ipmi1.path);
+    for (const n of ['cmp1', 'cmp2', 'cmp3']) await until(`${n} Healthy`, async () => (await getNode(n)).status?.phase === 'Healthy', 60_000, logs);
+    await until('s1 leads', async () => (await leaseHolder())?.startsWith('s1_'), 30_000, logs);
+    await startHm9k('s2', ipmi2.path);
+    const ids = [...w.nova.servers.values()].filter((s) => s.host === 'cmp1').map((s) => s.id);
+    await w.setRecoveryFails('cmp1', true);
+    w.node('cmp1')!.broken.storage = true;
+
+    // The BMC got the power-off; s1's ipmitool still waits for the answer when SIGTERM arrives.
+    await until('power-off command reached the BMC', () => chassis().includes('0x20 set power 0'), 60_000, logs);
+    expect(ipmi2.calls()).toEqual([]);
+    sigterm(p1);
+    await until('s1 exited', () => !isAlive(p1.pid), 30_000, logs);
+    const mid = await getNode('cmp1');
+    // An aborted step is not a result: the power-off intent stays pending, no FenceFailed.
+    expect(mid.status?.phase).toBe('Fencing');
+    expect(mid.status?.fence?.steps.find((s) => s.name === 'powerOff')?.state).toBe('pending');
+    const fenceId = mid.status!.fence!.id;
+
+    const phases = new Set<string>();
+    const fenced = await until('cmp1 Fenced by s2', async () => {
+      const n = await getNode('cmp1');
+      phases.add(n.status?.phase ?? '');
+      return n.status?.phase === 'Fenced' ? n : undefined;
+    }, 90_000, logs);
+    expect(phases.has('FenceFailed')).toBe(false);
+    expect(await leaseHolder()).toMatch(/^s2_/);
+    expect(fenced.status?.fence?.id).toBe(fenceId);
+    expect(fenced.status?.fence?.steps.map((s) => `${s.name}:${s.state}`)).toEqual(['powerOff:succeeded', 'confirmOff:succeeded', 'forceDown:succeeded', 'disable:succeeded', 'evacuate:succeeded']);
+    // Exactly one power-off ever reached the BMC; s2 only read its state.
+    expect(chassis().filter((c) => c.endsWith('set power 0'))).toHaveLength(1);
+    expect(chassis().filter((c) => c.endsWith('set power 1'))).toHaveLength(0);
+    expect(ipmi2.calls().filter((c) => c.endsWith('chassis power off'))).toEqual([]);
+    expect(await w.node('cmp1')!.bmc.power()).toBe('off');
+    const per = evacuationsPerServer();
+    expect([...per.keys()].sort()).toEqual([...ids].sort());
+    expect([...per.values()]).toEqual([1, 1, 1]);
+    expect(fenced.status?.evacuation).toMatchObject({ total: 3, done: 3, failed: 0 });
+  });
+
+  it('SIGTERM while an evacuate request is still in nova-api: the standby asks Nova and never re-sends it; every server evacuated exactly once', async () => {
+    await setup();
+    const w = world!;
+    const chassis = await logChassisCalls(w.node('cmp1')!.bmc);
+    // HTTP timeout 10s: the settle window (twice that) outlasts the Lease handover by far.
+    const sets = ['nodes.httpTimeout=10s'];
+    const p1 = await startHm9k('e1', undefined, sets);
+    for (const n of ['cmp1', 'cmp2', 'cmp3']) await until(`${n} Healthy`, async () => (await getNode(n)).status?.phase === 'Healthy', 60_000, logs);
+    await until('e1 leads', async () => (await leaseHolder())?.startsWith('e1_'), 30_000, logs);
+    await startHm9k('e2', undefined, sets);
+    const ids = [...w.nova.servers.values()].filter((s) => s.host === 'cmp1').map((s) => s.id);
+
+    // nova-api holds e1's first evacuate request (read, not yet carried out) until e2 has led for a while.
+    const evacuateCalls: string[] = [];
+    let heldId: string | undefined;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    w.nova.beforeAction = (id, action) => {
+      if (action !== 'evacuate') return undefined;
+      evacuateCalls.push(id);
+      if (heldId) return undefined;
+      heldId = id;
+      sigterm(p1);
+      return Promise.race([held, new Promise<void>((r) => setTimeout(r, 120_000).unref())]);
+    };
+    await w.setRecoveryFails('cmp1', true);
+    w.node('cmp1')!.broken.storage = true;
+    await until('e1 stopped while its evacuate request is held in nova-api', () => !!heldId && !isAlive(p1.pid), 90_000, logs);
+    await until('e2 leads', async () => (await leaseHolder())?.startsWith('e2_'), 30_000, logs);
+    const from = w.nova.requests.length;
+    await until('e2 asked Nova about the held server three times', () => w.nova.requests.slice(from).filter((r) => r === `GET /compute/v2.1/servers/${heldId}`).length >= 3, 60_000, logs);
+    // Nothing re-sent while the first request's outcome is unknown.
+    expect(evacuateCalls.filter((id) => id === heldId)).toHaveLength(1);
+    release();
+
+    const fenced = await until('cmp1 Fenced by e2', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 90_000, logs);
+    expect(chassis().filter((c) => c.endsWith('set power 0'))).toHaveLength(1);
+    expect([...evacuateCalls].sort()).toEqual([...ids].sort());
+    const per = evacuationsPerServer();
+    expect([...per.keys()].sort()).toEqual([...ids].sort());
+    expect([...per.values()]).toEqual([1, 1, 1]);
+    expect(fenced.status?.evacuation).toMatchObject({ total: 3, done: 3, failed: 0 });
+    expect(fenced.status?.fence?.steps.map((s) => `${s.name}:${s.state}`)).toEqual(['powerOff:succeeded', 'confirmOff:succeeded', 'forceDown:succeeded', 'disable:succeeded', 'evacuate:succeeded']);
   });
 });

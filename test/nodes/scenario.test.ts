@@ -8,7 +8,7 @@ import { createRuntime, type ManagedRuntime } from '../../src/kube/runtime.js';
 import { nodesConfig } from '../../src/nodes/config.js';
 import { startNodes } from '../../src/nodes/index.js';
 import { kubeConfig, testNamespace } from '../support/controlplane.js';
-import { createNodeSecrets, quiesce, seedServers, until as untilOr } from './helpers.js';
+import { CONSUL_TOKEN, createNodeSecrets, observer, quiesce, seedServers, until as untilOr } from './helpers.js';
 import { World } from './world.js';
 
 let lastSeen = new Map<string, string>();
@@ -46,13 +46,13 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     kc = kubeConfig();
     api = kc.makeApiClient(CustomObjectsApi);
     ns = await testNamespace('nodes');
-    world = new World(worldOpts);
+    world = new World({ consulToken: CONSUL_TOKEN, ...worldOpts });
     await world.start(count);
     if (servers) seedServers(world);
     await createNodeSecrets(kc, ns, world);
     await startController();
     const dir = world.sshd.dir;
-    const obs = (c: { url: string }) => ({ consul: [{ address: c.url }] });
+    const obs = (c: { url: string }) => observer(world, c);
     const policy: FencePolicy = {
       apiVersion: `${GROUP}/${VERSION}`, kind: 'FencePolicy', metadata: { name: run },
       spec: {
@@ -133,8 +133,8 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect([...perServer.values()].every((c) => c === 1)).toBe(true);
     // Email with the details.
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'));
-    expect(mail.raw).toContain(fence.id);
-    expect(mail.raw).toContain('acknowledge-fence');
+    expect(mail.body).toContain(fence.id);
+    expect(mail.body).toContain('acknowledge-fence');
     // Other nodes untouched.
     expect((await getNode('cmp2')).status?.phase).toBe('Healthy');
     expect(await world.node('cmp2')!.bmc.power()).toBe('on');
@@ -186,7 +186,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(world.nova.migrations).toEqual([]);
     expect(world.nova.services.get('cmp1')).toMatchObject({ forced_down: false, status: 'enabled' });
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('FENCE FAILED'));
-    expect(mail.raw).toContain('NOT evacuated');
+    expect(mail.body).toContain('NOT evacuated');
   });
 
   it('a partition failing 3 of 5 nodes -> storm, nothing fenced', async () => {
@@ -250,7 +250,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     world.node('cmp1')!.agentBroken.storage = true;
     await world.setNodeSaysWorks('cmp1', 'storage', true);
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('agent broken'));
-    expect(mail.raw).toContain('storage network works');
+    expect(mail.body).toContain('storage network works');
     const n = await getNode('cmp1');
     expect(n.status?.phase).toBe('Degraded');
     expect(n.status?.fence).toBeUndefined();
@@ -317,7 +317,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(n.status?.evacuation?.servers.find((s) => s.id === bad.id)).toMatchObject({ state: 'failed' });
     expect(n.status?.fence?.steps.find((s) => s.name === 'evacuate')?.state).toBe('failed');
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'));
-    expect(mail.raw).toContain(`${bad.id}: failed`);
+    expect(mail.body).toContain(`${bad.id}: failed`);
   });
 
   it('steady state writes nothing', async () => {
@@ -350,6 +350,8 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(statusAfter).toEqual(statusBefore);
     expect(after).toEqual(before);
     expect((await getPolicy()).metadata.resourceVersion, `policy status writes: ${[...seenPolicy].map(([rv, st]) => `${rv}: ${st}`).join('\n')}`).toBe(p1.metadata.resourceVersion);
+    // Consul ACLs on (default deny): every request carried the policy's token, none was refused or filtered.
+    expect(NETWORKS.map((n) => world.consul[n].aclDenied)).toEqual([0, 0, 0]);
     // A server scheduled to cmp3 shows up in its status at the next count.
     world.nova.addServer('cmp3', { name: 'c0' });
     await until('cmp3 counts 1 server', async () => (await getNode('cmp3')).status?.servers === 1);
@@ -473,12 +475,13 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     await setup(3);
     const n1 = world.node('cmp1')!;
     const onCmp1 = [...world.nova.servers.values()].filter((s) => s.host === 'cmp1');
-    const active = onCmp1.filter((s) => s.vm_state === 'active');
-    for (const s of active) world.nova.stallEvacuationOf.add(s.id);
+    // Every server stalls in Nova: servers are requested in id order, so which two go first is random.
+    for (const s of onCmp1) world.nova.stallEvacuationOf.add(s.id);
     await world.setRecoveryFails('cmp1', true);
     n1.broken.storage = true;
-    // concurrency 2: both active servers requested and stalled in Nova, the third one still pending.
+    // concurrency 2: two servers requested and stalled in Nova, the third one still pending.
     await until('cmp1 Evacuating with 2 requests in Nova', async () => (await getNode('cmp1')).status?.phase === 'Evacuating' && world.nova.migrations.length === 2, 60_000);
+    const requested = world.nova.migrations.map((m) => m.instance_uuid);
     const fenceId = (await getNode('cmp1')).status!.fence!.id;
     // An acknowledgement now is refused: the fence goes on, the node says why.
     await annotate('cmp1', ACK_FENCE_ANNOTATION, fenceId);
@@ -489,10 +492,10 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     await api.patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run, body: { spec: { safety: { dryRun: true } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
     await until('cmp1 holding under dry run', async () => (await getNode('cmp1')).status?.conditions?.find((c) => c.type === 'Paused')?.message.includes('would evacuate servers'));
     // Nova finishes the two in flight; hm9k, in dry run, starts no new request while it keeps deciding.
-    for (const s of active) world.nova.stallEvacuationOf.delete(s.id);
+    for (const s of onCmp1) world.nova.stallEvacuationOf.delete(s.id);
     const decisions = async () => (await runtime.metrics.getSingleMetric('hm9k_nodes_decisions_total')!.get()).values.reduce((n, v) => n + v.value, 0);
     const base = await decisions();
-    await until('several dry-run decisions after the two finished', async () => active.every((s) => world.nova.servers.get(s.id)!.host !== 'cmp1') && (await decisions()) >= base + 10);
+    await until('several dry-run decisions after the two finished', async () => requested.every((id) => world.nova.servers.get(id)!.host !== 'cmp1') && (await decisions()) >= base + 10);
     expect(world.nova.migrations).toHaveLength(2);
     expect((await getNode('cmp1')).status?.phase).toBe('Evacuating');
     // dryRun off: the fence resumes where it stood and completes; every server evacuated exactly once.
@@ -532,5 +535,51 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
       expect(world.nova.migrations.filter((m) => m.instance_uuid === id)).toHaveLength(2);
     }
     await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced, 3/3 servers evacuated') && m.raw.includes(second.status!.fence!.id));
+  });
+
+  it('issue 9 item 4: a re-created ComputeNode for a powered-off host is never powered on (Nova unreadable, then readable)', async () => {
+    await setup(3);
+    const n2 = world.node('cmp2')!;
+    const decisions = async () => (await runtime.metrics.getSingleMetric('hm9k_nodes_decisions_total')!.get()).values.reduce((n, v) => n + v.value, 0);
+    // Nova unreadable: neither the fence marker nor evacuation migrations can be read.
+    world.nova.failNext = { status: 503, count: 1_000_000, match: /os-services|os-migrations/ };
+    await until('cmp2 Nova unknown', async () => (await getNode('cmp2')).status?.nova?.apiState === 'unknown');
+    // The host goes off, and its ComputeNode is deleted and re-created (empty status: no history).
+    await n2.bmc.setPower('off');
+    const old = await getNode('cmp2');
+    await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn('cmp2') });
+    await until('cmp2 gone', async () => getNode('cmp2').then(() => false, () => true));
+    await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', body: { apiVersion: old.apiVersion, kind: old.kind, metadata: { name: cn('cmp2'), labels: old.metadata.labels }, spec: old.spec } });
+    await until('power-on refused', async () => /not powering on/.test((await getNode('cmp2')).status?.waitingFor ?? ''));
+    let base = await decisions();
+    await until('many decisions later', async () => (await decisions()) >= base + 20);
+    expect(await n2.bmc.power()).toBe('off');
+    expect((await getNode('cmp2')).status?.waitingFor).toMatch(/not powering on: .*no evidence.*Nova state unknown/);
+    // Nova readable again: still no evidence of a healthy host under hm9k's watch, still no power-on.
+    world.nova.failNext = undefined;
+    await until('cmp2 Nova known', async () => (await getNode('cmp2')).status?.nova?.apiState !== 'unknown');
+    base = await decisions();
+    await until('many decisions later (Nova readable)', async () => (await decisions()) >= base + 20);
+    expect(await n2.bmc.power()).toBe('off');
+    expect((await getNode('cmp2')).status?.waitingFor).toMatch(/not powering on: .*no evidence/);
+    expect(await eventReasons(cn('cmp2'), 'ComputeNode')).not.toContain('PowerOnRequested');
+  });
+
+  it('issue 9 item 7: a server stuck in a task_state is reported failed after perServerTimeout, the slot is freed, the email names it', async () => {
+    await setup(4, { maxConcurrentRemediations: 1, maxUnhealthy: '50%' }, true, (spec) => { spec.evacuation = { concurrency: 2, perServerTimeout: '3s' }; });
+    const stuck = world.nova.addServer('cmp1', { name: 'stuck', task_state: 'rebooting' });
+    await world.setRecoveryFails('cmp1', true);
+    world.node('cmp1')!.broken.storage = true;
+    const fenced = await until('cmp1 Fenced despite the stuck server', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 90_000);
+    expect(fenced.status!.evacuation).toMatchObject({ total: 4, done: 3, failed: 1 });
+    expect(fenced.status!.evacuation!.servers.find((s) => s.id === stuck.id)).toMatchObject({ state: 'failed', error: expect.stringContaining('task_state rebooting') });
+    expect(world.nova.migrations.filter((m) => m.instance_uuid === stuck.id)).toEqual([]);
+    const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced, 3/4 servers evacuated'));
+    expect(mail.raw).toContain(stuck.id);
+    expect(mail.raw).toContain('need your attention');
+    // The policy's one remediation slot is free again: the next failing node is handled.
+    await world.setRecoveryFails('cmp2', true);
+    world.node('cmp2')!.broken.storage = true;
+    await until('cmp2 Fenced', async () => (await getNode('cmp2')).status?.phase === 'Fenced', 90_000);
   });
 });

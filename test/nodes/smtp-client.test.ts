@@ -13,7 +13,7 @@ describe('SMTP client', () => {
     await client.send({ host: smtp.host, port: smtp.port, secure: false, ignoreTLS: true }, { from: 'hm9k@example.org', to: ['ops@example.org'], subject: '[hm9k] cmp1: fenced', text: 'body line' });
     const m = await smtp.waitFor((x) => x.subject.includes('cmp1'));
     expect(m.to).toEqual(['ops@example.org']);
-    expect(m.raw).toContain('body line');
+    expect(m.body).toContain('body line');
   });
   it('a rejection is a typed error (4xx transient, 5xx permanent)', async () => {
     smtp.rejectWith = 550;

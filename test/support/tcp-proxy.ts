@@ -1,6 +1,7 @@
 // A tiny TCP proxy on 127.0.0.1 for partition tests: forwards to a target port; `cut('reset')`
 // destroys every connection and refuses new ones, `cut('blackhole')` keeps sockets open but drops
-// all bytes (a half-open network); `restore()` forwards again.
+// all bytes (a half-open network); `slow(ms)` delivers every chunk ms late (a slow server);
+// `restore()` forwards again at full speed.
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
@@ -8,6 +9,7 @@ export type CutMode = 'reset' | 'blackhole';
 
 export class TcpProxy {
   private mode: CutMode | undefined;
+  private delayMs = 0;
   private readonly pairs = new Set<[net.Socket, net.Socket]>();
   connections = 0;
 
@@ -39,7 +41,8 @@ export class TcpProxy {
     const forward = (from: net.Socket, to: net.Socket) =>
       from.on('data', (chunk) => {
         if (this.mode === 'blackhole') return; // dropped on the floor
-        to.write(chunk);
+        if (this.delayMs > 0) setTimeout(() => to.destroyed || to.write(chunk), this.delayMs); // (same delay for all: order kept)
+        else to.write(chunk);
       });
     forward(client, upstream);
     forward(upstream, client);
@@ -65,8 +68,14 @@ export class TcpProxy {
     }
   }
 
+  /** Every chunk, both ways, is delivered this long after it arrived. */
+  slow(delayMs: number): void {
+    this.delayMs = delayMs;
+  }
+
   restore(): void {
     this.mode = undefined;
+    this.delayMs = 0;
   }
 
   async close(): Promise<void> {

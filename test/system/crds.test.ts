@@ -112,6 +112,8 @@ describe('CRDs on a real apiserver', () => {
     { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.timings = { heartbeatPeriod: '10s', presenceTTL: '5s' }), expect: /spec.timings: Invalid value: "object": presenceTTL must be at least heartbeatPeriod/ },
     { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.timings = { fetchInterval: '5m' }), expect: /desiredFreshnessTTL must be at least fetchInterval/ },
     { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.crashBackoff = { startingBackoff: '2m', maxBackoff: '1m' }), expect: /spec.crashBackoff: Invalid value: "object": crashBackoff.maxBackoff must be at least crashBackoff.startingBackoff/ },
+    { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.crashBackoff = { delayNoise: '20m' }), expect: /crashBackoff.delayNoise must be at most crashBackoff.maxBackoff/ },
+    { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.ccPartition = 'two words'), expect: /spec.ccPartition in body should match/ },
   ];
   const make: Record<string, (n: string) => Record<string, any>> = { DesiredApp: goodApp, ComputeNode: goodNode, FencePolicy: goodPolicy, AppHealthPolicy: goodAhp };
 

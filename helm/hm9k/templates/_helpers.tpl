@@ -97,7 +97,8 @@ file can never switch both halves on in one process. Secrets are not in the file
   "httpTimeout" $n.httpTimeout
   "maxResponseBytes" (int $n.maxResponseBytes)
   "maxPages" (int $n.maxPages)
-  "tokenRefreshFraction" $n.tokenRefreshFraction
+  "tokenRefreshPercent" (int $n.tokenRefreshPercent)
+  "tokenRetryInterval" $n.tokenRetryInterval
   "resync" $n.resync
   "ipmitoolPath" $n.ipmitoolPath
   "workers" (int $n.workers)

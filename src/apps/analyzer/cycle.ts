@@ -15,6 +15,10 @@ export interface AnalysisCycleDeps {
   overrides: () => ReadonlyMap<string, AppOverrides>;
   metrics: AppsMetrics;
   logger: Logger;
+  /** False while actual state, though fresh, must not be acted on (heartbeats of other cc_partitions only). */
+  actualTrusted?: (now: number) => boolean;
+  /** Uniform in [0, 1) for crash-delay noise (default Math.random). */
+  random?: () => number;
   /** Each pass's decisions (partial: a pass over some apps only, the fast path). */
   onDecisions?: (d: Decisions, partial: boolean) => void;
 }
@@ -33,7 +37,7 @@ export class AnalysisCycle {
     store.actualFreshness.ttlMs = cfg.actualFreshnessTtlMs;
     const d = analyze(
       {
-        actualFresh: store.actualFreshness.isFresh(now),
+        actualFresh: store.actualFreshness.isFresh(now) && (this.deps.actualTrusted?.(now) ?? true),
         desiredFresh: desiredIsFresh(store.lastCompleteFetch(), now, cfg.desiredFreshnessTtlMs),
         desired: store.desired(),
         instances: store.instancesByApp(),
@@ -43,7 +47,7 @@ export class AnalysisCycle {
       now,
       cfg,
       store.pending(),
-      onlyApps ? { onlyApps } : {},
+      { random: this.deps.random ?? Math.random, ...(onlyApps ? { onlyApps } : {}) },
     );
     store.deletePending(d.expired.starts, d.expired.stops);
     store.putPending([...d.starts, ...d.stops]);

@@ -1,6 +1,7 @@
 // The analyzer: HM9000's rules (shared/reference/hm9000.md section 6), as a pure function of
-// (snapshot, now, config, pending). No I/O, no clock, no randomness: it returns decisions that the
-// shells (store, sender, status) carry out.
+// (snapshot, now, config, pending). No I/O, no clock, and randomness only from an injected source
+// (options.random, for crash-delay noise): it returns decisions that the shells (store, sender,
+// status) carry out.
 import { resolveCrashBackoff, type AppsConfig, type CrashBackoffConfig } from '../config.js';
 import {
   crashKey,
@@ -34,6 +35,8 @@ export interface AnalyzerSnapshot {
 export interface AnalyzeOptions {
   /** Analyze only these apps (the fast path after a droplet.exited). Counts then cover only them. */
   onlyApps?: ReadonlySet<string>;
+  /** Uniform in [0, 1): the source of crash-delay noise (the shell passes Math.random, tests a seeded one). Without it, no noise. */
+  random?: () => number;
 }
 
 /** HM9000's gauges; -1 when state is not fresh. */
@@ -118,6 +121,16 @@ export function crashDelayMs(count: number, cb: CrashBackoffConfig): number {
   const exp = count - cb.crashesBeforeBackoff;
   if (exp >= 40) return cb.maxBackoffMs;
   return Math.min(cb.maxBackoffMs, cb.startingBackoffMs * 2 ** exp);
+}
+
+/**
+ * The Ruby health manager's delay_time_noise: a backed-off delay moves by a uniform amount within
+ * +-noise, never below 0, so that instances crashing together are not restarted in lockstep. An
+ * immediate restart (no backoff) stays immediate; noise 0 keeps HM9000's deterministic delay.
+ */
+export function noisyDelayMs(delayMs: number, noiseMs: number, random: (() => number) | undefined): number {
+  if (noiseMs <= 0 || delayMs <= 0 || !random) return delayMs;
+  return Math.max(0, Math.round(delayMs + (2 * random() - 1) * noiseMs));
 }
 
 /** A crash count expires 2 x maxBackoff after its last increment. */
@@ -290,7 +303,7 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
         version: s.version,
         index: s.index,
         queuedAt: now,
-        sendOn: now + s.delayMs,
+        sendOn: now + (s.reason === 'CRASHED' ? noisyDelayMs(s.delayMs, backoff.delayNoiseMs, options.random) : s.delayMs),
         sentOn: 0,
         keepAliveMs: s.keepAliveMs,
         skipVerification: s.skipVerification,

@@ -2,7 +2,10 @@
 // what people set on them (the overrides: paused, crashBackoff). Owns the informer's view: which
 // object belongs to which app, and whether the objects already project the desired state (then no
 // LIST and no write). Disabled (no informer, no writes, no overrides) when projection is off.
+// The projection is a view, not an input: it runs in the background, one sync at a time (requests
+// while one runs coalesce into one more), and never holds back fetching, analysis or sending.
 import type { Logger } from 'pino';
+import type { AppsConfig } from '../config.js';
 import type { DesiredApp } from '../../api/index.js';
 import { keyOf, type Informer } from '../../kube/contract.js';
 import type { MemoryStore } from '../store/memory.js';
@@ -20,6 +23,9 @@ export interface ProjectionSyncDeps {
   onObjectChanged?: (guid: string) => void;
   /** An app's object is gone. */
   onObjectDeleted?: (guid: string) => void;
+  /** Writes are wanted (this process leads); checked before each write. */
+  writing?: () => boolean;
+  config?: () => AppsConfig;
 }
 
 export const guidOf = (o: DesiredApp) => o.spec?.appGuid ?? o.metadata.name;
@@ -32,6 +38,11 @@ export class ProjectionSync {
   /** A managed object of a desired app was deleted: recreate it without waiting for a fetch. */
   dirty = false;
   last: ProjectionResult | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  /** Syncs completed (tests). */
+  syncs = 0;
 
   constructor(private readonly deps: ProjectionSyncDeps) {
     const inf = deps.informer;
@@ -101,32 +112,68 @@ export class ProjectionSync {
     return true;
   }
 
-  /** After a fetch: project when never projected, when objects were deleted, or when the desired state changed and the objects differ. */
-  async afterFetch(before: unknown): Promise<void> {
-    const { projection, store, logger } = this.deps;
-    if (!projection) return;
-    try {
-      if (this.last && !this.dirty && (store.desired() === before || this.inSync())) return;
-      this.dirty = false;
-      this.last = await projection.sync(store.desired());
-      if (this.last.created || this.last.updated || this.last.deleted) logger.info({ created: this.last.created, updated: this.last.updated, deleted: this.last.deleted }, 'DesiredApp projection updated');
-    } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'DesiredApp projection failed');
-      this.last = undefined;
-    }
+  /** After a fetch: project when never projected, when objects were deleted, or when the desired state changed and the objects differ. Never waits. */
+  afterFetch(before: unknown): void {
+    if (!this.deps.projection) return;
+    if (this.last && !this.dirty && (this.deps.store.desired() === before || this.inSync())) return;
+    this.request();
   }
 
-  /** Recreates deleted objects of desired apps. */
-  async resync(): Promise<void> {
-    const { projection, store, logger } = this.deps;
+  /** Recreates deleted objects of desired apps (never waits). */
+  resync(): void {
+    this.request();
+  }
+
+  /** Whether a sync is running or asked for. */
+  busy(): boolean {
+    return !!this.running;
+  }
+
+  /** Resolves when no sync runs (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.idle();
+  }
+
+  private request(): void {
+    if (!this.deps.projection || this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.syncOnce();
+      } while (this.again && !this.stopped);
+    })().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  private async syncOnce(): Promise<void> {
+    const { projection, store, logger, informer } = this.deps;
     if (!projection) return;
+    const cfg = this.deps.config?.();
+    if (cfg) projection.setLimits(cfg.projection);
     this.dirty = false;
+    const wanted = () => !this.stopped && (this.deps.writing?.() ?? true);
     try {
-      this.last = await projection.sync(store.desired());
-      if (this.last.created) logger.info({ created: this.last.created }, 'DesiredApp objects recreated');
+      // The informer's cache is the objects as they are (no LIST); without one, one paginated LIST.
+      const existing = informer?.hasSynced() ? informer.list() : undefined;
+      this.last = await projection.sync(store.desired(), existing, wanted);
+      this.syncs++;
+      const r = this.last;
+      if (r.created || r.updated || r.deleted) logger.info({ created: r.created, updated: r.updated, deleted: r.deleted }, 'DesiredApp projection updated');
+      if (r.abandoned) this.last = undefined; // (leadership lost: a new leader projects again)
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'DesiredApp projection failed');
-      this.dirty = true;
+      // Retried after the next fetch, not at once: a failing apiserver is not hammered.
+      logger.error({ err: (err as Error).message }, 'DesiredApp projection failed (retried after the next fetch)');
+      this.last = undefined;
     }
   }
 }

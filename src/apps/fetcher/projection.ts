@@ -4,10 +4,12 @@
 // app.kubernetes.io/managed-by=hm9k); nothing is written when nothing changed. People may set only
 // the overrides (`paused`, `crashBackoff`), honoured while the object exists. An object for an app
 // CC does not list is reported (returned as `unknown`) and ignored; a missing object never means
-// "undesired".
+// "undesired". Writes are bounded-parallel and rate-limited (100,000 apps must not flood the
+// apiserver); the objects as they are come from the informer's cache when there is one (no LIST).
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, KINDS, MANAGED_BY_LABEL, VERSION, type DesiredApp, type DesiredAppSpec } from '../../api/index.js';
 import type { AppOverrides, DesiredAppState } from '../types.js';
+import { WritePool } from './write-pool.js';
 
 export const MANAGED_BY = 'hm9k';
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
@@ -53,6 +55,10 @@ export interface ProjectionResult {
   skipped: string[];
   /** Every object seen, by app guid (for status). */
   objects: Map<string, DesiredApp>;
+  /** Writes that failed (retried at the next sync). */
+  failed: number;
+  /** Writes skipped because the sync was no longer wanted (leadership lost, stopping). */
+  abandoned: number;
 }
 
 const specOf = (d: DesiredAppState, keep?: DesiredAppSpec): DesiredAppSpec => ({
@@ -70,13 +76,34 @@ export const sameProjection = (a: DesiredAppSpec, d: DesiredAppState) =>
 
 export const isManaged = (o: DesiredApp) => o.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
 
+/** How hard the projection may write to the apiserver. */
+export interface ProjectionLimits {
+  /** Writes (create, replace, delete) in flight at once. */
+  maxInFlight: number;
+  /** Writes started per second at most. */
+  writesPerSecond: number;
+}
+
+export const DEFAULT_PROJECTION_LIMITS: ProjectionLimits = { maxInFlight: 10, writesPerSecond: 100 };
+
+const isConflictOrExists = (err: unknown) => (err as { code?: number }).code === 409;
+const isNotFound = (err: unknown) => (err as { code?: number }).code === 404;
+
 export class DesiredAppProjection {
   private overridesByApp = new Map<string, AppOverrides>();
+  private readonly pool: WritePool;
   constructor(
     private readonly api: DesiredAppApi,
     readonly namespace: string,
     private readonly pageSize = 500,
-  ) {}
+    limits: ProjectionLimits = DEFAULT_PROJECTION_LIMITS,
+  ) {
+    this.pool = new WritePool({ maxInFlight: limits.maxInFlight, perSecond: limits.writesPerSecond });
+  }
+
+  setLimits(l: ProjectionLimits): void {
+    this.pool.setLimits({ maxInFlight: l.maxInFlight, perSecond: l.writesPerSecond });
+  }
 
   async listAll(): Promise<DesiredApp[]> {
     const out: DesiredApp[] = [];
@@ -108,11 +135,36 @@ export class DesiredAppProjection {
     this.overridesByApp = o;
   }
 
-  async sync(desired: ReadonlyMap<string, DesiredAppState>): Promise<ProjectionResult> {
-    const existing = await this.listAll();
+  /**
+   * Makes the objects project `desired`. `existing`: the objects as the informer sees them (else one
+   * paginated LIST). `stillWanted`: checked before each write (leadership lost, process stopping:
+   * the writes not yet started are skipped and the result says so). A create that finds the object
+   * (409) and a delete that finds none (404) are not errors: the cache was behind.
+   */
+  async sync(desired: ReadonlyMap<string, DesiredAppState>, existing?: readonly DesiredApp[], stillWanted: () => boolean = () => true): Promise<ProjectionResult> {
+    const objects = existing ?? (await this.listAll());
     const byGuid = new Map<string, DesiredApp>();
-    for (const o of existing) byGuid.set(o.spec?.appGuid ?? o.metadata.name, o);
-    const result: ProjectionResult = { created: 0, updated: 0, deleted: 0, unknown: [], skipped: [], objects: byGuid };
+    for (const o of objects) byGuid.set(o.spec?.appGuid ?? o.metadata.name, o);
+    const result: ProjectionResult = { created: 0, updated: 0, deleted: 0, unknown: [], skipped: [], objects: byGuid, failed: 0, abandoned: 0 };
+    const writes: Promise<void>[] = [];
+    let firstError: Error | undefined;
+    const write = (what: () => Promise<void>, done: () => void, ok: (err: unknown) => boolean) =>
+      writes.push(
+        this.pool.run(async () => {
+          if (!stillWanted()) {
+            result.abandoned++;
+            return;
+          }
+          try {
+            await what();
+            done();
+          } catch (err) {
+            if (ok(err)) return;
+            result.failed++;
+            firstError ??= err as Error;
+          }
+        }),
+      );
 
     for (const [guid, d] of desired) {
       const obj = byGuid.get(guid);
@@ -127,28 +179,27 @@ export class DesiredAppProjection {
           metadata: { name: guid, namespace: this.namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
           spec: specOf(d),
         };
-        await this.api.create(this.namespace, created);
         byGuid.set(guid, created);
-        result.created++;
+        write(() => this.api.create(this.namespace, created), () => result.created++, isConflictOrExists);
       } else if (isManaged(obj) && !sameProjection(obj.spec, d)) {
         const updated: DesiredApp = { ...obj, spec: specOf(d, obj.spec) };
-        await this.api.replace(this.namespace, updated);
         byGuid.set(guid, updated);
-        result.updated++;
+        write(() => this.api.replace(this.namespace, updated), () => result.updated++, () => false);
       }
       // An object a person created for a listed app: its overrides are honoured, its spec is theirs.
     }
     for (const [guid, obj] of byGuid) {
       if (desired.has(guid)) continue;
       if (isManaged(obj)) {
-        await this.api.delete(this.namespace, obj.metadata.name, obj.metadata.resourceVersion);
         byGuid.delete(guid);
-        result.deleted++;
+        write(() => this.api.delete(this.namespace, obj.metadata.name, obj.metadata.resourceVersion), () => result.deleted++, isNotFound);
       } else {
         result.unknown.push(obj);
       }
     }
+    await Promise.all(writes);
     this.overridesByApp = DesiredAppProjection.overridesFrom(byGuid.values(), desired);
+    if (firstError) throw Object.assign(new Error(`${result.failed} DesiredApp writes failed (first: ${firstError.message}); created ${result.created}, updated ${result.updated}, deleted ${result.deleted}`), { result });
     return result;
   }
 }

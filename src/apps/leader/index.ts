@@ -1,5 +1,5 @@
 // The leader loop: what only the Lease holder does, one step at a time, in this order every tick:
-//   fetch desired state (CC bulk API; projection into DesiredApp objects follows it)
+//   fetch desired state (CC bulk API; the DesiredApp projection follows it in the background)
 //   -> analyze (store snapshot -> pending starts/stops)
 //   -> send (re-verified against the current state, through the guards, to CC)
 //   -> report (status, in the background).
@@ -108,8 +108,8 @@ export class LeaderLoop {
     if (now >= this.next.fetch) {
       this.next.fetch = now + cfg.fetchIntervalMs;
       void this.fetch(now);
-    } else if (this.deps.projection.dirty && this.deps.projection.enabled && !this.fetching && store.lastCompleteFetch() !== undefined) {
-      void this.resyncProjection();
+    } else if (this.deps.projection.dirty && this.deps.projection.enabled && !this.deps.projection.busy() && store.lastCompleteFetch() !== undefined) {
+      this.deps.projection.resync();
     }
     if (now >= this.next.analyze) {
       this.next.analyze = now + cfg.analyzeIntervalMs;
@@ -193,20 +193,10 @@ export class LeaderLoop {
       const before = store.desired();
       const outcome = await fetcher.fetchOnce(now, this.deps.signal);
       events.shrinkGuard(outcome, fetcher.shrinkHold);
-      if (outcome.ok && this.leading) await projection.afterFetch(before);
+      // The projection follows in the background: it never holds back the next fetch (issue 14 item 10).
+      if (outcome.ok && this.leading) projection.afterFetch(before);
     } catch (err) {
       this.deps.logger.warn({ err: (err as Error).message }, 'fetch failed');
-    } finally {
-      this.fetching = false;
-    }
-  }
-
-  /** A person deleted managed objects of desired apps: recreate them without waiting for the next fetch. */
-  private async resyncProjection(): Promise<void> {
-    if (this.fetching) return;
-    this.fetching = true;
-    try {
-      await this.deps.projection.resync();
     } finally {
       this.fetching = false;
     }

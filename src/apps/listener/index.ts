@@ -12,6 +12,7 @@ import type { AppsMetrics } from '../status/metrics.js';
 import type { DeaHeartbeat, DropletExited } from '../types.js';
 import { EXITED_SUBJECT, HEARTBEAT_SUBJECT } from '../../hm9000/messages.js';
 import { parseExited, parseHeartbeat } from '../../hm9000/parse.js';
+import type { PartitionWatch } from './partition.js';
 
 export { EXITED_SUBJECT, HEARTBEAT_SUBJECT };
 
@@ -21,6 +22,8 @@ export interface ListenerDeps {
   config: () => AppsConfig;
   metrics: AppsMetrics;
   logger: Logger;
+  /** cc_partition filter (absent: every message is ours). */
+  partitions?: PartitionWatch;
   /** Called after a droplet.exited that warrants immediate analysis of its app. */
   onExited?: (exit: DropletExited) => void;
   now?: () => number;
@@ -79,7 +82,8 @@ export class Listener {
       return false;
     }
     this.deps.metrics.receivedHeartbeats.inc();
-    this.buffer.set(p.value.dea, p.value);
+    const hb = this.deps.partitions ? this.deps.partitions.heartbeat(p.value) : p.value;
+    this.buffer.set(hb.dea, hb);
     return true;
   }
 
@@ -90,6 +94,7 @@ export class Listener {
       return;
     }
     const exit = p.value;
+    if (this.deps.partitions && !this.deps.partitions.exited(exit)) return;
     this.deps.store.applyExited(exit, this.now());
     if (exit.reason === 'CRASHED' || exit.reason === 'DEA_SHUTDOWN' || exit.reason === 'DEA_EVACUATION') {
       this.deps.metrics.fastPath.inc({ reason: exit.reason });

@@ -2,6 +2,7 @@
 // the app has none), and the guards on the AppHealthPolicy (stop hold raised, a release annotation
 // that names another hold, a hold released; the shrink guard). Each hold is reported once.
 import { RELEASE_STOP_HOLD_ANNOTATION, type AppHealthPolicy, type DesiredApp } from '../../api/index.js';
+import type { Logger } from 'pino';
 import type { EventRecorder } from '../../kube/contract.js';
 import type { FetchOutcome, ShrinkHold } from '../fetcher/index.js';
 import type { StopBudgetState } from '../guards/index.js';
@@ -19,6 +20,15 @@ export const actionReason = (r: SendRecord) => {
   const verb = r.message.kind === 'start' ? 'Start' : 'Stop';
   return `${verb}${r.message.reason.split('_').map((w) => w[0] + w.slice(1).toLowerCase()).join('')}`.slice(0, 128);
 };
+
+/** One structured line per start/stop outcome sent to the Cloud Controller: info, error when it failed. */
+export function logAction(logger: Logger, r: SendRecord): void {
+  const m = r.message;
+  logger[r.outcome === 'failed' ? 'error' : 'info'](
+    { action: m.kind, app: m.appGuid, version: m.version, index: m.index, reason: m.reason, outcome: r.outcome, messageId: m.messageId, ...(r.detail ? { detail: r.detail } : {}) },
+    `${m.kind} ${m.appGuid}[${m.index}] ${r.outcome}`,
+  );
+}
 
 export class AppEvents {
   private holdReported: string | undefined;

@@ -39,6 +39,11 @@ export interface PolicyStatusInput {
   sender: SenderStats;
   paused: boolean;
   dryRun: boolean;
+  /** The policy's ccPartition, and other partitions seen in messages that carried none of it. */
+  ccPartition?: string;
+  otherPartitions?: readonly string[];
+  /** Heartbeats show instances of other partitions only: hm9k is not acting. */
+  onlyOtherPartitions?: boolean;
 }
 
 const iso = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString();
@@ -64,6 +69,15 @@ export function policyStatus(policy: AppHealthPolicy | undefined, s: PolicyStatu
       ? { type: 'AppsSkipped', status: 'True', reason: 'InstancesOverLimit', message: `${s.skippedApps.length} apps not analysed (nothing started or stopped for them): ${s.skippedApps.slice(0, 5).map((a) => `${a.appGuid} (${a.instances} instances)`).join(', ')}${s.skippedApps.length > 5 ? ', ...' : ''}; the limit is guards.maxInstancesPerApp.`.slice(0, 2000) }
       : { type: 'AppsSkipped', status: 'False', reason: 'AllAppsAnalysed', message: 'Every app is analysed.' },
   ];
+  const others = (s.otherPartitions ?? []).join(', ');
+  const ours = s.ccPartition ?? 'default';
+  conds.push(
+    s.onlyOtherPartitions
+      ? { type: 'OtherPartitions', status: 'True', reason: 'OnlyOtherPartitions', message: `Heartbeats carry cc_partition ${others} only, none of this policy's "${ours}": hm9k is not acting (every instance would look missing). If the Cloud Controller runs on another partition, set spec.ccPartition to it.`.slice(0, 2000) }
+      : others
+        ? { type: 'OtherPartitions', status: 'True', reason: 'OtherPartitionsIgnored', message: `Heartbeats and exits of cc_partition ${others} are ignored: this policy acts on "${ours}".`.slice(0, 2000) }
+        : { type: 'OtherPartitions', status: 'False', reason: 'NoneSeen', message: `Every heartbeat carries this policy's cc_partition "${ours}" (or none).` },
+  );
   const fresh = s.actualFresh && s.desiredFresh;
   return {
     ...(policy?.metadata.generation !== undefined ? { observedGeneration: policy.metadata.generation } : {}),

@@ -32,6 +32,7 @@ export class AppsMetrics {
   readonly receivedHeartbeats: Counter;
   readonly savedHeartbeats: Counter;
   readonly malformed: Counter<'subject'>;
+  readonly otherPartition: Counter<'subject'>;
   readonly sender: Counter<'outcome'>;
   readonly actualFreshnessAge: Gauge;
   readonly desiredFreshnessAge: Gauge;
@@ -53,6 +54,7 @@ export class AppsMetrics {
     this.receivedHeartbeats = get('hm9k_received_heartbeats_total', () => new Counter({ name: 'hm9k_received_heartbeats_total', help: 'HM9000 ReceivedHeartbeats.', ...reg }));
     this.savedHeartbeats = get('hm9k_saved_heartbeats_total', () => new Counter({ name: 'hm9k_saved_heartbeats_total', help: 'HM9000 SavedHeartbeats: heartbeats applied after keeping the newest per DEA.', ...reg }));
     this.malformed = get('hm9k_malformed_messages_total', () => new Counter({ name: 'hm9k_malformed_messages_total', help: 'Malformed messages ignored, by subject.', labelNames: ['subject'] as const, ...reg }));
+    this.otherPartition = get('hm9k_other_partition_messages_total', () => new Counter({ name: 'hm9k_other_partition_messages_total', help: 'Heartbeats and droplet.exited messages ignored because they carry only other cc_partitions than the policy\'s ccPartition, by subject.', labelNames: ['subject'] as const, ...reg }));
     this.sender = get('hm9k_sender_messages_total', () => new Counter({ name: 'hm9k_sender_messages_total', help: 'Sender outcomes: sent, failed (kept for retry), dropped (verification), held (stop hold), dryRun.', labelNames: ['outcome'] as const, ...reg }));
     this.actualFreshnessAge = get('hm9k_actual_freshness_age_seconds', () => new Gauge({ name: 'hm9k_actual_freshness_age_seconds', help: 'Age of the unbroken heartbeat streak; -1 without one.', ...reg }));
     this.desiredFreshnessAge = get('hm9k_desired_freshness_age_seconds', () => new Gauge({ name: 'hm9k_desired_freshness_age_seconds', help: 'Seconds since the last complete bulk fetch; -1 without one.', ...reg }));

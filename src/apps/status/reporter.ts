@@ -8,6 +8,7 @@ import type { AppHealthPolicyStatus } from '../../api/index.js';
 import type { Logger, StatusWriter } from '../../kube/contract.js';
 import type { AppSummary, Decisions } from '../analyzer/index.js';
 import type { Fetcher } from '../fetcher/index.js';
+import type { PartitionWatch } from '../listener/partition.js';
 import type { ProjectionSync } from '../fetcher/projection-sync.js';
 import type { PolicySource } from '../policy.js';
 import type { Sender, SendRecord } from '../sender/index.js';
@@ -27,6 +28,8 @@ export interface StatusReporterDeps {
   leading: () => boolean;
   /** DesiredApp writes in flight at once. */
   inFlight?: number;
+  /** cc_partition watch, for the OtherPartitions condition. */
+  partitions?: PartitionWatch;
 }
 
 export class StatusReporter {
@@ -132,6 +135,10 @@ export class StatusReporter {
       sender: sender.stats,
       paused: cfg.paused,
       dryRun: cfg.dryRun,
+      ccPartition: cfg.ccPartition,
+      ...(this.deps.partitions
+        ? { otherPartitions: this.deps.partitions.otherPartitions(now, 3 * cfg.presenceTtlMs), onlyOtherPartitions: this.deps.partitions.onlyOthers(now, cfg.presenceTtlMs) }
+        : {}),
     });
     const last = this.lastPolicyStatus;
     const same = last && last.name === p.metadata.name && last.uid === p.metadata.uid;
@@ -142,7 +149,7 @@ export class StatusReporter {
       .then(() => {
         this.lastPolicyStatus = { name: p.metadata.name, ...(p.metadata.uid ? { uid: p.metadata.uid } : {}), status: toWrite };
       })
-      .catch((err) => logger.warn({ err: (err as Error).message }, 'AppHealthPolicy status write failed'))
+      .catch((err) => logger.error({ err: (err as Error).message }, 'AppHealthPolicy status write failed'))
       .finally(() => {
         this.policyWrite = undefined;
       });
@@ -158,7 +165,7 @@ export class StatusReporter {
       this.written.set(guid, summary);
     } catch (err) {
       this.retry.add(guid);
-      this.deps.logger.warn({ err: (err as Error).message, app: guid }, 'DesiredApp status write failed');
+      this.deps.logger.error({ err: (err as Error).message, app: guid }, 'DesiredApp status write failed');
     }
   }
 

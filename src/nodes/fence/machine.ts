@@ -380,7 +380,10 @@ export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet:
   const before = status.phase;
   const result = (): Decision => {
     conditions(x);
-    if (before !== status.phase) {
+    // Start-up (or failover) before the first Consul answer: Unknown until observed is no news, so
+    // no Event (the condition and status say it); the first real observation decides (issue 10).
+    const awaitingFirst = status.phase === 'Unknown' && NETWORKS.some((n) => policy.networks[n] && node.obs.networks[n] === undefined);
+    if (before !== status.phase && !awaitingFirst) {
       // One Event per decision where possible (the per-object Event budget is small): the phase change
       // rides on the decision's own Event, else it gets one of its own.
       const own = actions.find((a): a is Extract<Action, { type: 'event' }> => a.type === 'event');
@@ -514,8 +517,9 @@ export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet:
         notify(x, 'recovered', 'info', 'recovered', `Every watched network is up again${rec.kind ? ` after ${rec.attempts} recovery attempt(s) (${rec.kind})` : ''}. Nothing was fenced.`);
       }
       delete status.recovery;
-      // Positive evidence for the power-on rule (item 4); set once, so steady state stays quiet.
-      status.watchedHealthyAt ??= iso(c.now);
+      // Positive evidence for the power-on rule (item 4): every network up and the BMC read as on (a
+      // power state not read yet is no evidence). Set once, so steady state stays quiet.
+      if (power?.state === 'on') status.watchedHealthyAt ??= iso(c.now);
       phase(x, 'Healthy');
       return result();
     }

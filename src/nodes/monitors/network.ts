@@ -33,17 +33,43 @@ export function mergeObservers(opinions: { state: UpDownUnknown; reason?: string
 interface PolicyWatch {
   signature: string;
   watchers: Partial<Record<NetworkName, ConsulWatcher[]>>;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
 }
 
 export class NetworkMonitor {
   private readonly watches = new Map<string, PolicyWatch>();
   private stopped = false;
+  private syncing: Promise<void> | undefined;
+  private again = false;
+  private retry: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: NodeDeps, private readonly store: ObservationStore, private readonly fleet: FleetView, private readonly log: Logger, private readonly now = () => Date.now()) {}
 
-  /** Reconciles watchers and timers with the current policies. */
-  async sync(): Promise<void> {
+  /**
+   * Reconciles watchers and timers with the current policies. Single-flight: FencePolicy events and
+   * start-up call this concurrently, and each pass awaits Secrets; two passes interleaving would both
+   * see "not watching yet" and each start an interval timer (samples counted twice, so
+   * failureThreshold 3 acting like 1-2). A call during a pass asks for one more pass and shares it.
+   */
+  sync(): Promise<void> {
+    if (this.syncing) {
+      this.again = true;
+      return this.syncing;
+    }
+    this.syncing = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.syncOnce();
+        } while (this.again && !this.stopped);
+      } finally {
+        this.syncing = undefined;
+      }
+    })();
+    return this.syncing;
+  }
+
+  private async syncOnce(): Promise<void> {
     if (this.stopped) return;
     const seen = new Set<string>();
     for (const { name, policy } of this.fleet.policies()) {
@@ -52,6 +78,7 @@ export class NetworkMonitor {
       const old = this.watches.get(name);
       if (old && old.signature === signature) continue;
       const watchers: PolicyWatch['watchers'] = {};
+      let missingToken = false;
       for (const net of NETWORKS) {
         const rule = policy.networks[net];
         if (!rule) continue;
@@ -64,17 +91,29 @@ export class NetworkMonitor {
               token = requireKey(await this.deps.secrets.get(o.tokenSecret), 'token', o.tokenSecret);
             } catch (err) {
               this.log.warn({ policy: name, network: net, err: (err as Error).message }, 'Consul token Secret unreadable; observer counts as unknown');
+              missingToken = true;
               continue;
             }
           }
           watchers[net]!.push(this.deps.consul.acquire(o.address, token, checkIds));
         }
       }
+      if (this.stopped) {
+        // stop() ran while this pass awaited a Secret: hand back what was just acquired.
+        await this.release({ signature, watchers, timer: undefined });
+        return;
+      }
+      if (old) await this.release(old);
       const timer = setInterval(() => this.sample(name), policy.detection.intervalMs);
       timer.unref?.();
-      this.watches.set(name, { signature, watchers, timer });
-      if (old) await this.release(old);
+      // A token Secret not readable yet: the signature never matches, so the next pass (at the latest
+      // one resync period later) reads it again.
+      this.watches.set(name, { signature: missingToken ? `${signature}#token-missing` : signature, watchers, timer });
       this.sample(name);
+      if (missingToken && !this.retry) {
+        this.retry = setTimeout(() => { this.retry = undefined; void this.sync().catch(() => undefined); }, this.deps.config.resyncMs);
+        this.retry.unref?.();
+      }
     }
     for (const [name, w] of this.watches) {
       if (!seen.has(name)) {
@@ -126,6 +165,8 @@ export class NetworkMonitor {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.retry);
+    await this.syncing?.catch(() => undefined);
     for (const w of this.watches.values()) await this.release(w);
     this.watches.clear();
   }

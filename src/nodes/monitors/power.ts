@@ -1,4 +1,6 @@
-// Power monitor: reads chassis power from every BMC, with bounded concurrency.
+// Power monitor: reads chassis power from every BMC, with bounded concurrency. Only the Lease holder
+// talks to BMCs: they have few session slots, and a standby polling them would make the leader's
+// reads fail (power unknown counts as unhealthy and storm protection would block real fences).
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { ComputeNode } from '../../api/index.js';
@@ -10,7 +12,16 @@ export class PowerMonitor {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
 
-  constructor(private readonly deps: NodeDeps, private readonly store: ObservationStore, private readonly fleet: FleetView, private readonly log: Logger, private readonly errors?: Counter, private readonly now = () => Date.now()) {}
+  constructor(
+    private readonly deps: NodeDeps,
+    private readonly store: ObservationStore,
+    private readonly fleet: FleetView,
+    private readonly log: Logger,
+    private readonly errors?: Counter,
+    private readonly now = () => Date.now(),
+    /** True while this process holds the Lease (a standby's power view stays unknown). */
+    private readonly isActive: () => boolean = () => true,
+  ) {}
 
   start(): void {
     this.timer = setInterval(() => void this.poll(), this.deps.config.powerPollIntervalMs);
@@ -19,7 +30,7 @@ export class PowerMonitor {
   }
 
   async read(node: ComputeNode): Promise<'on' | 'off' | 'unknown'> {
-    if (!node.spec.bmc) return 'unknown';
+    if (!node.spec.bmc || !this.isActive()) return 'unknown';
     try {
       const target = await this.deps.bmcTarget(node);
       const s = await this.deps.ipmiSem.run(() => this.deps.ipmi.powerStatus(target));
@@ -34,7 +45,7 @@ export class PowerMonitor {
   }
 
   async poll(): Promise<void> {
-    if (this.running) return;
+    if (this.running || !this.isActive()) return;
     this.running = true;
     try {
       await Promise.all(this.fleet.nodes().filter((n) => n.spec.bmc && !n.spec.maintenance).map((n) => this.read(n)));
