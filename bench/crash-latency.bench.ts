@@ -49,7 +49,7 @@ export async function run(): Promise<BenchRow[]> {
     }
 
     // Baseline: NATS request/reply round trips on the same server.
-    const sub = w.nc.subscribe('bench.echo', { callback: (_e, m) => m.respond(m.data) });
+    const sub = w.nc.subscribe('bench.echo', { callback: (_e, m) => void m.respond(m.data) });
     await w.nc.flush();
     const rtt: number[] = [];
     for (let i = 0; i < 200 + 20; i++) {

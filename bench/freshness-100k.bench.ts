@@ -35,7 +35,7 @@ export async function run(): Promise<BenchRow[]> {
   const enc = new TextEncoder();
   const dec = new TextDecoder();
   // Two encoded variants alternate (keeps the bench's own memory bounded).
-  let encoded: Uint8Array[][] = [1, 2].map((r) => variant(fleet.heartbeats, r).map((hb) => enc.encode(JSON.stringify(hb))));
+  let encoded: Uint8Array[][] = [1, 2].map((r) => variant(fleet!.heartbeats, r).map((hb) => enc.encode(JSON.stringify(hb))));
   let cold: Uint8Array[] = fleet.heartbeats.map((hb) => enc.encode(JSON.stringify(hb)));
   const bytes = cold.reduce((a, b) => a + b.byteLength, 0);
 

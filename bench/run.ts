@@ -1,4 +1,4 @@
-// `npm run bench`: runs every bench/*.bench.ts (each exports run(): Promise<BenchRow[]>) and prints a
+// `npm run bench [name...]`: runs every bench/*.bench.ts (compiled) (each exports run(): Promise<BenchRow[]>) and prints a
 // table. Every figure is a ratio against a baseline measured in the same run on the same machine,
 // next to the absolute time. Not a test: nothing here passes or fails.
 import { readdirSync } from 'node:fs';
@@ -8,7 +8,8 @@ import type { BenchRow } from './fleet.js';
 
 const dir = dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);
-const files = readdirSync(dir).filter((f) => f.endsWith('.bench.ts') && (only.length === 0 || only.some((o) => f.includes(o)))).sort();
+// Compiled to dist-bench/bench/*.bench.js by `npm run bench` (production runs compiled JS too).
+const files = readdirSync(dir).filter((f) => /\.bench\.(js|ts)$/.test(f) && (only.length === 0 || only.some((o) => f.includes(o)))).sort();
 const rows: BenchRow[] = [];
 for (const f of files) {
   const mod = (await import(pathToFileURL(join(dir, f)).href)) as { run: () => Promise<BenchRow[]> };

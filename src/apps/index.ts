@@ -41,6 +41,8 @@ export interface AppsHandle {
   readonly nats: NatsConnection;
   config(): AppsConfig;
   lastDecisions(): Decisions | undefined;
+  /** Duration of the last full analyzer pass in ms (benchmarks). */
+  analysisPassMs(): number | undefined;
   sender: Sender;
   fetcher: Fetcher;
   listener: Listener;
@@ -163,6 +165,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     fetcher,
     listener,
     lastDecisions: () => analysis.last,
+    analysisPassMs: () => analysis.lastPassMs,
     isLeaderActive: () => leader.isActive(),
     async stop() {
       await leader.stop();

@@ -2,6 +2,7 @@
 // an outer timeout around every call, output parsed into typed results and errors.
 import { spawn } from 'node:child_process';
 import type { PowerState } from '../api/index.js';
+import { joinSensors, parseSdrElist, parseSelElist, parseSensorList, type HardwareSensor, type SelEntry } from './ipmi-sensors.js';
 
 export interface BmcTarget {
   address: string;
@@ -33,11 +34,15 @@ export interface IpmiOptions {
 
 export type PowerCommand = 'status' | 'on' | 'off' | 'cycle' | 'reset' | 'soft';
 
-export function ipmitoolArgs(t: BmcTarget, cmd: PowerCommand, o: IpmiOptions = {}): string[] {
+/** Reads: the sensor repository with states, the sensors with thresholds, the System Event Log. */
+export type ReadCommand = ['sdr', 'elist'] | ['sensor'] | ['sel', 'elist'];
+
+export function ipmitoolArgs(t: BmcTarget, cmd: PowerCommand | ReadCommand, o: IpmiOptions = {}): string[] {
   const args = ['-I', 'lanplus', '-H', t.address, '-p', String(t.port ?? 623), '-U', t.username, '-E', '-L', t.privilege ?? 'ADMINISTRATOR'];
   if (t.cipherSuite !== undefined) args.push('-C', String(t.cipherSuite));
   args.push('-N', String(o.retransmitSeconds ?? 1), '-R', String(o.retries ?? 2));
-  args.push('chassis', 'power', cmd);
+  if (Array.isArray(cmd)) args.push(...cmd);
+  else args.push('chassis', 'power', cmd);
   return args;
 }
 
@@ -51,12 +56,35 @@ function classify(stderr: string, code: number | null): IpmiError {
   return new IpmiError('unexpected', `ipmitool failed (exit ${code}): ${first}`, s);
 }
 
+/** Output limits: power answers are one line; a SEL of a few thousand entries is a few hundred KB. */
+const MAX_POWER_OUTPUT = 65_536;
+const MAX_READ_OUTPUT = 4 * 1024 * 1024;
+
 export class IpmiClient {
+  /** The tail of each BMC's call queue: one session per BMC at a time (BMCs have few session slots). */
+  private readonly queues = new Map<string, Promise<unknown>>();
+
   constructor(private readonly opts: IpmiOptions = {}) {}
 
-  private run(t: BmcTarget, cmd: PowerCommand, signal?: AbortSignal): Promise<string> {
+  private run(t: BmcTarget, cmd: PowerCommand | ReadCommand, signal?: AbortSignal): Promise<string> {
+    const key = `${t.address}:${t.port ?? 623}`;
+    const prev = this.queues.get(key) ?? Promise.resolve();
+    const mine = prev.catch(() => undefined).then(() => this.spawnOnce(t, cmd, signal));
+    const tail = mine.catch(() => undefined);
+    this.queues.set(key, tail);
+    void tail.then(() => { if (this.queues.get(key) === tail) this.queues.delete(key); });
+    return mine;
+  }
+
+  private spawnOnce(t: BmcTarget, cmd: PowerCommand | ReadCommand, signal?: AbortSignal): Promise<string> {
     const timeoutMs = this.opts.timeoutMs ?? 15_000;
+    const label = Array.isArray(cmd) ? cmd.join(' ') : `chassis power ${cmd}`;
+    const maxOut = Array.isArray(cmd) ? MAX_READ_OUTPUT : MAX_POWER_OUTPUT;
     return new Promise((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new IpmiError('timeout', 'aborted'));
+        return;
+      }
       let child;
       try {
         child = spawn(this.opts.ipmitoolPath ?? 'ipmitool', ipmitoolArgs(t, cmd, this.opts), {
@@ -79,17 +107,30 @@ export class IpmiClient {
       };
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
-        finish(() => reject(new IpmiError('timeout', `ipmitool chassis power ${cmd} to ${t.address}:${t.port ?? 623} timed out after ${timeoutMs} ms`)));
+        finish(() => reject(new IpmiError('timeout', `ipmitool ${label} to ${t.address}:${t.port ?? 623} timed out after ${timeoutMs} ms`)));
       }, timeoutMs);
       const onAbort = () => {
         child.kill('SIGKILL');
         finish(() => reject(new IpmiError('timeout', 'aborted')));
       };
       signal?.addEventListener('abort', onAbort);
-      child.stdout.on('data', (d: Buffer) => { if (out.length < 65536) out += d.toString(); });
+      let tooLarge = false;
+      child.stdout.on('data', (d: Buffer) => {
+        if (out.length + d.length > maxOut) {
+          // Never a truncated listing: the newest SEL entries are at the end.
+          tooLarge = true;
+          child.kill('SIGKILL');
+          return;
+        }
+        out += d.toString();
+      });
       child.stderr.on('data', (d: Buffer) => { if (errOut.length < 65536) errOut += d.toString(); });
       child.on('error', (err) => finish(() => reject(new IpmiError('spawn', `cannot run ipmitool: ${err.message}`))));
-      child.on('close', (code) => finish(() => (code === 0 ? resolve(out) : reject(classify((errOut || out).slice(0, 4096), code)))));
+      child.on('close', (code) => finish(() => {
+        if (tooLarge) reject(new IpmiError('unexpected', `ipmitool ${label} answered more than ${maxOut} bytes`));
+        else if (code === 0) resolve(out);
+        else reject(classify((errOut || out).slice(0, 4096), code));
+      }));
     });
   }
 
@@ -99,6 +140,24 @@ export class IpmiClient {
     const m = /Chassis Power is (on|off)/i.exec(out);
     if (!m) throw new IpmiError('unexpected', `unparseable power status: ${JSON.stringify(out.trim().slice(0, 200))}`);
     return m[1]!.toLowerCase() as 'on' | 'off';
+  }
+
+  /**
+   * Reads the BMC's sensors: `sdr elist` (numbers, entities, discrete states) then `sensor`
+   * (thresholds), one after the other on the BMC's queue. Unparseable lines are returned, not guessed.
+   */
+  async readSensors(t: BmcTarget, signal?: AbortSignal): Promise<{ sensors: HardwareSensor[]; rejected: string[] }> {
+    const sdr = parseSdrElist(await this.run(t, ['sdr', 'elist'], signal));
+    const list = parseSensorList(await this.run(t, ['sensor'], signal));
+    if (sdr.entries.length === 0 && sdr.rejected.length > 0) {
+      throw new IpmiError('unexpected', `unparseable sdr elist: ${JSON.stringify(sdr.rejected[0])}`);
+    }
+    return { sensors: joinSensors(sdr.entries, list.entries), rejected: [...sdr.rejected, ...list.rejected] };
+  }
+
+  /** Reads the System Event Log (`sel elist`), oldest first. */
+  async readSel(t: BmcTarget, signal?: AbortSignal): Promise<{ entries: SelEntry[]; rejected: string[] }> {
+    return parseSelElist(await this.run(t, ['sel', 'elist'], signal));
   }
 
   async power(t: BmcTarget, cmd: Exclude<PowerCommand, 'status'>, signal?: AbortSignal): Promise<void> {

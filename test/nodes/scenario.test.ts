@@ -582,4 +582,22 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     world.node('cmp2')!.broken.storage = true;
     await until('cmp2 Fenced', async () => (await getNode('cmp2')).status?.phase === 'Fenced', 90_000);
   });
+
+  it('issue 9 item 8: a fenced host with 230 servers gets every one evacuated exactly once; status stays bounded, counts exact', { timeout: 400_000 }, async () => {
+    await setup(3, {}, false, (spec) => { spec.evacuation = { concurrency: 50, perServerTimeout: '60s' }; });
+    const ids = Array.from({ length: 230 }, (_, i) => world.nova.addServer('cmp1', { name: `vm${i}` }).id);
+    await world.setRecoveryFails('cmp1', true);
+    world.node('cmp1')!.broken.storage = true;
+    // 230 intent writes (one before each request): slow on a loaded machine, hence the long deadline.
+    const fenced = await until('cmp1 Fenced', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 330_000);
+    const e = fenced.status!.evacuation!;
+    expect(e).toMatchObject({ total: 230, done: 230, failed: 0 });
+    expect(e.servers.length).toBeLessThanOrEqual(200);
+    expect(e.servers.length + (e.omitted?.done ?? 0)).toBe(230);
+    for (const id of ids) {
+      expect(world.nova.servers.get(id)!.host).not.toBe('cmp1');
+      expect(world.nova.migrations.filter((m) => m.instance_uuid === id)).toHaveLength(1);
+    }
+    await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced, 230/230 servers evacuated'));
+  });
 });

@@ -24,8 +24,9 @@ export interface AnalysisCycleDeps {
 }
 
 export class AnalysisCycle {
-  /** The last full pass. */
+  /** The last full pass, and how long its analyze() took (ms; benchmarks and dumps). */
   last: Decisions | undefined;
+  lastPassMs: number | undefined;
   /** Skipped apps already logged (app guid and instance count). */
   private loggedSkips = new Set<string>();
 
@@ -35,6 +36,7 @@ export class AnalysisCycle {
     const { store, metrics, logger } = this.deps;
     const cfg = this.deps.config();
     store.actualFreshness.ttlMs = cfg.actualFreshnessTtlMs;
+    const started = performance.now();
     const d = analyze(
       {
         actualFresh: store.actualFreshness.isFresh(now) && (this.deps.actualTrusted?.(now) ?? true),
@@ -49,6 +51,7 @@ export class AnalysisCycle {
       store.pending(),
       { random: this.deps.random ?? Math.random, ...(onlyApps ? { onlyApps } : {}) },
     );
+    if (!onlyApps) this.lastPassMs = performance.now() - started;
     store.deletePending(d.expired.starts, d.expired.stops);
     store.putPending([...d.starts, ...d.stops]);
     store.putCrashCounts(d.crashCounts);
