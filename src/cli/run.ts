@@ -1,29 +1,26 @@
 // `hm9k run`: one half per process (the chart runs two Deployments from one image), or neither, in
 // which case the runtime still starts, watches the resources and reports ready.
-import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig } from './kubeconfig.js';
 import { loadConfig, type ProcessConfig } from '../config.js';
 import { parseDuration } from '../api/index.js';
 import { createRuntime, type ManagedRuntime } from '../kube/runtime.js';
 import type { AppsProcessConfig } from '../apps/config.js';
 import { nodesConfig, type NodesProcessConfig } from '../nodes/config.js';
 
-export function parseRunArgs(argv: string[]): { config: ProcessConfig; half: 'apps' | 'nodes' | undefined } {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      apps: { type: 'boolean' },
-      nodes: { type: 'boolean' },
-      config: { type: 'string', short: 'c' },
-      set: { type: 'string', multiple: true },
-      namespace: { type: 'string' },
-      kubeconfig: { type: 'string' },
-      'log-level': { type: 'string' },
-      'metrics-port': { type: 'string' },
-      'health-port': { type: 'string' },
-    },
-    strict: true,
-  });
+export interface RunOptions {
+  apps?: boolean;
+  nodes?: boolean;
+  config?: string;
+  set?: string[];
+  namespace?: string;
+  kubeconfig?: string;
+  logLevel?: string;
+  metricsPort?: string;
+  healthPort?: string;
+}
+
+/** The process configuration from `hm9k run`'s options (parsed by commander in src/cli.ts), the environment and the file. */
+export function runConfig(values: RunOptions): { config: ProcessConfig; half: 'apps' | 'nodes' | undefined } {
   const sets: [string, string][] = (values.set ?? []).map((s) => {
     const eq = s.indexOf('=');
     if (eq <= 0) throw new Error(`--set ${JSON.stringify(s)}: expected path=value`);
@@ -33,9 +30,9 @@ export function parseRunArgs(argv: string[]): { config: ProcessConfig; half: 'ap
   sets.push(
     ...flag('namespace', values.namespace),
     ...flag('kubeconfig', values.kubeconfig),
-    ...flag('logLevel', values['log-level']),
-    ...flag('metricsPort', values['metrics-port']),
-    ...flag('healthPort', values['health-port']),
+    ...flag('logLevel', values.logLevel),
+    ...flag('metricsPort', values.metricsPort),
+    ...flag('healthPort', values.healthPort),
   );
   if (values.apps) sets.push(['apps.enabled', 'true']);
   if (values.nodes) sets.push(['nodes.enabled', 'true']);
@@ -102,9 +99,7 @@ export function nodesProcessConfig(c: ProcessConfig): NodesProcessConfig {
 }
 
 export async function startProcess(config: ProcessConfig, half: 'apps' | 'nodes' | undefined): Promise<{ runtime: ManagedRuntime; stop(): Promise<void> }> {
-  const kubeConfig = new KubeConfig();
-  if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
-  else kubeConfig.loadFromDefault();
+  const kubeConfig = loadKubeConfig(config.kubeconfig || undefined);
   const le = config.leaderElection;
   const runtime = await createRuntime({
     component: half ?? 'hm9k',
@@ -149,8 +144,8 @@ export async function startProcess(config: ProcessConfig, half: 'apps' | 'nodes'
   return { runtime, stop: () => runtime.stop() };
 }
 
-export async function runCommand(argv: string[]): Promise<number> {
-  const { config, half } = parseRunArgs(argv);
+export async function runCommand(values: RunOptions): Promise<number> {
+  const { config, half } = runConfig(values);
   await startProcess(config, half);
   return 0; // the runtime keeps the process alive and handles SIGTERM
 }

@@ -150,8 +150,11 @@ describe.skipIf(!hasControlPlane)('hm9k dump (apps)', () => {
     const wrong = await hm9kDump(['--apps-url', url, '--apps-user', 'hm', '--kubeconfig', kubeconfig], { HM9K_APPS__API__PASSWORD: 'nope' });
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/HTTP 401/);
+    // The hint names what exists (issue 10): --apps-user, and the variable the password is read from.
+    expect(wrong.stderr).toMatch(/check --apps-user or HM9K_APPS__API__USER, and the password in HM9K_APPS__API__PASSWORD or the variable --apps-password-env names/);
+    expect(wrong.stderr).not.toMatch(/--apps-password[^-]/);
     const flag = await hm9kDump(['--apps-url', url, '--apps-user', 'hm', '--apps-password', 's3cret-pw', '--kubeconfig', kubeconfig], {});
-    expect(flag.code).toBe(1);
-    expect(flag.stderr).toMatch(/apps-password/);
+    expect(flag.code).toBe(2); // a usage error
+    expect(flag.stderr).toMatch(/unknown option '--apps-password'/);
   });
 });
