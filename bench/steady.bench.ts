@@ -47,7 +47,9 @@ async function size(cp: LocalControlPlane, kc: KubeConfig, apps: number, deas: n
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   let state = { fresh: false, acted: false };
+  let exited: number | null | undefined;
   hm9k.on('message', (m: { op: string; fresh: boolean; acted: boolean }) => m.op === 'state' && (state = m));
+  hm9k.once('exit', (code) => (exited = code));
   const t0 = Date.now();
   // Warm-up: fresh and acting, every object projected, then no apiserver write for 20 s.
   const count = async () => ((await co.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: 'desiredapps', limit: 1 })) as { metadata?: { remainingItemCount?: number }; items: unknown[] });
@@ -55,6 +57,7 @@ async function size(cp: LocalControlPlane, kc: KubeConfig, apps: number, deas: n
     const l = await count();
     const objects = l.items.length + (l.metadata?.remainingItemCount ?? 0);
     if (state.acted && objects >= apps) break;
+    if (exited !== undefined) throw new Error(`steady ${apps}: hm9k exited (${exited}) before steady state (${objects} objects); see its log above`);
     if (Date.now() - t0 > 900_000) throw new Error(`steady ${apps}: not settled (fresh ${state.fresh}, ${objects} objects)`);
     await sleep(2000);
   }
