@@ -356,6 +356,92 @@ describe('chart: values an operator adapts without forking (issue 10)', () => {
     expect(container(plain, 'apps').volumeMounts.map((v: any) => v.name)).toEqual(['config', 'tmp']);
   });
 
+  it('serviceAccount.create=false uses the named ServiceAccount; rbac.create=false renders no RBAC for that half', () => {
+    const objs = render({ apps: { serviceAccount: { create: false, name: 'cf-hm' }, rbac: { create: false } }, nodes: { rbac: { create: false } } }, { namespace: NS });
+    expect(podSpec(objs, 'apps').serviceAccountName).toBe('cf-hm');
+    expect(all(objs, 'ServiceAccount').map((o) => o.metadata.name)).toEqual(['hm9k-nodes']);
+    for (const kind of ['Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding']) expect(all(objs, kind), kind).toEqual([]);
+    // One half only: the other keeps its RBAC.
+    const mixed = render({ apps: { rbac: { create: false } } }, { namespace: NS });
+    expect(all(mixed, 'Role').length).toBeGreaterThan(0);
+    expect([...all(mixed, 'Role'), ...all(mixed, 'ClusterRole')].every((o) => o.metadata.labels['app.kubernetes.io/component'] === 'nodes')).toBe(true);
+    expect(effectiveRules(mixed, NS, 'hm9k-nodes')).toEqual(expectedRules('nodes', NS));
+    const r = helm(['template', 'hm9k', CHART, '-f', valuesFile({ nodes: { serviceAccount: { create: false } } })]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/nodes\.serviceAccount\.name is required when nodes\.serviceAccount\.create=false/);
+  });
+
+  it('spreads the 2 replicas softly by default (anti-affinity per node, spread per zone); affinity / topologySpreadConstraints override', () => {
+    const objs = render({}, { namespace: NS });
+    for (const half of ['apps', 'nodes']) {
+      const pod = podSpec(objs, half);
+      const sel = find(objs, 'Deployment', `hm9k-${half}`, NS)!.spec.selector;
+      expect(pod.affinity).toEqual({ podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: sel } }] } });
+      expect(pod.topologySpreadConstraints).toEqual([{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: sel }]);
+    }
+    const own = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'role', operator: 'In', values: ['infra'] }] }] } } };
+    const tsc = [{ maxSkew: 2, topologyKey: 'rack', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: { a: 'b' } } }];
+    const o = render({ apps: { affinity: own, topologySpreadConstraints: tsc }, nodes: { defaultSpread: false } }, { namespace: NS });
+    expect(podSpec(o, 'apps').affinity).toEqual(own);
+    expect(podSpec(o, 'apps').topologySpreadConstraints).toEqual(tsc);
+    expect(podSpec(o, 'nodes').affinity).toBeUndefined();
+    expect(podSpec(o, 'nodes').topologySpreadConstraints).toBeUndefined();
+  });
+
+  it('renders no PodDisruptionBudget that would block kubectl drain', () => {
+    const one = render({ apps: { replicas: 1 }, nodes: { replicas: 0 } }, { namespace: NS });
+    expect(all(one, 'PodDisruptionBudget')).toEqual([]);
+    const three = render({ apps: { replicas: 3, pdb: { minAvailable: 2 } } }, { namespace: NS });
+    expect(find(three, 'PodDisruptionBudget', 'hm9k-apps', NS)!.spec.minAvailable).toBe(2);
+    expect(find(three, 'PodDisruptionBudget', 'hm9k-nodes', NS)!.spec.minAvailable).toBe(1);
+    for (const values of [{ apps: { pdb: { minAvailable: 2 } } }, { nodes: { replicas: 3, pdb: { minAvailable: 3 } } }]) {
+      const r = helm(['template', 'hm9k', CHART, '-f', valuesFile(values)]);
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(/pdb\.minAvailable=\d with (apps|nodes)\.replicas=\d would block kubectl drain/);
+    }
+    // --set gives integers of another Go type: the check still fires.
+    const r = helm(['template', 'hm9k', CHART, '--set', 'apps.pdb.minAvailable=2']);
+    expect(r.stderr).toMatch(/apps\.pdb\.minAvailable=2 with apps\.replicas=2 would block kubectl drain/);
+  });
+
+  it('renders no NetworkPolicy by default; enabled: ingress only to 5155 / 8080 / 8081, egress per half to the configured CIDRs and ports', () => {
+    expect(all(render({}, { namespace: NS }), 'NetworkPolicy')).toEqual([]);
+    const cc = [{ ipBlock: { cidr: '10.0.16.0/24' } }];
+    const prom = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }];
+    const objs = render({
+      networkPolicy: {
+        enabled: true,
+        ingress: { api: { from: cc }, metrics: { from: prom } },
+        egress: { nats: { cidrs: ['10.0.16.5/32'] }, bmc: { cidrs: ['10.9.0.0/16', '10.10.0.0/16'] }, smtp: { ports: [{ port: 2525 }] }, consul: { ports: [] } },
+        extraEgress: [{ to: [{ ipBlock: { cidr: '192.0.2.0/24' } }], ports: [{ port: 3128, protocol: 'TCP' }] }],
+      },
+      apps: { store: { kind: 'etcd', endpoints: ['https://etcd:2379'] } },
+    }, { namespace: NS });
+    const rule = (ports: [number, string][], cidrs?: string[]) => ({ ports: ports.map(([port, protocol]) => ({ port, protocol })), ...(cidrs ? { to: cidrs.map((cidr) => ({ ipBlock: { cidr } })) } : {}) });
+    const dns = rule([[53, 'UDP'], [53, 'TCP']]);
+    const api = rule([[443, 'TCP'], [6443, 'TCP']]);
+    const extra = { to: [{ ipBlock: { cidr: '192.0.2.0/24' } }], ports: [{ port: 3128, protocol: 'TCP' }] };
+    for (const half of ['apps', 'nodes']) {
+      const np = find(objs, 'NetworkPolicy', `hm9k-${half}`, NS)!;
+      expect(np.spec.podSelector).toEqual(find(objs, 'Deployment', `hm9k-${half}`, NS)!.spec.selector);
+      expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+      const metrics = { ports: [{ port: 8080, protocol: 'TCP' }, { port: 8081, protocol: 'TCP' }], from: prom };
+      expect(np.spec.ingress).toEqual(half === 'apps' ? [{ ports: [{ port: 5155, protocol: 'TCP' }], from: cc }, metrics] : [metrics]);
+    }
+    expect(find(objs, 'NetworkPolicy', 'hm9k-apps', NS)!.spec.egress).toEqual([dns, api, rule([[4222, 'TCP']], ['10.0.16.5/32']), rule([[443, 'TCP']]), rule([[2379, 'TCP']]), extra]);
+    // consul with no ports: no rule (nothing allowed there); smtp with its own port.
+    expect(find(objs, 'NetworkPolicy', 'hm9k-nodes', NS)!.spec.egress).toEqual([
+      dns, api, rule([[623, 'UDP']], ['10.9.0.0/16', '10.10.0.0/16']), rule([[22, 'TCP']]), rule([[5000, 'TCP'], [8774, 'TCP'], [443, 'TCP']]), rule([[2525, 'TCP']]), extra,
+    ]);
+    // Without the etcd store, no etcd rule; a half switched off, no policy.
+    const mem = render({ networkPolicy: { enabled: true }, nodes: { enabled: false } }, { namespace: NS });
+    expect(all(mem, 'NetworkPolicy').map((o) => o.metadata.name)).toEqual(['hm9k-apps']);
+    expect(find(mem, 'NetworkPolicy', 'hm9k-apps', NS)!.spec.egress).toEqual([dns, api, rule([[4222, 'TCP']]), rule([[443, 'TCP']])]);
+    const r = helm(['template', 'hm9k', CHART, '-f', valuesFile({ networkPolicy: { enabled: true, egress: { bmc: { cidrs: ['bmc-net'] } } } })]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/networkPolicy\/egress\/bmc\/cidrs\/0/);
+  });
+
   it.each([
     ['a volume named like the chart\'s own', { extraVolumes: [{ name: 'tmp', emptyDir: {} }] }, /extraVolumes\/0\/name/],
     ['a mount over the config directory', { apps: { extraVolumeMounts: [{ name: 'x', mountPath: '/etc/hm9k' }] } }, /apps\/extraVolumeMounts\/0\/mountPath/],
@@ -426,6 +512,8 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
 
   /** Values of the test install: the chart's own values, pointed at the simulators and tuned to 1/10 timings. */
   const installValues = () => ({
+    // Validated by the real apiserver (no CNI here enforces it; the template test checks the rules).
+    networkPolicy: { enabled: true, ingress: { api: { from: [{ ipBlock: { cidr: '127.0.0.0/8' } }] } }, egress: { nats: { cidrs: ['127.0.0.1/32'] }, bmc: { cidrs: ['127.0.0.0/8'] } } },
     apps: {
       nats: { servers: [nats.url] },
       cc: { url: cc.url, internalUser: 'internal_api', bulkUser: 'bulk_api', existingSecret: 'cc-credentials' },
@@ -555,6 +643,7 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
     expect(kubectl('get', 'serviceaccounts', '-n', ns, '-o', 'name')).toMatch(/serviceaccount\/hm9k-apps\nserviceaccount\/hm9k-nodes/);
     expect(kubectl('get', 'configmaps', '-n', ns, '-o', 'name')).toMatch(/configmap\/hm9k-apps-config\nconfigmap\/hm9k-nodes-config/);
     expect(kubectl('get', 'pdb', '-n', ns, '-o', 'name').split('\n').filter(Boolean).sort()).toEqual(['poddisruptionbudget.policy/hm9k-apps', 'poddisruptionbudget.policy/hm9k-nodes']);
+    expect(kubectl('get', 'networkpolicies', '-n', ns, '-o', 'name').split('\n').filter(Boolean).sort()).toEqual(['networkpolicy.networking.k8s.io/hm9k-apps', 'networkpolicy.networking.k8s.io/hm9k-nodes']);
     expect(kubectl('get', 'roles,rolebindings', '-n', ns, '-o', 'name').split('\n').filter(Boolean).sort()).toEqual([
       'role.rbac.authorization.k8s.io/hm9k-apps', 'role.rbac.authorization.k8s.io/hm9k-apps-desiredapps', 'role.rbac.authorization.k8s.io/hm9k-nodes',
       'rolebinding.rbac.authorization.k8s.io/hm9k-apps', 'rolebinding.rbac.authorization.k8s.io/hm9k-apps-desiredapps', 'rolebinding.rbac.authorization.k8s.io/hm9k-nodes',
@@ -795,7 +884,7 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
 
   it('helm uninstall removes the release and leaves the CRDs and every custom resource in place', async () => {
     helmOk(['uninstall', 'hm9k', '--namespace', ns], { kubeconfig, timeoutMs: 120_000 });
-    expect(kubectl('get', 'deployments,services,serviceaccounts,configmaps,roles,rolebindings,pdb', '-n', ns, '-o', 'name')).not.toMatch(/hm9k-(apps|nodes)/);
+    expect(kubectl('get', 'deployments,services,serviceaccounts,configmaps,roles,rolebindings,pdb,networkpolicies', '-n', ns, '-o', 'name')).not.toMatch(/hm9k-(apps|nodes)/);
     expect(kubectl('get', 'clusterroles,clusterrolebindings', '-o', 'name')).not.toContain(`hm9k:${ns}:`);
     expect(kubectl('get', 'roles,rolebindings', '-n', 'default', '-o', 'name')).not.toContain(`hm9k:${ns}:`);
     expect(helm(['status', 'hm9k', '--namespace', ns], { kubeconfig }).status).not.toBe(0);

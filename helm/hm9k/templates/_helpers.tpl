@@ -184,6 +184,13 @@ file can never switch both halves on in one process. Secrets are not in the file
 {{- if and $a.api.heartbeatEndpoint (not $a.api.heartbeatAuth) -}}{{ fail "apps.api.heartbeatAuth=false is refused while apps.api.heartbeatEndpoint=true: the pods listen on their IP, and an unauthenticated /dea/heartbeat lets any pod forge DEA heartbeats" }}{{- end -}}
 {{- if and (eq $a.store.kind "etcd") (not $a.store.endpoints) -}}{{ fail "apps.store.endpoints needs at least one etcd URL with apps.store.kind=etcd" }}{{- end -}}
 {{- end -}}
+{{- range $half := list "apps" "nodes" -}}
+{{- $v := index $.Values $half -}}
+{{- if $v.enabled -}}
+{{- if and (not $v.serviceAccount.create) (not $v.serviceAccount.name) -}}{{ fail (printf "%s.serviceAccount.name is required when %s.serviceAccount.create=false: the name of an existing ServiceAccount in the release namespace" $half $half) }}{{- end -}}
+{{- if and $v.pdb.enabled (gt (int $v.replicas) 1) (not (kindIs "string" $v.pdb.minAvailable)) (ge (int $v.pdb.minAvailable) (int $v.replicas)) -}}{{ fail (printf "%s.pdb.minAvailable=%d with %s.replicas=%d would block kubectl drain: keep it below the replica count" $half (int $v.pdb.minAvailable) $half (int $v.replicas)) }}{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.apps.enabled .Values.nodes.enabled (eq .Values.apps.leaseName .Values.nodes.leaseName) -}}{{ fail "apps.leaseName and nodes.leaseName must differ: each half has its own Lease" }}{{- end -}}
 {{- end -}}
 
