@@ -29,9 +29,18 @@ function helmEnv(): NodeJS.ProcessEnv {
   return { ...env, HELM_CONFIG_HOME: join(homes, 'config'), HELM_CACHE_HOME: join(homes, 'cache'), HELM_DATA_HOME: join(homes, 'data') };
 }
 
+/**
+ * Kubernetes version `helm template` / `lint` check the chart's kubeVersion against:
+ * the version the tests run (scripts/build-tools.sh). A helm built from source without the release ldflags
+ * (ours) assumes v1.20.0 when no cluster is asked; released binaries assume their client-go version.
+ */
+export const KUBE_VERSION = '1.32.13';
+const OFFLINE = new Set(['template', 'lint']);
+
 /** Runs helm; never throws (callers assert on status and output). */
 export function helm(args: string[], opts: { kubeconfig?: string; timeoutMs?: number } = {}): HelmResult {
-  const r = spawnSync(findBinary('helm'), [...args, ...(opts.kubeconfig ? ['--kubeconfig', opts.kubeconfig] : [])], {
+  const offline = OFFLINE.has(args[0] ?? '') && !args.includes('--kube-version');
+  const r = spawnSync(findBinary('helm'), [...args, ...(offline ? ['--kube-version', KUBE_VERSION] : []), ...(opts.kubeconfig ? ['--kubeconfig', opts.kubeconfig] : [])], {
     encoding: 'utf8',
     env: helmEnv(),
     timeout: opts.timeoutMs ?? 60_000,

@@ -30,8 +30,21 @@ import { CHART, Hm9kProcess, all, find, helm, helmOk, impersonatingKubeconfig, r
 const NS = 'hm9k-system';
 
 // ---------------------------------------------------------------------------------------------------
+// The one value without a usable default: values.yaml's CC URL is a placeholder the chart refuses to render.
+const PLACEHOLDER_CC_URL = 'https://api.cf.internal';
+const REQUIRED = { apps: { cc: { url: 'https://api.sys.example.org' } } };
+const isObj = (v: unknown): v is Record<string, any> => typeof v === 'object' && v !== null && !Array.isArray(v);
+function merge(base: any, over: any): any {
+  if (!isObj(base) || !isObj(over)) return over === undefined ? base : over;
+  const out: Record<string, any> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = merge(base[k], v);
+  return out;
+}
+/** Values with the required ones filled in (what an operator must set at least). */
+const withRequired = (values: any): any => merge(REQUIRED, values);
+
 // Value sets used by lint/template (and, adapted, by the install).
-const VALUE_SETS: Record<string, any> = {
+const RAW_VALUE_SETS: Record<string, any> = {
   defaults: {},
   appsOnly: { nodes: { enabled: false } },
   nodesOnly: { apps: { enabled: false } },
@@ -59,6 +72,8 @@ const VALUE_SETS: Record<string, any> = {
     image: { digest: `sha256:${'a'.repeat(64)}` },
   },
 };
+
+const VALUE_SETS: Record<string, any> = Object.fromEntries(Object.entries(RAW_VALUE_SETS).map(([k, v]) => [k, withRequired(v)]));
 
 /** What kubelet would put into the env from the Secrets (any value: only the names and paths matter here). */
 function envFor(container: Manifest): Record<string, string> {
@@ -175,7 +190,7 @@ describe('chart: lint, template, schema', () => {
       expect(parse(cm!.data['config.yaml']).apps?.enabled ?? parse(cm!.data['config.yaml']).nodes?.enabled).toBeUndefined();
       if (half === 'apps') {
         expect(config.apps.nats.servers).toEqual(hv.nats?.servers ?? ['nats://nats.service.cf.internal:4222']);
-        expect(config.apps.cc).toMatchObject({ url: hv.cc?.url ?? 'https://api.cf.internal', bulkPassword: `secret-${hv.cc?.existingSecret ?? 'cc-credentials'}-${hv.cc?.bulkPasswordKey ?? 'bulkPassword'}` });
+        expect(config.apps.cc).toMatchObject({ url: hv.cc.url, bulkPassword: `secret-${hv.cc?.existingSecret ?? 'cc-credentials'}-${hv.cc?.bulkPasswordKey ?? 'bulkPassword'}` });
         expect(config.apps.api).toMatchObject({ port: 5155, password: `secret-${hv.api?.existingSecret ?? 'hm9k-api-credentials'}-${hv.api?.passwordKey ?? 'password'}`, heartbeatEndpoint: hv.api?.heartbeatEndpoint ?? false, heartbeatAuth: true });
         expect(config.apps.store).toMatchObject({ kind: hv.store?.kind ?? 'memory', endpoints: hv.store?.endpoints ?? [] });
         expect(config.apps.sendVia).toBe(hv.sendVia ?? 'http');
@@ -298,7 +313,7 @@ describe('chart: lint, template, schema', () => {
   });
 
   it('rejects one Lease for both halves with a clear message', () => {
-    const r = helm(['template', 'hm9k', CHART, '-f', valuesFile({ apps: { leaseName: 'hm9k' }, nodes: { leaseName: 'hm9k' } })]);
+    const r = helm(['template', 'hm9k', CHART, '-f', valuesFile(withRequired({ apps: { leaseName: 'hm9k' }, nodes: { leaseName: 'hm9k' } }))]);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/apps.leaseName and nodes.leaseName must differ/);
   });
@@ -334,7 +349,7 @@ describe('chart: values an operator adapts without forking (issue 10)', () => {
     const comments = readFileSync(join(CHART, 'values.yaml'), 'utf8').split('\n').filter((l) => l.startsWith('#   ')).map((l) => l.slice(4)).join('\n');
     const recipe = parse(comments.split('\n').filter((l) => !l.startsWith('kubectl')).join('\n'));
     expect(recipe).toEqual(ca);
-    const objs = render({ ...ca, nodes: { extraEnv: [{ name: 'HTTPS_PROXY', value: 'http://proxy:3128' }], extraVolumes: [{ name: 'scratch', emptyDir: {} }], extraVolumeMounts: [{ name: 'scratch', mountPath: '/scratch' }] } }, { namespace: NS });
+    const objs = render(withRequired({ ...ca, nodes: { extraEnv: [{ name: 'HTTPS_PROXY', value: 'http://proxy:3128' }], extraVolumes: [{ name: 'scratch', emptyDir: {} }], extraVolumeMounts: [{ name: 'scratch', mountPath: '/scratch' }] } }), { namespace: NS });
     for (const half of ['apps', 'nodes']) {
       const c = container(objs, half);
       expect(c.env).toContainEqual(ca.extraEnv[0]);
@@ -351,28 +366,28 @@ describe('chart: values an operator adapts without forking (issue 10)', () => {
     expect(a.env.map((e: any) => e.name)).not.toContain('HTTPS_PROXY');
     expect(podSpec(objs, 'apps').volumes.map((v: any) => v.name)).toEqual(['config', 'tmp', 'private-ca']);
     // Defaults add nothing.
-    const plain = render({}, { namespace: NS });
+    const plain = render(withRequired({}), { namespace: NS });
     expect(podSpec(plain, 'apps').volumes.map((v: any) => v.name)).toEqual(['config', 'tmp']);
     expect(container(plain, 'apps').volumeMounts.map((v: any) => v.name)).toEqual(['config', 'tmp']);
   });
 
   it('serviceAccount.create=false uses the named ServiceAccount; rbac.create=false renders no RBAC for that half', () => {
-    const objs = render({ apps: { serviceAccount: { create: false, name: 'cf-hm' }, rbac: { create: false } }, nodes: { rbac: { create: false } } }, { namespace: NS });
+    const objs = render(withRequired({ apps: { serviceAccount: { create: false, name: 'cf-hm' }, rbac: { create: false } }, nodes: { rbac: { create: false } } }), { namespace: NS });
     expect(podSpec(objs, 'apps').serviceAccountName).toBe('cf-hm');
     expect(all(objs, 'ServiceAccount').map((o) => o.metadata.name)).toEqual(['hm9k-nodes']);
     for (const kind of ['Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding']) expect(all(objs, kind), kind).toEqual([]);
     // One half only: the other keeps its RBAC.
-    const mixed = render({ apps: { rbac: { create: false } } }, { namespace: NS });
+    const mixed = render(withRequired({ apps: { rbac: { create: false } } }), { namespace: NS });
     expect(all(mixed, 'Role').length).toBeGreaterThan(0);
     expect([...all(mixed, 'Role'), ...all(mixed, 'ClusterRole')].every((o) => o.metadata.labels['app.kubernetes.io/component'] === 'nodes')).toBe(true);
     expect(effectiveRules(mixed, NS, 'hm9k-nodes')).toEqual(expectedRules('nodes', NS));
-    const r = helm(['template', 'hm9k', CHART, '-f', valuesFile({ nodes: { serviceAccount: { create: false } } })]);
+    const r = helm(['template', 'hm9k', CHART, '-f', valuesFile(withRequired({ nodes: { serviceAccount: { create: false } } }))]);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/nodes\.serviceAccount\.name is required when nodes\.serviceAccount\.create=false/);
   });
 
   it('spreads the 2 replicas softly by default (anti-affinity per node, spread per zone); affinity / topologySpreadConstraints override', () => {
-    const objs = render({}, { namespace: NS });
+    const objs = render(withRequired({}), { namespace: NS });
     for (const half of ['apps', 'nodes']) {
       const pod = podSpec(objs, half);
       const sel = find(objs, 'Deployment', `hm9k-${half}`, NS)!.spec.selector;
@@ -381,7 +396,7 @@ describe('chart: values an operator adapts without forking (issue 10)', () => {
     }
     const own = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'role', operator: 'In', values: ['infra'] }] }] } } };
     const tsc = [{ maxSkew: 2, topologyKey: 'rack', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: { a: 'b' } } }];
-    const o = render({ apps: { affinity: own, topologySpreadConstraints: tsc }, nodes: { defaultSpread: false } }, { namespace: NS });
+    const o = render(withRequired({ apps: { affinity: own, topologySpreadConstraints: tsc }, nodes: { defaultSpread: false } }), { namespace: NS });
     expect(podSpec(o, 'apps').affinity).toEqual(own);
     expect(podSpec(o, 'apps').topologySpreadConstraints).toEqual(tsc);
     expect(podSpec(o, 'nodes').affinity).toBeUndefined();
@@ -389,26 +404,26 @@ describe('chart: values an operator adapts without forking (issue 10)', () => {
   });
 
   it('renders no PodDisruptionBudget that would block kubectl drain', () => {
-    const one = render({ apps: { replicas: 1 }, nodes: { replicas: 0 } }, { namespace: NS });
+    const one = render(withRequired({ apps: { replicas: 1 }, nodes: { replicas: 0 } }), { namespace: NS });
     expect(all(one, 'PodDisruptionBudget')).toEqual([]);
-    const three = render({ apps: { replicas: 3, pdb: { minAvailable: 2 } } }, { namespace: NS });
+    const three = render(withRequired({ apps: { replicas: 3, pdb: { minAvailable: 2 } } }), { namespace: NS });
     expect(find(three, 'PodDisruptionBudget', 'hm9k-apps', NS)!.spec.minAvailable).toBe(2);
     expect(find(three, 'PodDisruptionBudget', 'hm9k-nodes', NS)!.spec.minAvailable).toBe(1);
     for (const values of [{ apps: { pdb: { minAvailable: 2 } } }, { nodes: { replicas: 3, pdb: { minAvailable: 3 } } }]) {
-      const r = helm(['template', 'hm9k', CHART, '-f', valuesFile(values)]);
+      const r = helm(['template', 'hm9k', CHART, '-f', valuesFile(withRequired(values))]);
       expect(r.status).not.toBe(0);
       expect(r.stderr).toMatch(/pdb\.minAvailable=\d with (apps|nodes)\.replicas=\d would block kubectl drain/);
     }
     // --set gives integers of another Go type: the check still fires.
-    const r = helm(['template', 'hm9k', CHART, '--set', 'apps.pdb.minAvailable=2']);
+    const r = helm(['template', 'hm9k', CHART, '--set', 'apps.pdb.minAvailable=2', '--set', `apps.cc.url=${REQUIRED.apps.cc.url}`]);
     expect(r.stderr).toMatch(/apps\.pdb\.minAvailable=2 with apps\.replicas=2 would block kubectl drain/);
   });
 
   it('renders no NetworkPolicy by default; enabled: ingress only to 5155 / 8080 / 8081, egress per half to the configured CIDRs and ports', () => {
-    expect(all(render({}, { namespace: NS }), 'NetworkPolicy')).toEqual([]);
+    expect(all(render(withRequired({}), { namespace: NS }), 'NetworkPolicy')).toEqual([]);
     const cc = [{ ipBlock: { cidr: '10.0.16.0/24' } }];
     const prom = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }];
-    const objs = render({
+    const objs = render(withRequired({
       networkPolicy: {
         enabled: true,
         ingress: { api: { from: cc }, metrics: { from: prom } },
@@ -416,7 +431,7 @@ describe('chart: values an operator adapts without forking (issue 10)', () => {
         extraEgress: [{ to: [{ ipBlock: { cidr: '192.0.2.0/24' } }], ports: [{ port: 3128, protocol: 'TCP' }] }],
       },
       apps: { store: { kind: 'etcd', endpoints: ['https://etcd:2379'] } },
-    }, { namespace: NS });
+    }), { namespace: NS });
     const rule = (ports: [number, string][], cidrs?: string[]) => ({ ports: ports.map(([port, protocol]) => ({ port, protocol })), ...(cidrs ? { to: cidrs.map((cidr) => ({ ipBlock: { cidr } })) } : {}) });
     const dns = rule([[53, 'UDP'], [53, 'TCP']]);
     const api = rule([[443, 'TCP'], [6443, 'TCP']]);
@@ -434,12 +449,39 @@ describe('chart: values an operator adapts without forking (issue 10)', () => {
       dns, api, rule([[623, 'UDP']], ['10.9.0.0/16', '10.10.0.0/16']), rule([[22, 'TCP']]), rule([[5000, 'TCP'], [8774, 'TCP'], [443, 'TCP']]), rule([[2525, 'TCP']]), extra,
     ]);
     // Without the etcd store, no etcd rule; a half switched off, no policy.
-    const mem = render({ networkPolicy: { enabled: true }, nodes: { enabled: false } }, { namespace: NS });
+    const mem = render(withRequired({ networkPolicy: { enabled: true }, nodes: { enabled: false } }), { namespace: NS });
     expect(all(mem, 'NetworkPolicy').map((o) => o.metadata.name)).toEqual(['hm9k-apps']);
     expect(find(mem, 'NetworkPolicy', 'hm9k-apps', NS)!.spec.egress).toEqual([dns, api, rule([[4222, 'TCP']]), rule([[443, 'TCP']])]);
-    const r = helm(['template', 'hm9k', CHART, '-f', valuesFile({ networkPolicy: { enabled: true, egress: { bmc: { cidrs: ['bmc-net'] } } } })]);
+    const r = helm(['template', 'hm9k', CHART, '-f', valuesFile(withRequired({ networkPolicy: { enabled: true, egress: { bmc: { cidrs: ['bmc-net'] } } } }))]);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/networkPolicy\/egress\/bmc\/cidrs\/0/);
+  });
+
+  it('refuses to render while apps.cc.url is the placeholder of values.yaml (the schema refuses it empty), naming the value', () => {
+    expect(parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')).apps.cc.url).toBe(PLACEHOLDER_CC_URL);
+    for (const [cmd, values] of [[['template', 'hm9k', CHART], {}], [['template', 'hm9k', CHART, '--namespace', NS], { nodes: { enabled: false } }]] as const) {
+      const r = helm([...cmd, '-f', valuesFile(values)]);
+      expect(r.status, cmd.join(' ')).not.toBe(0);
+      expect(r.stderr).toMatch(/apps\.cc\.url is required when apps\.enabled=true: set it to your Cloud Controller's base URL \(e\.g\. https:\/\/api\.sys\.example\.org\)/);
+    }
+    expect(helm(['template', 'hm9k', CHART]).stderr).toContain(`still the placeholder ${PLACEHOLDER_CC_URL}`);
+    expect(helm(['template', 'hm9k', CHART, '-f', valuesFile({ apps: { cc: { url: '' } } })]).stderr).toMatch(/at '\/apps\/cc\/url': minLength: got 0, want 1/);
+    // Not needed without the app half; a real URL renders.
+    expect(render({ apps: { enabled: false } }, { namespace: NS }).length).toBeGreaterThan(0);
+    expect(find(render(withRequired({}), { namespace: NS }), 'ConfigMap', 'hm9k-apps-config', NS)!.data['config.yaml']).toContain('url: https://api.sys.example.org');
+  });
+
+  it('Chart.yaml carries kubeVersion (README\'s supported versions), home, sources and maintainers, and helm enforces kubeVersion', () => {
+    const chart = parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8'));
+    expect(chart.kubeVersion).toBe('>=1.28.0-0');
+    expect(readFileSync('README.md', 'utf8')).toContain('Kubernetes 1.28 or newer');
+    expect(chart.home).toMatch(/^https:\/\//);
+    expect(chart.sources).toEqual(expect.arrayContaining([expect.stringMatching(/^https:\/\/github\.com\//)]));
+    expect(chart.maintainers).toEqual([expect.objectContaining({ name: expect.any(String), url: expect.stringMatching(/^https:\/\//) })]);
+    const old = helm(['template', 'hm9k', CHART, '--kube-version', '1.27.9', '-f', valuesFile(withRequired({}))]);
+    expect(old.status).not.toBe(0);
+    expect(old.stderr).toMatch(/chart requires kubeVersion: >=1\.28\.0-0 which is incompatible with Kubernetes v1\.27\.9/);
+    expect(helm(['template', 'hm9k', CHART, '--kube-version', '1.32.0', '-f', valuesFile(withRequired({}))]).status).toBe(0);
   });
 
   it.each([
@@ -447,7 +489,7 @@ describe('chart: values an operator adapts without forking (issue 10)', () => {
     ['a mount over the config directory', { apps: { extraVolumeMounts: [{ name: 'x', mountPath: '/etc/hm9k' }] } }, /apps\/extraVolumeMounts\/0\/mountPath/],
     ['an env var without a name', { nodes: { extraEnv: [{ value: 'x' }] } }, /nodes\/extraEnv\/0/],
   ])('rejects %s by the schema', (_what, values, message) => {
-    const r = helm(['template', 'hm9k', CHART, '-f', valuesFile(values)]);
+    const r = helm(['template', 'hm9k', CHART, '-f', valuesFile(withRequired(values))]);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(message);
   });

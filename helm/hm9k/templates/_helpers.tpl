@@ -175,7 +175,8 @@ file can never switch both halves on in one process. Secrets are not in the file
 {{- define "hm9k.validate" -}}
 {{- $a := .Values.apps -}}
 {{- if $a.enabled -}}
-{{- if not $a.cc.url -}}{{ fail "apps.cc.url is required when apps.enabled=true (the Cloud Controller base URL, e.g. https://api.cf.example.org)" }}{{- end -}}
+{{- /* values.yaml ships a placeholder CC URL: an install that forgot to set it must not start against it. */ -}}
+{{- if or (not $a.cc.url) (eq $a.cc.url "https://api.cf.internal") -}}{{ fail (printf "apps.cc.url is required when apps.enabled=true: set it to your Cloud Controller's base URL (e.g. https://api.sys.example.org); it is %s" (ternary "empty" "still the placeholder https://api.cf.internal of values.yaml" (not $a.cc.url))) }}{{- end -}}
 {{- if not $a.cc.existingSecret -}}{{ fail "apps.cc.existingSecret is required when apps.enabled=true: an existing Secret with the CC internal and bulk API passwords" }}{{- end -}}
 {{- if not $a.cc.bulkUser -}}{{ fail "apps.cc.bulkUser is required when apps.enabled=true" }}{{- end -}}
 {{- if and (eq $a.sendVia "http") (not $a.cc.internalUser) -}}{{ fail "apps.cc.internalUser is required with apps.sendVia=http" }}{{- end -}}
