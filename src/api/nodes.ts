@@ -1,5 +1,6 @@
 // ComputeNode and FencePolicy: the node half's resources (compute-node HA).
 import { Type, type Static, StringEnum, Duration, PositiveDuration, durationAtLeast, Int, Bool, Str, Timestamp, Conditions, SecretName, IntOrPercent, withRules, StringMap } from './schema.js';
+import type { TOptional, TUnsafe } from '@sinclair/typebox';
 
 export const NETWORKS = ['management', 'storage', 'tenant'] as const;
 export type NetworkName = (typeof NETWORKS)[number];
@@ -7,6 +8,27 @@ export const PHASES = ['Healthy', 'Degraded', 'Suspect', 'Recovering', 'Fencing'
 export type Phase = (typeof PHASES)[number];
 export const NETWORK_ACTIONS = ['Notify', 'Recover', 'RecoverThenFence'] as const;
 export type NetworkAction = (typeof NETWORK_ACTIONS)[number];
+/** What a hardware condition causes (issue 12): nothing, an operator notification, or a drain by live migration. */
+export const HARDWARE_ACTIONS = ['Ignore', 'Notify', 'Drain'] as const;
+export type HardwareAction = (typeof HARDWARE_ACTIONS)[number];
+/**
+ * Hardware conditions read from the BMC (sensor threshold states and discrete sensor states) and the
+ * default action of each. Defaults follow the compute-HA design (compute-ha.md: CPU temperature high
+ * enough to take the host down -> move its servers away while it runs); everything else is Notify.
+ */
+export const HARDWARE_CONDITIONS = {
+  cpuTemperatureCritical: { default: 'Drain', description: 'A CPU temperature sensor at or past its critical threshold (critical or non-recoverable).' },
+  powerRedundancyLost: { default: 'Drain', description: 'Power supply redundancy lost or degraded (one more PSU failure takes the host down).' },
+  powerSupplyFailure: { default: 'Notify', description: 'A power supply reports failure, predictive failure, AC lost or a configuration error.' },
+  fanFailure: { default: 'Notify', description: 'A fan at or past a critical threshold, or a discrete fan fault (critical transition, absent, fan redundancy lost).' },
+  driveFault: { default: 'Notify', description: 'A drive slot reports a fault, a predictive failure, a failed array or an aborted rebuild.' },
+  memoryUncorrectable: { default: 'Notify', description: 'Uncorrectable ECC memory errors.' },
+  processorError: { default: 'Notify', description: 'A processor reports IERR or a thermal trip.' },
+  sensorCritical: { default: 'Notify', description: 'Any other threshold sensor at or past critical.' },
+  sensorNonCritical: { default: 'Notify', description: 'Any threshold sensor (CPU temperature included) past a non-critical threshold.' },
+} as const satisfies Record<string, { default: HardwareAction; description: string }>;
+export type HardwareCondition = keyof typeof HARDWARE_CONDITIONS;
+
 export const UP_DOWN_UNKNOWN = ['up', 'down', 'unknown'] as const;
 export type UpDownUnknown = (typeof UP_DOWN_UNKNOWN)[number];
 export const POWER_STATES = ['on', 'off', 'unknown'] as const;
@@ -327,6 +349,36 @@ export const FencePolicySpec = withRules(
             dryRun: Type.Optional(Bool('Decide and report, act on nothing.', false)),
           },
           { description: 'Safety limits.' },
+        ),
+      ),
+      hardware: Type.Optional(
+        withRules(
+          Type.Object(
+            {
+              enabled: Type.Optional(Bool('Read each node\'s BMC sensors (`ipmitool sdr elist`, `sensor`) and System Event Log (`sel elist`) on the interval, leader only, one session per BMC at a time.', true)),
+              interval: Type.Optional(PositiveDuration('Period of the sensor and SEL reads of one BMC.', '60s')),
+              samples: Type.Optional(Int('Consecutive readable readings a condition must hold before it counts (a single spike is not a fault); an unreadable BMC neither counts nor clears.', { minimum: 1, maximum: 100, default: 3 })),
+              rules: Type.Optional(
+                Type.Object(
+                  Object.fromEntries(
+                    Object.entries(HARDWARE_CONDITIONS).map(([k, v]) => [k, Type.Optional(StringEnum(HARDWARE_ACTIONS, { description: `${v.description} Ignore, Notify, or Drain (live-migrate the servers away while the host runs).`, default: v.default }))]),
+                  ) as Record<HardwareCondition, TOptional<TUnsafe<HardwareAction>>>,
+                  { description: 'The action of each hardware condition. A new SEL entry recording one of these faults is notified once (it is history, never a Drain by itself).' },
+                ),
+              ),
+            },
+            { description: 'Hardware health read from the BMC over IPMI.' },
+          ),
+          [
+            {
+              // Drain moves every server: one sample of one sensor must not be enough (issue 12).
+              rule: `!has(self.samples) || self.samples >= 2 || !(${Object.entries(HARDWARE_CONDITIONS)
+                .map(([k, v]) => (v.default === 'Drain' ? `!has(self.rules) || !has(self.rules.${k}) || self.rules.${k} == 'Drain'` : `(has(self.rules) && has(self.rules.${k}) && self.rules.${k} == 'Drain')`))
+                .map((r) => `(${r})`)
+                .join(' || ')})`,
+              message: 'hardware.samples must be at least 2 while any condition is Drain (a single reading is not a fault)',
+            },
+          ],
         ),
       ),
       notifications: Type.Optional(

@@ -89,7 +89,14 @@ export class CcClient {
         if (!apps.has(guid)) added++;
         apps.set(guid, app);
       }
-      if (added === 0) return { apps, pages: page }; // a one-page CC answering everything again
+      // A page that adds no new app ends the fetch only when it is page 2 of a CC that answers
+      // everything on every page (newer CCs ignore batch_size). Later, it means the cursor did not
+      // advance (page N answered the bulk_token it was asked with, so page N+1 repeated page N):
+      // what came so far is partial and must not be used.
+      if (added === 0) {
+        if (page === 2) return { apps, pages: page };
+        throw new CcError('invalid', `bulk API page ${page}: repeats page ${page - 1} (bulk_token ${JSON.stringify(token).slice(0, 100)} did not advance); nothing partial is used`);
+      }
       if (body.bulk_token === undefined) return { apps, pages: page };
       token = body.bulk_token;
     }

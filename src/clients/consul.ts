@@ -243,6 +243,8 @@ export class ConsulWatcher extends EventEmitter {
 /** Shares one watcher per (address, token) across every policy that names it. */
 export class ConsulPool {
   private readonly watchers = new Map<string, { w: ConsulWatcher; refs: number }>();
+  /** Called with every observer error (the node half counts them in hm9k_nodes_source_errors_total{source="consul"}). */
+  onError: ((address: string, err: ConsulError) => void) | undefined;
   constructor(private readonly defaults: Omit<ConsulWatcherOptions, 'address' | 'token'> = {}) {}
 
   acquire(address: string, token: string | undefined, checkIds: string[] = []): ConsulWatcher {
@@ -251,6 +253,7 @@ export class ConsulPool {
     if (!e) {
       e = { w: new ConsulWatcher({ ...this.defaults, address, ...(token ? { token } : {}), checkIds }), refs: 0 };
       this.watchers.set(key, e);
+      e.w.on('observerError', (err: ConsulError) => this.onError?.(address, err));
       e.w.start();
     }
     e.refs++;

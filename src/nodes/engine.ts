@@ -112,6 +112,7 @@ export class NodesEngine implements FleetView {
     this.nodesInf = runtime.informer('ComputeNode');
     this.policiesInf = runtime.informer('FencePolicy');
     this.network = new NetworkMonitor(deps, this.store, this, runtime.logger('nodes-network'), this.now);
+    deps.consul.onError = () => this.m.errors.inc({ source: 'consul' });
     this.novaMonitor = new NovaMonitor(deps, this.store, this, this.network, runtime.logger('nodes-nova'), this.m.errors, this.now);
     this.nodeSide = new NodeSideMonitor(deps, this.store, this, runtime.logger('nodes-nodeside'), this.m.errors, this.now, runtime.signal, () => runtime.leader.isLeader());
     this.objects = runtime.kubeConfig.makeApiClient(CustomObjectsApi);

@@ -30,8 +30,9 @@ export interface SimMigration {
   instance_uuid: string;
   source_compute: string;
   dest_compute: string | null;
-  status: 'accepted' | 'pre-migrating' | 'done' | 'completed' | 'failed' | 'error';
-  migration_type: 'evacuation';
+  /** Evacuation: accepted, pre-migrating, done, completed | failed. Live migration: accepted, queued, preparing, running, completed | error. */
+  status: 'accepted' | 'pre-migrating' | 'done' | 'completed' | 'failed' | 'error' | 'queued' | 'preparing' | 'running';
+  migration_type: 'evacuation' | 'live-migration';
   created_at: string;
   updated_at: string;
 }
@@ -100,6 +101,8 @@ export class NovaSim {
   beforeAction: ((serverId: string, action: string) => void | Promise<void>) | undefined;
   /** Servers whose evacuation stays in pre-migrating until removed from this set. */
   readonly stallEvacuationOf = new Set<string>();
+  /** Servers whose live migration fails (migration error; the server stays ACTIVE on its host, as in Nova). */
+  readonly failLiveMigrationOf = new Set<string>();
   port = 0;
   private o: Required<Omit<NovaSimOptions, 'region'>> & { region: string };
 
@@ -308,6 +311,7 @@ export class NovaSim {
       const b = (body ?? {}) as Record<string, unknown>;
       if (this.beforeAction) await this.beforeAction(s.id, Object.keys(b)[0] ?? '');
       if ('evacuate' in b) return this.evacuate(res, s, (b.evacuate ?? {}) as { host?: string; force?: boolean; onSharedStorage?: boolean }, mv);
+      if ('os-migrateLive' in b) return this.migrateLive(res, s, b['os-migrateLive'], mv);
       if ('os-start' in b) {
         if (s.vm_state !== 'stopped' || s.task_state) return fault(res, 409, 'conflictingRequest', `Cannot 'start' instance ${s.id} while it is in vm_state ${s.vm_state}`);
         s.vm_state = 'active';
@@ -412,7 +416,7 @@ export class NovaSim {
 
   private serverView(s: SimServer) {
     return {
-      id: s.id, name: s.name, status: s.task_state === 'rebuilding' ? 'REBUILD' : STATUS_OF[s.vm_state],
+      id: s.id, name: s.name, status: s.task_state === 'rebuilding' ? 'REBUILD' : s.task_state === 'migrating' ? 'MIGRATING' : STATUS_OF[s.vm_state],
       'OS-EXT-SRV-ATTR:host': s.host, 'OS-EXT-SRV-ATTR:hypervisor_hostname': s.host,
       'OS-EXT-STS:vm_state': s.vm_state, 'OS-EXT-STS:task_state': s.task_state, locked: s.locked, metadata: s.metadata,
     };
@@ -454,5 +458,70 @@ export class NovaSim {
     };
     this.later(step * 2, finish);
     return this.json(res, 200, n >= 2014 ? {} : { adminPass: 'x' }, mv);
+  }
+
+  /**
+   * os-migrateLive with Nova's request schema per microversion (nova/api/openstack/compute/schemas/
+   * migrate_server.py): 2.1 requires block_migration (boolean), disk_over_commit (boolean) and host
+   * (string or null); 2.25 drops disk_over_commit and allows block_migration "auto"; 2.30 adds force;
+   * 2.68 removes it. Errors as Nova's API maps them (migrate_server.py _migrate_live): host not found
+   * 400, instance not ACTIVE/PAUSED or busy 409, source compute down 400; before 2.34 the scheduler
+   * runs in the request (NoValidHost is a 400), from 2.34 the conductor runs it asynchronously (the
+   * request is accepted and the migration ends in `error`, the server stays where it was).
+   */
+  private migrateLive(res: ServerResponse, s: SimServer, raw: unknown, mv: string) {
+    const n = mvNum(mv);
+    const bad = (detail: string) => fault(res, 400, 'badRequest', `Invalid input for field/attribute os-migrateLive. ${detail}`);
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad(`Value: ${JSON.stringify(raw)}. ${JSON.stringify(raw)} is not of type 'object'`);
+    const b = raw as Record<string, unknown>;
+    const allowed = ['block_migration', 'host', ...(n < 2025 ? ['disk_over_commit'] : []), ...(n >= 2030 && n < 2068 ? ['force'] : [])];
+    const extra = Object.keys(b).filter((k) => !allowed.includes(k));
+    if (extra.length) return fault(res, 400, 'badRequest', `Additional properties are not allowed (${extra.map((k) => `'${k}'`).join(', ')} ${extra.length > 1 ? 'were' : 'was'} unexpected)`);
+    const required = n < 2025 ? ['block_migration', 'disk_over_commit', 'host'] : ['block_migration', 'host'];
+    for (const k of required) if (!(k in b)) return bad(`Value: ${JSON.stringify(b)}. '${k}' is a required property`);
+    // parameter_types.boolean: true/false and their string spellings; "auto" only from 2.25.
+    const isBool = (v: unknown) => typeof v === 'boolean' || (typeof v === 'string' && ['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'].includes(v.toLowerCase()));
+    if (!(isBool(b.block_migration) || (n >= 2025 && b.block_migration === 'auto'))) return bad(`Value: ${JSON.stringify(b.block_migration)}. ${JSON.stringify(b.block_migration)} is not valid under any of the given schemas`);
+    if (n < 2025 && !isBool(b.disk_over_commit)) return bad(`Value: ${JSON.stringify(b.disk_over_commit)}. ${JSON.stringify(b.disk_over_commit)} is not valid under any of the given schemas`);
+    if ('force' in b && typeof b.force !== 'boolean') return bad(`Value: ${JSON.stringify(b.force)}. ${JSON.stringify(b.force)} is not of type 'boolean'`);
+    const host = b.host;
+    if (host !== null && (typeof host !== 'string' || host.length < 1 || host.length > 255)) return bad(`Value: ${JSON.stringify(host)}. ${JSON.stringify(host)} is not valid under any of the given schemas`);
+    if (host !== null && !this.services.has(host)) return fault(res, 400, 'badRequest', `Compute host ${host} could not be found.`);
+    if (!['active', 'paused'].includes(s.vm_state) || s.task_state) {
+      return fault(res, 409, 'conflictingRequest', `Cannot 'os-migrateLive' instance ${s.id} while it is in ${s.task_state ? `task_state ${s.task_state}` : `vm_state ${s.vm_state}`}`);
+    }
+    const src = this.services.get(s.host);
+    if (!src || this.serviceState(src) !== 'up') return fault(res, 400, 'badRequest', `Compute service of ${s.host} is unavailable at this time.`);
+    const usable = (x: SimService) => x.host !== s.host && x.status === 'enabled' && !x.forced_down && this.serviceState(x) === 'up';
+    // A named host is checked by the scheduler unless forced (2.30-2.67 force=true skips it).
+    const dest = host !== null
+      ? (host !== s.host && (b.force === true || usable(this.services.get(host)!)) && this.serviceState(this.services.get(host)!) === 'up' ? host : undefined)
+      : [...this.services.values()].find(usable)?.host;
+    const noValidHost = `No valid host was found. ${host !== null ? `Host ${host} is not usable` : 'There are not enough hosts available.'}`;
+    if (!dest && n < 2034) return fault(res, 400, 'badRequest', noValidHost);
+    const now = new Date().toISOString();
+    const mig: SimMigration = { id: ++this.migrationSeq, uuid: randomUUID(), instance_uuid: s.id, source_compute: s.host, dest_compute: dest ?? host ?? null, status: 'accepted', migration_type: 'live-migration', created_at: now, updated_at: now };
+    this.migrations.push(mig);
+    s.task_state = 'migrating';
+    const step = this.o.migrationStepMs;
+    const touch = () => { mig.updated_at = new Date().toISOString(); };
+    const order: SimMigration['status'][] = ['accepted', 'queued', 'preparing', 'running'];
+    // Forward only (timers may fire in one turn in either order under load).
+    const advance = (to: SimMigration['status']) => { if (order.indexOf(mig.status) >= 0 && order.indexOf(mig.status) < order.indexOf(to)) { mig.status = to; touch(); } };
+    this.later(step, () => advance('queued'));
+    this.later(step * 2, () => advance('preparing'));
+    this.later(step * 3, () => advance('running'));
+    const finish = () => {
+      if (!dest || this.failLiveMigrationOf.has(s.id)) {
+        // A failed live migration leaves the server running where it was (Nova rolls back).
+        mig.status = 'error'; touch();
+        s.task_state = null;
+        return;
+      }
+      mig.status = 'completed'; touch();
+      s.host = dest; s.task_state = null;
+    };
+    this.later(step * 4, finish);
+    return this.json(res, 202, undefined, mv);
   }
 }

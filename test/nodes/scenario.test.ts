@@ -534,7 +534,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
       expect(world.nova.servers.get(id)!.host).not.toBe('cmp1');
       expect(world.nova.migrations.filter((m) => m.instance_uuid === id)).toHaveLength(2);
     }
-    await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced, 3/3 servers evacuated') && m.raw.includes(second.status!.fence!.id));
+    await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced, 3/3 servers evacuated') && m.body.includes(second.status!.fence!.id));
   });
 
   it('issue 9 item 4: a re-created ComputeNode for a powered-off host is never powered on (Nova unreadable, then readable)', async () => {
@@ -575,8 +575,8 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     expect(fenced.status!.evacuation!.servers.find((s) => s.id === stuck.id)).toMatchObject({ state: 'failed', error: expect.stringContaining('task_state rebooting') });
     expect(world.nova.migrations.filter((m) => m.instance_uuid === stuck.id)).toEqual([]);
     const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced, 3/4 servers evacuated'));
-    expect(mail.raw).toContain(stuck.id);
-    expect(mail.raw).toContain('need your attention');
+    expect(mail.body).toContain(stuck.id);
+    expect(mail.body).toContain('need your attention');
     // The policy's one remediation slot is free again: the next failing node is handled.
     await world.setRecoveryFails('cmp2', true);
     world.node('cmp2')!.broken.storage = true;

@@ -114,6 +114,11 @@ describe('CRDs on a real apiserver', () => {
     { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.crashBackoff = { startingBackoff: '2m', maxBackoff: '1m' }), expect: /spec.crashBackoff: Invalid value: "object": crashBackoff.maxBackoff must be at least crashBackoff.startingBackoff/ },
     { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.crashBackoff = { delayNoise: '20m' }), expect: /crashBackoff.delayNoise must be at most crashBackoff.maxBackoff/ },
     { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.ccPartition = 'two words'), expect: /spec.ccPartition in body should match/ },
+    // Hardware rules (issue 12): a Drain never on a single reading; defaults take part (cpuTemperatureCritical defaults to Drain).
+    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.hardware = { samples: 1 }), expect: /hardware.samples must be at least 2 while any condition is Drain/ },
+    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.hardware = { samples: 1, rules: { cpuTemperatureCritical: 'Notify', powerRedundancyLost: 'Notify', driveFault: 'Drain' } }), expect: /hardware.samples must be at least 2/ },
+    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.hardware = { rules: { fanFailure: 'Reboot' } }), expect: /Unsupported value: "Reboot": supported values: "Ignore", "Notify", "Drain"/ },
+    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.hardware = { interval: '0s' }), expect: /spec.hardware.interval: Invalid value: "string": must be a positive duration/ },
   ];
   const make: Record<string, (n: string) => Record<string, any>> = { DesiredApp: goodApp, ComputeNode: goodNode, FencePolicy: goodPolicy, AppHealthPolicy: goodAhp };
 
@@ -137,6 +142,9 @@ describe('CRDs on a real apiserver', () => {
     const fp2 = goodPolicy('edges-fp2');
     fp2.spec.safety.maxUnhealthy = 150; // a count, not a percentage
     await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', body: fp2 });
+    const fp3 = goodPolicy('edges-fp3');
+    fp3.spec.hardware = { samples: 1, rules: { cpuTemperatureCritical: 'Notify', powerRedundancyLost: 'Ignore' } }; // no Drain: one reading may notify
+    await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', body: fp3 });
     const ahp = goodAhp('edges-ahp');
     ahp.spec = { ...ahp.spec, timings: { heartbeatPeriod: '10s', presenceTTL: '10s', desiredFreshnessTTL: '1m', fetchInterval: '60s' }, crashBackoff: { startingBackoff: '30s', maxBackoff: '30s' } };
     await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'apphealthpolicies', body: ahp });
