@@ -484,6 +484,35 @@ describe('chart: values an operator adapts without forking (issue 10)', () => {
     expect(helm(['template', 'hm9k', CHART, '--kube-version', '1.32.0', '-f', valuesFile(withRequired({}))]).status).toBe(0);
   });
 
+  it('helm/hm9k/README.md carries the values table generated from values.schema.json, and the check fails on drift', () => {
+    const check = (chart: string) => spawnSync(process.execPath, ['scripts/chart-readme.mjs', '--check', '--chart', chart], { encoding: 'utf8' });
+    const ok = check(CHART);
+    expect(ok.stderr).toBe('');
+    expect(ok.status).toBe(0);
+    const readme = readFileSync(join(CHART, 'README.md'), 'utf8');
+    // Every leaf of the schema has a row with its description and default (values.yaml).
+    expect(readme).toContain('| `networkPolicy.egress.bmc.ports` | array | `[{"port":623,"protocol":"UDP"}]` |');
+    expect(readme).toContain('| `apps.serviceAccount.create` | boolean | `true` |');
+    expect(readme).toContain('| `extraEnv` | array | `[]` |');
+    // `npm run docs` regenerates it.
+    expect((JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts.docs).toContain('node scripts/chart-readme.mjs');
+    // A schema change without regenerating the README is caught (a copy of the chart, one description changed).
+    const dir = mkdtempSync(join(tmpdir(), 'hm9k-chart-'));
+    cpSync(CHART, dir, { recursive: true });
+    const schema = JSON.parse(readFileSync(join(dir, 'values.schema.json'), 'utf8'));
+    schema.properties.logLevel.description = 'Changed.';
+    writeFileSync(join(dir, 'values.schema.json'), JSON.stringify(schema, null, 2));
+    const drift = check(dir);
+    expect(drift.status).toBe(1);
+    expect(drift.stderr).toMatch(/README\.md is out of date with values\.schema\.json \/ values\.yaml: run npm run docs/);
+    // A new value without a row, too.
+    schema.properties.logLevel.description = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')).properties.logLevel.description;
+    schema.properties.newValue = { type: 'string', description: 'New.' };
+    writeFileSync(join(dir, 'values.schema.json'), JSON.stringify(schema, null, 2));
+    expect(check(dir).status).toBe(1);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it.each([
     ['a volume named like the chart\'s own', { extraVolumes: [{ name: 'tmp', emptyDir: {} }] }, /extraVolumes\/0\/name/],
     ['a mount over the config directory', { apps: { extraVolumeMounts: [{ name: 'x', mountPath: '/etc/hm9k' }] } }, /apps\/extraVolumeMounts\/0\/mountPath/],
