@@ -38,10 +38,16 @@ it('empty page, truncated page, repeated bulk_token: nothing stopped, the owed c
   const since = w.cc.requests.length;
   // Each fault several times in a row, each on a late page (the desired set would shrink by 10-20%:
   // below the shrink guard's 30% and the stop budget's 20%, so only the fetch itself can refuse it).
-  // An empty page mid-paging, on three fetches each followed by a complete one (a CC that pages
-  // short on consecutive fetches cannot be told from one that deleted the apps: README, safety rules).
+  // An empty page mid-paging, three times, each followed by failed fetches (so hm9k acts on the
+  // partial state for a while) and then complete ones. (A CC that pages short on two consecutive
+  // complete fetches cannot be told from one that deleted the apps: README, safety rules.)
+  const bulk = () => w.cc.requests.filter((r) => r.endpoint === 'bulk').length;
   for (let n = 0; n < 3; n++) {
     w.cc.inject({ kind: 'empty', endpoint: 'bulk', page: 9, times: 1 });
+    await waitFor(() => apps.store.desired().size === 40, 'a partial desired state', 30_000);
+    const failed = bulk();
+    w.cc.inject({ kind: 'serverError', endpoint: 'bulk', page: 1, times: 4 });
+    await waitFor(() => bulk() >= failed + 4, 'failed fetches', 30_000);
     await fetchesAfter(2, since);
   }
   w.cc.inject({ kind: 'truncated', endpoint: 'bulk', page: 10, times: 3 });
