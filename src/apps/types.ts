@@ -72,6 +72,11 @@ export interface PendingStart extends PendingBase {
   kind: 'start';
   reason: StartReason;
   priority: number;
+  /**
+   * A CRASHED start: the crash count its enqueue raised, and the record it replaced (none if there
+   * was none), so that a start dropped unsent gives its increment back (issue 10 item 2).
+   */
+  crashCount?: { raised: CrashCount; previous?: CrashCount };
 }
 
 export interface PendingStop extends PendingBase {

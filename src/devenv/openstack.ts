@@ -344,6 +344,8 @@ export class OpenStack {
       '[api]', 'auth_strategy = keystone', `max_limit = ${this.o.maxLimit}`,
       '[api_database]', `connection = ${this.dbUrl}/nova_api`, '[database]', `connection = ${this.dbUrl}/nova`,
       '[conductor]', 'workers = 1', '[scheduler]', 'workers = 1', 'discover_hosts_in_cells_interval = 1', '[filter_scheduler]', 'enabled_filters = ComputeFilter',
+      // Nova's default quota (10 instances, 20 cores per project) would stop the 50-server bench.
+      '[quota]', 'instances = -1', 'cores = -1', 'ram = -1',
       '[oslo_concurrency]', `lock_path = ${d}/nova`, '[oslo_messaging_notifications]', 'driver = noop',
       '[wsgi]', 'api_paste_config = /etc/nova/api-paste.ini', '[vnc]', 'enabled = false', '[glance]', 'region_name = RegionOne',
       '[placement]', auth, '[neutron]', auth, authtoken].join('\n'));

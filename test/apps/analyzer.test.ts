@@ -112,6 +112,15 @@ describe('rule 2: crashed -> START (CRASHED) with backoff', () => {
     expect(second.starts).toEqual([]);
     expect(second.crashCounts).toEqual([]);
   });
+  it('a CRASHED start carries the count it raised and the record before (given back if it is dropped unsent)', () => {
+    const before = counts([[0, 2]]);
+    const d = analyze(snap(app(2), [hb(0, 'CRASHED'), hb(1, 'RUNNING')], { crashCounts: before }), NOW, config, emptyPending());
+    expect(d.starts[0]!.crashCount).toEqual({ raised: d.crashCounts[0], previous: before.get(crashKey('app', 'v1', 0)) });
+    const first = analyze(snap(app(2), [hb(0, 'CRASHED'), hb(1, 'RUNNING')]), NOW, config, emptyPending());
+    expect(first.starts[0]!.crashCount).toEqual({ raised: expect.objectContaining({ count: 1 }) });
+    const missing = analyze(snap(app(2), [hb(0, 'RUNNING')]), NOW, config, emptyPending());
+    expect(missing.starts[0]!.crashCount).toBeUndefined();
+  });
   it('a crash count expires 2 x max backoff after its last increment', () => {
     const old = counts([[0, 7]], 'v1', NOW - 2 * 960 * S);
     const d = analyze(snap(app(2), [hb(0, 'CRASHED'), hb(1, 'RUNNING')], { crashCounts: old }), NOW, config, emptyPending());

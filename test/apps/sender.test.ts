@@ -4,11 +4,12 @@ import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { Sender, sendOrder, type Transport } from '../../src/apps/sender/index.js';
+import { AnalysisCycle } from '../../src/apps/analyzer/cycle.js';
 import { verifyStart, verifyStop } from '../../src/apps/sender/verify.js';
 import { MemoryStore } from '../../src/apps/store/memory.js';
 import { AppsMetrics } from '../../src/apps/status/metrics.js';
 import { resolveAppsConfig, type AppsConfig } from '../../src/apps/config.js';
-import type { DesiredAppState, InstanceHeartbeat, InstanceState, PendingStart, PendingStop, StartMessage, StopMessage } from '../../src/apps/types.js';
+import { crashKey, type DesiredAppState, type InstanceHeartbeat, type InstanceState, type PendingStart, type PendingStop, type StartMessage, type StopMessage } from '../../src/apps/types.js';
 
 const NOW = 1_700_000_000_000;
 const app = (p: Partial<DesiredAppState> = {}): DesiredAppState => ({ appGuid: 'app', version: 'v1', instances: 2, state: 'STARTED', packageState: 'STAGED', ...p });
@@ -217,5 +218,106 @@ describe('sender runs against a slow Cloud Controller', () => {
     await w.sender.run(NOW + 40_000);
     expect(w.sent).toHaveLength(8);
     expect(resolveAppsConfig().stopLimit).toBe(60);
+  });
+});
+
+// Issue 10 item 2: under load a CRASHED start's keep-alive ran out before the DEA's heartbeat showed
+// the restarted instance; the analyzer queued a second start (raising the crash count), which
+// verification then dropped: a crash counted with no restart, backoff reached one crash early.
+describe('crash counts and starts dropped unsent', () => {
+  function crashWorld() {
+    const config = { ...resolveAppsConfig(), keepAliveMs: 3000 }; // the demo's keep-alive
+    const store = new MemoryStore(config.actualFreshnessTtlMs);
+    let clock = NOW;
+    const sent: StartMessage[] = [];
+    const transport: Transport = {
+      async sendStart(m) {
+        sent.push(m);
+      },
+      async sendStop() {
+        throw new Error('no stop expected');
+      },
+    };
+    const metrics = new AppsMetrics(new Registry());
+    const logger = pino({ level: 'silent' });
+    const cycle = new AnalysisCycle({ store, config: () => config, overrides: () => new Map(), metrics, logger, random: () => 0.5 });
+    const sender = new Sender({ store, transport, config: () => config, metrics, logger, now: () => clock });
+    store.setDesired(new Map([['crashy', app({ appGuid: 'crashy', instances: 1 })]]), NOW);
+    store.recordFlush(NOW - config.actualFreshnessTtlMs);
+    return {
+      config,
+      store,
+      sent,
+      cycle,
+      sender,
+      get clock() {
+        return clock;
+      },
+      advance: (ms: number) => (clock += ms),
+      /** The DEA's heartbeat now (and a flush: actual state stays fresh). */
+      beat: (...instances: InstanceHeartbeat[]) => {
+        store.applyHeartbeat({ dea: 'd', droplets: instances }, clock);
+        store.recordFlush(clock);
+      },
+      crash: () => store.crashCounts().get(crashKey('crashy', 'v1', 0)),
+    };
+  }
+  const crashed = () => inst(0, 'CRASHED', { droplet: 'crashy' });
+
+  it('a start re-queued after its keep-alive and dropped by verification gives its crash count back', async () => {
+    const w = crashWorld();
+    w.beat(crashed());
+    await w.cycle.run(w.clock);
+    await w.sender.run(w.clock);
+    expect(w.sent).toHaveLength(1);
+    const afterFirst = w.crash();
+    expect(afterFirst?.count).toBe(1);
+
+    // The keep-alive runs out while the DEA still reports only the crashed instance: a second start
+    // is queued and the count raised...
+    w.advance(w.config.keepAliveMs);
+    w.beat(crashed());
+    await w.cycle.run(w.clock);
+    expect(w.crash()?.count).toBe(2);
+    // ...then the heartbeat shows the instance the first start started: the second is dropped.
+    w.advance(500);
+    w.beat(crashed(), inst(0, 'STARTING', { droplet: 'crashy' }));
+    const records = await w.sender.run(w.clock);
+    expect(records.map((r) => [r.outcome, r.detail])).toEqual([['dropped', 'index is running']]);
+    expect(w.sent).toHaveLength(1);
+    expect(w.crash()).toEqual(afterFirst);
+  });
+
+  it('restarts at once crashesBeforeBackoff times before backoff, keep-alives running out or not', async () => {
+    const w = crashWorld();
+    const { crashesBeforeBackoff, startingBackoffMs } = w.config.crashBackoff;
+    const down = [crashed()];
+    for (let crash = 0; crash < crashesBeforeBackoff; crash++) {
+      w.beat(...down);
+      await w.cycle.run(w.clock);
+      await w.sender.run(w.clock);
+      // Every restart's keep-alive runs out before its instance is seen, and a second start is
+      // queued; the instance then shows up STARTING and crashes.
+      w.advance(w.config.keepAliveMs);
+      w.beat(...down);
+      await w.cycle.run(w.clock);
+      w.advance(500);
+      const up = inst(0, 'STARTING', { droplet: 'crashy' });
+      w.beat(...down, up);
+      await w.sender.run(w.clock);
+      w.advance(500);
+      down.push({ ...up, state: 'CRASHED' });
+    }
+    expect(w.sent).toHaveLength(crashesBeforeBackoff);
+    // The next restart waits for the backoff, then goes out: one crash counted per restart sent.
+    w.beat(...down);
+    await w.cycle.run(w.clock);
+    const next = w.store.pending().starts.get('crashy/v1/0')!;
+    expect(next.sendOn - next.queuedAt!).toBe(startingBackoffMs);
+    w.advance(startingBackoffMs);
+    w.beat(...down);
+    await w.sender.run(w.clock);
+    expect(w.sent).toHaveLength(crashesBeforeBackoff + 1);
+    expect(w.crash()?.count).toBe(crashesBeforeBackoff + 1);
   });
 });

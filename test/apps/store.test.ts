@@ -97,6 +97,21 @@ describe('memory store', () => {
     expect(s.instancesOf('app').map((i) => `${i.instance}:${i.state}`)).toEqual(['a:CRASHED']);
     expect(s.applyExited({ droplet: 'app', version: 'v1', instance: 'zzz', index: 1, reason: 'CRASHED' }, T0)).toBeUndefined();
   });
+
+  it('a crash count rolled back (start dropped unsent) restores the record before, or deletes a new one, unless it changed since', () => {
+    const s = new MemoryStore(30 * S);
+    const c = (count: number, at: number) => ({ appGuid: 'app', version: 'v1', index: 0, count, createdAt: T0, updatedAt: at });
+    s.putCrashCounts([c(2, T0 + S)]);
+    expect(s.rollBackCrashCount(c(2, T0 + S), c(1, T0))).toBe(true);
+    expect(s.crashCounts().get('app/v1/0')).toEqual(c(1, T0));
+    expect(s.rollBackCrashCount(c(1, T0), undefined)).toBe(true);
+    expect(s.crashCounts().has('app/v1/0')).toBe(false);
+    // Raised again since (or expired): the newer record stays.
+    s.putCrashCounts([c(3, T0 + 2 * S)]);
+    expect(s.rollBackCrashCount(c(2, T0 + S), c(1, T0))).toBe(false);
+    expect(s.crashCounts().get('app/v1/0')).toEqual(c(3, T0 + 2 * S));
+    expect(new MemoryStore(30 * S).rollBackCrashCount(c(1, T0), undefined)).toBe(false);
+  });
 });
 
 describe('etcd store (real etcd)', () => {

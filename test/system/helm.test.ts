@@ -320,6 +320,54 @@ describe('chart: lint, template, schema', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------
+describe('chart: values an operator adapts without forking (issue 10)', () => {
+  const container = (objs: Manifest[], half: string) => find(objs, 'Deployment', `hm9k-${half}`, NS)!.spec.template.spec.containers[0];
+  const podSpec = (objs: Manifest[], half: string) => find(objs, 'Deployment', `hm9k-${half}`, NS)!.spec.template.spec;
+
+  it('extraEnv / extraVolumes / extraVolumeMounts: the private-CA recipe of values.yaml renders, global then per half', () => {
+    const ca = {
+      extraVolumes: [{ name: 'private-ca', configMap: { name: 'private-ca' } }],
+      extraVolumeMounts: [{ name: 'private-ca', mountPath: '/etc/ssl/private-ca', readOnly: true }],
+      extraEnv: [{ name: 'NODE_EXTRA_CA_CERTS', value: '/etc/ssl/private-ca/ca.crt' }],
+    };
+    // The recipe in values.yaml's comments is exactly these values (so it can be followed as written).
+    const comments = readFileSync(join(CHART, 'values.yaml'), 'utf8').split('\n').filter((l) => l.startsWith('#   ')).map((l) => l.slice(4)).join('\n');
+    const recipe = parse(comments.split('\n').filter((l) => !l.startsWith('kubectl')).join('\n'));
+    expect(recipe).toEqual(ca);
+    const objs = render({ ...ca, nodes: { extraEnv: [{ name: 'HTTPS_PROXY', value: 'http://proxy:3128' }], extraVolumes: [{ name: 'scratch', emptyDir: {} }], extraVolumeMounts: [{ name: 'scratch', mountPath: '/scratch' }] } }, { namespace: NS });
+    for (const half of ['apps', 'nodes']) {
+      const c = container(objs, half);
+      expect(c.env).toContainEqual(ca.extraEnv[0]);
+      expect(c.env.find((e: any) => e.name === 'HM9K_POD_NAME')).toBeDefined();
+      expect(c.volumeMounts).toContainEqual(ca.extraVolumeMounts[0]);
+      expect(c.volumeMounts.map((m: any) => m.name).slice(0, 2)).toEqual(['config', 'tmp']);
+      expect(podSpec(objs, half).volumes).toContainEqual(ca.extraVolumes[0]);
+    }
+    const n = container(objs, 'nodes');
+    expect(n.env.slice(-2).map((e: any) => e.name)).toEqual(['NODE_EXTRA_CA_CERTS', 'HTTPS_PROXY']);
+    expect(n.volumeMounts.at(-1)).toEqual({ name: 'scratch', mountPath: '/scratch' });
+    expect(podSpec(objs, 'nodes').volumes.at(-1)).toEqual({ name: 'scratch', emptyDir: {} });
+    const a = container(objs, 'apps');
+    expect(a.env.map((e: any) => e.name)).not.toContain('HTTPS_PROXY');
+    expect(podSpec(objs, 'apps').volumes.map((v: any) => v.name)).toEqual(['config', 'tmp', 'private-ca']);
+    // Defaults add nothing.
+    const plain = render({}, { namespace: NS });
+    expect(podSpec(plain, 'apps').volumes.map((v: any) => v.name)).toEqual(['config', 'tmp']);
+    expect(container(plain, 'apps').volumeMounts.map((v: any) => v.name)).toEqual(['config', 'tmp']);
+  });
+
+  it.each([
+    ['a volume named like the chart\'s own', { extraVolumes: [{ name: 'tmp', emptyDir: {} }] }, /extraVolumes\/0\/name/],
+    ['a mount over the config directory', { apps: { extraVolumeMounts: [{ name: 'x', mountPath: '/etc/hm9k' }] } }, /apps\/extraVolumeMounts\/0\/mountPath/],
+    ['an env var without a name', { nodes: { extraEnv: [{ value: 'x' }] } }, /nodes\/extraEnv\/0/],
+  ])('rejects %s by the schema', (_what, values, message) => {
+    const r = helm(['template', 'hm9k', CHART, '-f', valuesFile(values)]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(message);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
 describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
   let cp: LocalControlPlane;
   let work: string;

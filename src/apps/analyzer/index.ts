@@ -319,6 +319,18 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
     for (const s of plan.starts) {
       const key = startKey(appGuid, s.version, s.index);
       if (startPending(key)) continue; // an existing key is never overwritten
+      // Rule 2: the crash count increments only when a new start is enqueued. hm9k: the start
+      // carries the count it raised (and the record before), and the sender gives the increment
+      // back if verification drops the start unsent (a keep-alive ran out before the heartbeat
+      // showed the restarted instance): a crash is counted only for a restart that went out.
+      let crashCount: PendingStart['crashCount'];
+      if (s.crashCount !== undefined) {
+        const previous = snapshot.crashCounts.get(crashKey(appGuid, s.version, s.index));
+        const live = s.crashCount > 0 && previous;
+        const raised: CrashCount = { appGuid, version: s.version, index: s.index, count: s.crashCount + 1, createdAt: live ? previous.createdAt : now, updatedAt: now };
+        decisions.crashCounts.push(raised);
+        crashCount = previous ? { raised, previous } : { raised };
+      }
       decisions.starts.push({
         kind: 'start',
         messageId: `start-${key}-${now}`,
@@ -332,13 +344,8 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
         skipVerification: s.skipVerification,
         reason: s.reason,
         priority: s.priority,
+        ...(crashCount ? { crashCount } : {}),
       });
-      // Rule 2: the crash count increments only when a new start is enqueued.
-      if (s.crashCount !== undefined) {
-        const prev = snapshot.crashCounts.get(crashKey(appGuid, s.version, s.index));
-        const live = s.crashCount > 0 && prev;
-        decisions.crashCounts.push({ appGuid, version: s.version, index: s.index, count: s.crashCount + 1, createdAt: live ? prev.createdAt : now, updatedAt: now });
-      }
     }
     for (const s of plan.stops) {
       const key = s.instance.instance;

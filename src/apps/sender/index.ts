@@ -97,7 +97,7 @@ export class Sender {
     const streak = store.freshnessState().streakStart;
     const state = { desired: store.desired(), instances: store.instancesByApp(), ...(streak !== undefined ? { observedSince: streak } : {}) };
     const records: SendRecord[] = [];
-    const drop: { starts: string[]; stops: string[] } = { starts: [], stops: [] };
+    const drop: { starts: PendingStart[]; stops: string[] } = { starts: [], stops: [] };
     const starts: { m: PendingStart }[] = [];
     const stops: { m: PendingStop }[] = [];
     const pausedApps = this.deps.pausedApps?.();
@@ -107,7 +107,7 @@ export class Sender {
       if (m.kind === 'start') {
         const v = verifyStart(m, state);
         if (!v.send) {
-          drop.starts.push(startKey(m.appGuid, m.version, m.index));
+          drop.starts.push(m);
           records.push({ message: m, outcome: 'dropped', time: now, detail: v.why });
           continue;
         }
@@ -123,7 +123,8 @@ export class Sender {
         stops.push({ m });
       }
     }
-    store.deletePending(drop.starts, drop.stops);
+    for (const m of drop.starts) this.dropStart(m);
+    store.deletePending([], drop.stops);
 
     // The stop budget: hold every stop (starts go on) until an operator releases the hold.
     let running = 0;
@@ -160,7 +161,7 @@ export class Sender {
       const state = streakNow !== undefined ? { ...live, observedSince: streakNow } : live;
       const v = m.kind === 'start' ? verifyStart(m, state) : verifyStop(m, state);
       if (!v.send) {
-        if (m.kind === 'start') store.deletePending([startKey(m.appGuid, m.version, m.index)], []);
+        if (m.kind === 'start') this.dropStart(m);
         else store.deletePending([], [m.instanceGuid]);
         records.push({ message: m, outcome: 'dropped', time: t, detail: v.why });
         return;
@@ -208,6 +209,17 @@ export class Sender {
       store.revokeFreshness();
     }
     return records;
+  }
+
+  /**
+   * A start that verification drops was never sent: it is deleted, and the crash count its enqueue
+   * raised is given back (hm9000.md section 6 rule 2 counts restarts; a dropped start restarted
+   * nothing, so keeping its increment would reach backoff one crash early).
+   */
+  private dropStart(m: PendingStart): void {
+    const { store } = this.deps;
+    store.deletePending([startKey(m.appGuid, m.version, m.index)], []);
+    if (m.crashCount) store.rollBackCrashCount(m.crashCount.raised, m.crashCount.previous);
   }
 
   /** A sent message stays for its keep-alive (blocking a re-enqueue); without one it is done. */

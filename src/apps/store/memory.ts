@@ -256,6 +256,25 @@ export class MemoryStore {
     }
   }
 
+  /**
+   * Gives back the increment of a start dropped unsent (issue 10 item 2): restores the record it
+   * replaced, or deletes the count it created, only while the stored count is still the one that
+   * start raised (anything newer, or an expiry, wins). True when something was rolled back.
+   */
+  rollBackCrashCount(raised: CrashCount, previous: CrashCount | undefined): boolean {
+    const key = crashKey(raised.appGuid, raised.version, raised.index);
+    const current = this.crash.get(key);
+    if (!current || current.count !== raised.count || current.updatedAt !== raised.updatedAt) return false;
+    if (previous) {
+      this.crash.set(key, previous);
+      this.note(K.crash(key), previous);
+    } else {
+      this.crash.delete(key);
+      this.note(K.crash(key), null);
+    }
+    return true;
+  }
+
   /** Drops crash counts that expired (2 x maxBackoff after their last increment). */
   expireCrashCounts(now: number, maxAgeMs: number): void {
     for (const [key, c] of this.crash) {
