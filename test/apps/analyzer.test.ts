@@ -271,6 +271,32 @@ describe('the desired-state table', () => {
   });
 });
 
+describe('unconfirmed removals (hm9k, stricter than HM9000: one fetch lacking an app is not enough to stop it)', () => {
+  // CC ends paging with an empty page, so a fetch may lack apps CC still wants: an app absent from
+  // the latest fetch only (the fetcher's unconfirmedRemovals) keeps its instances until a second
+  // fetch also lacks it; a positive statement (STOPPED, fewer instances) is acted on at once.
+  const unconfirmed = new Set(['app']);
+  const running = [hb(0, 'RUNNING'), hb(1, 'RUNNING')];
+  it.each([
+    ['absent, unconfirmed: nothing stopped', undefined, running, unconfirmed, []],
+    ['absent, unconfirmed, evacuating: nothing stopped', undefined, [hb(0, 'EVACUATING')], unconfirmed, []],
+    ['absent, confirmed (a second fetch lacks it too): stopped', undefined, running, new Set<string>(), ['EXTRA', 'EXTRA']],
+    ['listed STOPPED (even if in the set): stopped', app(2, { state: 'STOPPED' }), running, unconfirmed, ['EXTRA', 'EXTRA']],
+    ['fewer instances: the extra one stopped', app(1), running, unconfirmed, ['EXTRA']],
+    ['another app unconfirmed: this one stopped', undefined, running, new Set(['other']), ['EXTRA', 'EXTRA']],
+  ] as const)('%s', (_n, desired, instances, removals, want) => {
+    const d = analyze(snap(desired, [...instances], { unconfirmedRemovals: removals }), NOW, config, emptyPending());
+    expect(d.acted).toBe(true);
+    expect(d.stops.map((s) => s.reason)).toEqual(want);
+    expect(d.counts.unconfirmedRemovals).toBe(removals.size);
+    expect(!!d.apps.get('app')?.removalUnconfirmed).toBe(desired === undefined && removals.has('app'));
+  });
+  it('the fast path (one app after a droplet.exited) holds them too', () => {
+    const d = analyze(snap(undefined, running, { unconfirmedRemovals: unconfirmed }), NOW, config, emptyPending(), { onlyApps: new Set(['app']) });
+    expect(d.stops).toEqual([]);
+  });
+});
+
 describe('keep-alive', () => {
   it('a sent message blocks re-enqueue until sentOn + keepAlive, then it expires', () => {
     const pending: PendingActions = emptyPending();
@@ -299,7 +325,7 @@ describe('counts', () => {
     const d = analyze({ actualFresh: true, desiredFresh: true, desired, instances: inst, crashCounts: new Map() }, NOW, config, emptyPending());
     expect(d.counts).toEqual({
       desiredApps: 2, desiredInstances: 5, desiredAppsPendingStaging: 1, appsWithAllInstancesReporting: 1, appsWithMissingInstances: 1,
-      undesiredRunningApps: 1, runningInstances: 4, missingIndices: 1, crashedInstances: 1, crashedIndices: 1, skippedApps: 0,
+      undesiredRunningApps: 1, runningInstances: 4, missingIndices: 1, crashedInstances: 1, crashedIndices: 1, skippedApps: 0, unconfirmedRemovals: 0,
     });
   });
 });

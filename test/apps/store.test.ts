@@ -125,13 +125,13 @@ describe('etcd store (real etcd)', () => {
   const open = (prefix: string) => new EtcdStore({ endpoints: [etcd.endpoint], prefix, actualFreshnessTtlMs: 30 * S, crashTtlMs: 64 * S });
   const start: PendingStart = { kind: 'start', messageId: 'm1', appGuid: 'app', version: 'v1', index: 0, sendOn: T0, sentOn: 0, keepAliveMs: 30 * S, skipVerification: false, reason: 'CRASHED', priority: 1 };
 
-  it('instances, crash counts, pending actions, desired and freshness survive a restart', async () => {
+  it('instances, crash counts, pending actions, desired (with its unconfirmed removals) and freshness survive a restart', async () => {
     const a = open('t1/');
     a.setWriter(true);
     a.applyHeartbeat(hb('d1', ['x', 0, 'RUNNING']), T0);
     a.putCrashCounts([{ appGuid: 'app', version: 'v1', index: 0, count: 4, createdAt: T0, updatedAt: T0 }]);
     a.putPending([start]);
-    a.setDesired(new Map([['app', { appGuid: 'app', version: 'v1', instances: 1, state: 'STARTED', packageState: 'STAGED' }]]), T0);
+    a.setDesired(new Map([['app', { appGuid: 'app', version: 'v1', instances: 1, state: 'STARTED', packageState: 'STAGED' }]]), T0, new Set(['gone']));
     const now = Date.now();
     a.recordFlush(now);
     expect(await a.persist()).toBeGreaterThanOrEqual(6);
@@ -144,6 +144,8 @@ describe('etcd store (real etcd)', () => {
     expect(b.crashCounts().get('app/v1/0')?.count).toBe(4);
     expect(b.instancesOf('app').map((i) => i.instance)).toEqual(['x']);
     expect(b.lastCompleteFetch()).toBe(T0);
+    // An app absent from the predecessor's last fetch only stays unconfirmed (not stopped on restart).
+    expect([...b.unconfirmedRemovals()]).toEqual(['gone']);
     expect(b.freshnessState().streakStart).toBe(now);
     await b.close();
   });

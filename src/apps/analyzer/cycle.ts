@@ -45,6 +45,7 @@ export class AnalysisCycle {
         instances: store.instancesByApp(),
         crashCounts: store.crashCounts(),
         overrides: this.deps.overrides(),
+        unconfirmedRemovals: store.unconfirmedRemovals(),
       },
       now,
       cfg,

@@ -30,6 +30,11 @@ export interface AnalyzerSnapshot {
   crashCounts: ReadonlyMap<string, CrashCount>;
   /** Overrides from the DesiredApp objects, by app guid. */
   overrides?: ReadonlyMap<string, AppOverrides>;
+  /**
+   * Apps the previous complete fetch desired and the latest one omits (absent for only one fetch;
+   * the fetcher computes it from consecutive snapshots). Their instances are not stopped yet.
+   */
+  unconfirmedRemovals?: ReadonlySet<string>;
 }
 
 export interface AnalyzeOptions {
@@ -53,6 +58,8 @@ export interface AnalysisCounts {
   crashedIndices: number;
   /** Apps not analysed because their desired instances exceed guards.maxInstancesPerApp (hm9k). */
   skippedApps: number;
+  /** Apps absent from the latest fetch only (their stops wait for a second fetch; hm9k). */
+  unconfirmedRemovals: number;
 }
 
 export interface AppSummary {
@@ -73,6 +80,8 @@ export interface AppSummary {
   converged: boolean;
   /** Set when the app was not analysed (why). */
   skipped?: string;
+  /** Set when the app vanished from the latest fetch only: its stops wait for a second fetch. */
+  removalUnconfirmed?: true;
 }
 
 export type NotActingReason = 'ActualStateNotFresh' | 'DesiredStateNotFresh' | 'Paused';
@@ -113,6 +122,7 @@ export const NOT_FRESH_COUNTS: AnalysisCounts = {
   crashedInstances: -1,
   crashedIndices: -1,
   skippedApps: -1,
+  unconfirmedRemovals: -1,
 };
 
 /** Section 6 rule 2: c < crashesBeforeBackoff -> 0; else startingBackoff x 2^(c - crashesBeforeBackoff), capped. */
@@ -269,6 +279,7 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
   const counts: AnalysisCounts = {
     desiredApps: 0, desiredInstances: 0, desiredAppsPendingStaging: 0, appsWithAllInstancesReporting: 0, appsWithMissingInstances: 0,
     undesiredRunningApps: 0, runningInstances: 0, missingIndices: 0, crashedInstances: 0, crashedIndices: 0, skippedApps: 0,
+    unconfirmedRemovals: snapshot.unconfirmedRemovals?.size ?? 0,
   };
 
   const appsWithCrashCounts = new Set<string>();
@@ -292,7 +303,14 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
     const crashCountAt = (version: string, index: number) => liveCrashCount(snapshot.crashCounts.get(crashKey(appGuid, version, index)), now, backoff);
     const app = splitApp(desired, instances);
     const plan = planApp(desired, app, config, backoff, crashCountAt);
+    // hm9k, stricter than HM9000 (CC's bulk API ends paging with an empty page, so an empty page
+    // mid-paging looks like the end): an app the previous fetch desired and the latest one omits is
+    // not stopped on the strength of one fetch; its stops wait until a second fetch also lacks it.
+    // (An app CC lists as STOPPED, or with fewer instances, is a positive statement: acted on.)
+    const unconfirmed = !desired && !!snapshot.unconfirmedRemovals?.has(appGuid);
+    if (unconfirmed) plan.stops = [];
     const summary = summarize(appGuid, desired, app, overrides, config, plan, appsWithCrashCounts.has(appGuid) ? crashCountAt : undefined, backoff);
+    if (unconfirmed) summary.removalUnconfirmed = true;
     decisions.apps.set(appGuid, summary);
     addCounts(counts, desired, app);
 

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { CcClient } from '../../clients/cc.js';
 import type { AppsConfig } from '../config.js';
-import { baselineCheck, shrinkGuard, type ShrinkVerdict } from '../guards/index.js';
+import { baselineCheck, shrinkGuard, unconfirmedRemovals, type ShrinkVerdict } from '../guards/index.js';
 import type { MemoryStore } from '../store/memory.js';
 import type { AppsMetrics } from '../status/metrics.js';
 import { isStartingOrRunning } from '../types.js';
@@ -23,6 +23,8 @@ export interface FetchOutcome {
   ok: boolean;
   error?: string;
   apps?: number;
+  /** Apps this fetch omits that the last good state desired (their stops wait for the next fetch). */
+  unconfirmedRemovals?: number;
   /** Set when the shrink guard refused this answer. */
   guarded?: ShrinkVerdict;
 }
@@ -124,10 +126,13 @@ export class Fetcher {
     if (verdict.accept) {
       if (this.guardHold) logger.info({ id: this.guardHold.id }, 'shrink guard released');
       this.guardHold = undefined;
-      store.setDesired(result.apps, now);
+      // Apps this fetch omits that the last one desired wait for a second fetch (guards: unconfirmedRemovals).
+      const unconfirmed = unconfirmedRemovals(hasLastGood ? store.desired() : undefined, result.apps);
+      if (unconfirmed.size) logger.info({ apps: unconfirmed.size, sample: [...unconfirmed].slice(0, 5) }, 'apps missing from this fetch only: their instances are not stopped until a second fetch also lacks them');
+      store.setDesired(result.apps, now, unconfirmed);
       metrics.fetches.inc({ outcome: 'complete' });
       metrics.shrinkGuardActive.set(this.baselineHold ? 1 : 0);
-      return { ok: true, apps: result.apps.size };
+      return { ok: true, apps: result.apps.size, ...(unconfirmed.size ? { unconfirmedRemovals: unconfirmed.size } : {}) };
     }
     // Refused: act on the last good desired state (still fresh: CC answered), or on nothing.
     if (!this.guardHold) {

@@ -44,6 +44,19 @@ export function desiredShrink(prev: ReadonlyMap<string, DesiredAppState>, next: 
   return { total, lost };
 }
 
+/**
+ * Removal confirmation (stricter than HM9000): CC's bulk API ends paging with an empty page, so an
+ * empty page mid-paging cannot be told from the real end and a fetch may silently lack apps. The
+ * apps `prev` desired that `next` omits altogether are "unconfirmed removals": the analyzer holds
+ * their stops until a second fetch also lacks them (the fetch after `next` compares with `next`,
+ * which no longer has them). An app listed as STOPPED, or with fewer instances, is not in the set.
+ */
+export function unconfirmedRemovals(prev: ReadonlyMap<string, DesiredAppState> | undefined, next: ReadonlyMap<string, DesiredAppState>): Set<string> {
+  const out = new Set<string>();
+  if (prev) for (const [guid, p] of prev) if (isDesired(p) && !next.has(guid)) out.add(guid);
+  return out;
+}
+
 export interface ShrinkGuardInput {
   /** The last good desired state (undefined before the first accepted fetch). */
   lastGood: ReadonlyMap<string, DesiredAppState> | undefined;

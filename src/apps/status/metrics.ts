@@ -15,6 +15,7 @@ const GAUGES: Record<keyof AnalysisCounts, [string, string]> = {
   desiredInstances: ['hm9k_desired_instances', 'NumberOfDesiredInstances'],
   desiredAppsPendingStaging: ['hm9k_desired_apps_pending_staging', 'NumberOfDesiredAppsPendingStaging'],
   skippedApps: ['hm9k_apps_skipped', 'hm9k: apps not analysed because their desired instances exceed guards.maxInstancesPerApp'],
+  unconfirmedRemovals: ['hm9k_apps_unconfirmed_removals', 'hm9k: apps the latest bulk fetch omits but the one before desired; their instances are not stopped until a second fetch also omits them'],
 };
 
 export const REASON_COUNTERS = {

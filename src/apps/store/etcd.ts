@@ -48,6 +48,7 @@ export class EtcdStore extends MemoryStore {
     const haveInstances = this.deaIds().length > 0;
     const desired = new Map<string, DesiredAppState>();
     let fetchedAt: number | undefined;
+    let unconfirmed: string[] = [];
     for (const [fullKey, value] of Object.entries(all)) {
       const key = fullKey.slice(this.prefix.length);
       try {
@@ -65,7 +66,9 @@ export class EtcdStore extends MemoryStore {
         } else if (key.startsWith('d/')) {
           desired.set(key.slice(2), v as DesiredAppState);
         } else if (key === K.desiredMeta) {
-          fetchedAt = (v as { fetchedAt: number }).fetchedAt;
+          const meta = v as { fetchedAt: number; unconfirmedRemovals?: unknown };
+          fetchedAt = meta.fetchedAt;
+          if (Array.isArray(meta.unconfirmedRemovals)) unconfirmed = meta.unconfirmedRemovals.filter((g): g is string => typeof g === 'string');
         } else if (key === K.freshness) {
           if (this.actualFreshness.state.lastFlush === undefined) this.actualFreshness.state = v;
         } else if (key.startsWith('i/') && !haveInstances) {
@@ -82,6 +85,8 @@ export class EtcdStore extends MemoryStore {
       this.desiredApps = desired;
       result.loadedDesired = desired.size;
       if (this.lastCompleteFetchAt === undefined && fetchedAt !== undefined) this.lastCompleteFetchAt = fetchedAt;
+      // The predecessor's unconfirmed removals stay unconfirmed: the loaded snapshot lacks them.
+      this.unconfirmed = new Set(unconfirmed);
     }
     return result;
   }

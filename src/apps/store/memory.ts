@@ -52,6 +52,7 @@ export class MemoryStore {
   protected pendingActions: PendingActions = { starts: new Map(), stops: new Map() };
   protected desiredApps = new Map<string, DesiredAppState>();
   protected lastCompleteFetchAt: number | undefined;
+  protected unconfirmed: ReadonlySet<string> = new Set();
   readonly actualFreshness: ActualFreshness;
   /** Changed keys since the last drain: value = JSON, or null for a delete. */
   protected journal = new Map<string, string | null>();
@@ -206,7 +207,12 @@ export class MemoryStore {
 
   // ---- desired state ------------------------------------------------------------------------
 
-  setDesired(apps: ReadonlyMap<string, DesiredAppState>, fetchedAt: number): void {
+  /**
+   * `unconfirmed`: apps the previous desired state had and `apps` omits, for one fetch only
+   * (guards: unconfirmedRemovals); their stops wait for a second fetch.
+   */
+  setDesired(apps: ReadonlyMap<string, DesiredAppState>, fetchedAt: number, unconfirmed: ReadonlySet<string> = new Set()): void {
+    this.unconfirmed = unconfirmed;
     for (const [guid, app] of apps) {
       const prev = this.desiredApps.get(guid);
       if (prev && JSON.stringify(prev) === JSON.stringify(app)) continue;
@@ -220,7 +226,12 @@ export class MemoryStore {
   /** A complete fetch succeeded (possibly kept on the last good state by the shrink guard). */
   markDesiredFetched(fetchedAt: number): void {
     this.lastCompleteFetchAt = fetchedAt;
-    this.note(K.desiredMeta, { fetchedAt });
+    this.note(K.desiredMeta, { fetchedAt, ...(this.unconfirmed.size ? { unconfirmedRemovals: [...this.unconfirmed] } : {}) });
+  }
+
+  /** Apps absent from the latest accepted fetch only (see setDesired). */
+  unconfirmedRemovals(): ReadonlySet<string> {
+    return this.unconfirmed;
   }
 
   desired(): ReadonlyMap<string, DesiredAppState> {
