@@ -32,7 +32,10 @@ export type CcFailure =
   /** The page's body is cut in the middle (a connection closed mid-answer). */
   | { kind: 'truncated'; endpoint: 'bulk'; page?: number; times?: number }
   /** The page answers the bulk_token it was asked with, instead of advancing it (a stuck cursor). */
-  | { kind: 'duplicateToken'; endpoint: 'bulk'; page?: number; times?: number };
+  | { kind: 'duplicateToken'; endpoint: 'bulk'; page?: number; times?: number }
+  /** The request is held unanswered until `dropHeld()` (the client dies mid-send): CC carries it out
+   *  first (`executeFirst`) or never. */
+  | { kind: 'hold'; endpoint: 'start' | 'stop'; executeFirst?: boolean; page?: undefined; times?: number };
 
 export interface CcRequest {
   at: number;
@@ -65,6 +68,9 @@ export class CloudControllerSim {
   private subs: Subscription[] = [];
   private nextId = 1;
   private hanging = new Set<ServerResponse>();
+  /** Requests held by a `hold` failure, oldest first, until `dropHeld()`. */
+  readonly held: CcRequest[] = [];
+  private heldSockets: { destroy(): void }[] = [];
   url = '';
   readonly opts: Required<Omit<CcSimOptions, 'dea' | 'nats'>> & Pick<CcSimOptions, 'dea' | 'nats'>;
 
@@ -102,6 +108,14 @@ export class CloudControllerSim {
     this.failures = [];
   }
 
+  /** The held requests' connections are closed unanswered, as when their client's process is killed. */
+  dropHeld(): number {
+    const n = this.heldSockets.length;
+    for (const s of this.heldSockets) s.destroy();
+    this.heldSockets = [];
+    return n;
+  }
+
   private takeFailure(endpoint: string, page?: number, which: (kind: CcFailure['kind']) => boolean = () => true): CcFailure | undefined {
     const f = this.failures.find((x) => x.endpoint === endpoint && x.left > 0 && (x.page === undefined || x.page === page) && which(x.kind));
     if (!f) return undefined;
@@ -125,6 +139,7 @@ export class CloudControllerSim {
   async close(): Promise<void> {
     for (const s of this.subs) s.unsubscribe();
     for (const r of this.hanging) r.destroy();
+    this.dropHeld();
     this.server?.closeAllConnections();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
@@ -202,7 +217,7 @@ export class CloudControllerSim {
       const kind = m[1] as 'start' | 'stop';
       rec.endpoint = kind;
       if (!this.authorized(req, this.opts.internalUser, this.opts.internalPassword)) return send(401, '');
-      if (fail(this.takeFailure(kind, undefined, (k) => k !== 'resetAfter'))) return;
+      if (fail(this.takeFailure(kind, undefined, (k) => k !== 'resetAfter' && k !== 'hold'))) return;
       let body: unknown;
       try {
         body = JSON.parse(text);
@@ -210,7 +225,14 @@ export class CloudControllerSim {
         return send(400, '{"error":"invalid JSON"}');
       }
       rec.body = body;
-      const f = this.takeFailure(kind, undefined, (k) => k === 'resetAfter');
+      const f = this.takeFailure(kind, undefined, (k) => k === 'resetAfter' || k === 'hold');
+      if (f?.kind === 'hold') {
+        rec.status = -4;
+        rec.executed = f.executeFirst ? (kind === 'start' ? this.doStart(body as StartMessage) : this.doStop(body as StopMessage)) : false;
+        this.held.push(rec);
+        this.heldSockets.push(req.socket);
+        return;
+      }
       rec.executed = kind === 'start' ? this.doStart(body as StartMessage) : this.doStop(body as StopMessage);
       if (f?.kind === 'resetAfter') {
         // CC did it; the answer never arrives.

@@ -1,5 +1,6 @@
 // With the etcd store (real etcd): two replicas -> only the leader sends; the leader restarted ->
-// crash counts and pending actions kept, and it may send at once because it loaded them.
+// crash counts and pending actions kept, and it may send without the keep-alive + grace wait
+// because it loaded them (after two heartbeat periods: test/faults/leader-kill.test.ts).
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { crashKey } from '../../src/apps/types.js';
 import { EtcdServer } from '../support/etcd.js';
@@ -40,7 +41,7 @@ it('two replicas: both ingest heartbeats and answer the API, only the leader sen
   const c = await w.start(store, true);
   await waitFor(() => (c.apps.store.crashCounts().get(key)?.count ?? 0) >= count, 'crash counts loaded', 10_000);
   expect(c.apps.store.pending().starts.has('loop/loop-v1/0')).toBe(true);
-  // it loaded pending actions and crash counts: no keep-alive + grace wait before sending
+  // it loaded pending actions and crash counts: no keep-alive + grace wait before sending (two heartbeat periods)
   await waitFor(() => c.apps.isLeaderActive(), 'new leader may send', 5_000);
   w.fleet.crashOnStart.delete('loop');
 });

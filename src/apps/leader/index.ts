@@ -167,14 +167,21 @@ export class LeaderLoop {
   private async becomeLeader(now: number, cfg: AppsConfig): Promise<void> {
     const { store, logger } = this.deps;
     store.setWriter(true);
-    let loadedActions = false;
+    let loadedPending = false;
+    let loadedCrashCounts = false;
     if (store instanceof EtcdStore) {
       const loaded = await store.load(now);
       await store.syncInstances();
-      loadedActions = loaded.loadedPending > 0 || loaded.loadedCrashCounts > 0;
+      loadedPending = loaded.loadedPending > 0;
+      loadedCrashCounts = loaded.loadedCrashCounts > 0;
       logger.info(loaded, 'leading: loaded state from etcd');
     }
-    this.sendAllowedAfter = loadedActions ? now : now + cfg.keepAliveMs + cfg.gracePeriodMs;
+    // With state loaded from etcd no keep-alive + grace wait is needed. But a loaded pending start
+    // may have been in flight when the previous leader died (SIGKILL mid-send: CC may have carried it
+    // out, the answer and the sentOn mark were lost), so sends wait two heartbeat periods: the DEA's
+    // next heartbeat shows an instance CC started, and the sender's verification then drops the
+    // start instead of doubling the instance (test/faults/leader-kill.test.ts).
+    this.sendAllowedAfter = loadedPending ? now + 2 * cfg.heartbeatPeriodMs : loadedCrashCounts ? now : now + cfg.keepAliveMs + cfg.gracePeriodMs;
     this.leading = true;
     logger.info({ sendAllowedAfter: new Date(this.sendAllowedAfter).toISOString() }, 'leading the app half');
   }
