@@ -75,8 +75,11 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
       };
       await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', body });
     }
-    // Everyone Healthy first.
-    for (const n of world.nodes) await until(`${n.name} Healthy`, async () => (await getNode(n.name)).status?.phase === 'Healthy');
+    // Everyone Healthy first, and watched so (BMC read on: the power-on evidence of issue 9 item 4),
+    // so that a test that powers a host off does not race hm9k's first power reading.
+    for (const n of world.nodes) {
+      await until(`${n.name} Healthy and watched`, async () => { const s = (await getNode(n.name)).status; return s?.phase === 'Healthy' && !!s.watchedHealthyAt; });
+    }
   }
 
   async function startController() {

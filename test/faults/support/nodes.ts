@@ -97,7 +97,8 @@ export class NodeFaultWorld {
       };
       await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', body });
     }
-    for (const n of this.world.nodes) await this.until(`${n.name} Healthy`, async () => (await this.getNode(n.name)).status?.phase === 'Healthy');
+    // Healthy and watched so (BMC read on: the power-on evidence), so a scenario never races hm9k's first power reading.
+    for (const n of this.world.nodes) await this.until(`${n.name} Healthy and watched`, async () => { const s = (await this.getNode(n.name)).status; return s?.phase === 'Healthy' && !!s.watchedHealthyAt; });
   }
 
   async startController(): Promise<void> {
