@@ -210,10 +210,16 @@ describe('fuzz: fence state machine', () => {
 
   it('confirmed power-off before Nova steps; one power-off per fence id; no fence in a storm; one fence until acked', { timeout: budget(RUNS, 150) }, async () => {
     const t: Totals = { fences: 0, evacuations: 0, powerOffs: 0, dryRunSteps: 0, pausedSteps: 0 };
-    await check('fence machine sequences', fc.property(scenario, (sc) => run(sc, t, false)), RUNS);
+    // Some seeds reach no evacuation in RUNS cases (the BMC may report the host on again, the fence
+    // may fail): run further batches, each with its own printed seed, until the evacuation path has
+    // been exercised too, so the invariants below never pass vacuously and no seed makes CI fail.
+    for (let batch = 0; batch < 10 && (batch === 0 || t.evacuations === 0); batch++) {
+      await check('fence machine sequences', fc.property(scenario, (sc) => run(sc, t, false)), RUNS);
+    }
     console.log(`fuzz fence machine sequences: ${t.fences} fences, ${t.powerOffs} power-offs, ${t.evacuations} evacuations`);
     expect(t.fences).toBeGreaterThan(0);
-    expect(t.evacuations).toBeGreaterThan(0);
+    // A replayed seed (HM9K_FUZZ_SEED) repeats one batch: its coverage is what it is.
+    if (process.env.HM9K_FUZZ_SEED === undefined) expect(t.evacuations).toBeGreaterThan(0);
   });
 
   // Skipped until issue 9 item 5 lands on main (i9b is fixing the machine): dryRun and paused are
