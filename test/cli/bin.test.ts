@@ -36,3 +36,13 @@ describe('bin/hm9k.js', () => {
     expect(run()).toBe('built');
   });
 });
+
+describe('npm run demo', () => {
+  // The script builds first (sh -c '...'); its arguments must still reach `hm9k demo`: they were
+  // dropped once, so `npm run demo -- --script all --exit` ran the interactive world until Ctrl-C.
+  it('passes its arguments through to hm9k demo', () => {
+    const r = spawnSync('npm', ['run', '--silent', 'demo', '--', '--help'], { encoding: 'utf8', timeout: 170_000, env: { ...process.env, HM9K_SKIP_SETUP: '1' } });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/Without --exit the world keeps running/);
+  }, 180_000);
+});
