@@ -82,11 +82,17 @@ describe('whole app half (1/10 timings)', () => {
     const headers = { authorization: apiAuth };
     expect((await fetch(url, { method: 'POST', body: '', headers })).status).toBe(400);
     expect((await fetch(url, { method: 'POST', body: '{"dea":', headers })).status).toBe(400);
-    const seen = new Promise<string>((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    const seen = new Promise<string>((resolve, reject) => {
       const sub = nc.subscribe('dea.heartbeat', { callback: (_e, m) => { if (m.string().includes('http-dea')) { sub.unsubscribe(); resolve(m.string()); } } });
+      timer = setTimeout(() => { sub.unsubscribe(); reject(new Error('the HTTP heartbeat never appeared on NATS within 20 s')); }, 20_000);
     });
+    // The subscription must be on the server before hm9k publishes: a flush round-trips it. Without
+    // it, on a loaded machine hm9k's publish could pass the server first and the test waited forever.
+    await nc.flush();
     expect((await fetch(url, { method: 'POST', body: JSON.stringify({ dea: 'http-dea', droplets: [] }), headers })).status).toBe(202);
     expect(JSON.parse(await seen).dea).toBe('http-dea');
+    clearTimeout(timer);
   });
 
   it('an unauthenticated forged heartbeat (a real DEA reporting nothing) is refused with 401 and changes nothing (issue 14 item 5)', async () => {
@@ -95,6 +101,7 @@ describe('whole app half (1/10 timings)', () => {
     const forged = JSON.stringify({ dea: victim, droplets: [] });
     const seen: string[] = [];
     const sub = nc.subscribe('dea.heartbeat', { callback: (_e, m) => { if (m.string() === forged) seen.push(m.string()); } });
+    await nc.flush(); // registered before the request, or a leak could go unseen
     const res = await fetch(`http://127.0.0.1:${apps.apiPort}/dea/heartbeat`, { method: 'POST', body: forged });
     expect(res.status).toBe(401);
     await nc.flush();
