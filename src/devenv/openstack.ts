@@ -397,7 +397,10 @@ export class OpenStack {
     this.uwsgi('placement-uwsgi', this.ports.placement, '/usr/bin/placement-api', { OS_PLACEMENT_CONFIG_DIR: join(d, 'placement') });
     this.spawn('glance-api', 'glance-api', ['--config-file', join(d, 'glance/glance-api.conf')]);
     this.spawn('neutron-server', 'neutron-server', ['--config-file', join(d, 'neutron/neutron.conf'), '--config-file', join(d, 'neutron/ml2.ini')]);
-    this.uwsgi('nova-api', this.ports.nova, '/usr/bin/nova-api-wsgi', { OS_NOVA_CONFIG_DIR: join(d, 'nova') });
+    // One thread per process: nova-api is eventlet-patched, and with several uwsgi threads a greenlet
+    // switch across threads ("greenlet.error: cannot switch to a different thread", seen under load)
+    // leaves the worker hung for good. Concurrency comes from processes instead.
+    this.uwsgi('nova-api', this.ports.nova, '/usr/bin/nova-api-wsgi', { OS_NOVA_CONFIG_DIR: join(d, 'nova') }, 3, 1);
     this.spawn('nova-conductor', 'nova-conductor', [...nc, '--log-file', this.log('nova-conductor-oslo')]);
     this.spawn('nova-scheduler', 'nova-scheduler', [...nc, '--log-file', this.log('nova-scheduler-oslo')]);
   }
@@ -597,7 +600,10 @@ export class OpenStack {
     const wait = async (want: string) => waitFor(`servers ${names.join(',')} ${want}`, async () => {
       const all = await Promise.all(ids.map((id) => this.server(id)));
       const bad = all.find((s) => s.status === 'ERROR');
-      if (bad) throw new Error(`server ${bad.name} went to ERROR: ${JSON.stringify(await this.nova('GET', `/servers/${bad.id}`))}`);
+      if (bad) {
+        const full = (await this.nova<{ server: { fault?: { message?: string; details?: string } } }>('GET', `/servers/${bad.id}`)).server;
+        throw new Error(`server ${bad.name} went to ERROR: ${full.fault?.message ?? 'no fault recorded'}${full.fault?.details ? ` (${full.fault.details.slice(0, 500)})` : ''}`);
+      }
       return all.every((s) => s.status === want);
     }, 180_000, 500);
     await wait('ACTIVE');

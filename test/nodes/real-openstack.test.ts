@@ -234,12 +234,11 @@ describe('hm9k run --nodes against real OpenStack (Zed from Debian)', { timeout:
 
   it('two replicas: only the Lease holder acts; it is SIGKILLed at its first evacuate call and the other finishes, every server evacuated once by real Nova', async () => {
     await h.begin(REAL);
-    // cmp1 is back in service (the previous fence undone): three new servers on it.
-    await os.bootServers('cmp1', ['r0', 'r1', 'r2']);
-    const ids = await onHost('cmp1');
-    expect(ids).toHaveLength(3);
-    const before = new Set((await migrationsFrom('cmp1')).map((m) => m.instance_uuid));
-    const chassis = await logChassisCalls(world.node('cmp1')!.bmc);
+    // cmp3 this time (never fenced): three new servers on it, besides any the previous fence moved there.
+    await os.bootServers('cmp3', ['r0', 'r1', 'r2']);
+    const ids = await onHost('cmp3');
+    expect(ids.length).toBeGreaterThanOrEqual(3);
+    const chassis = await logChassisCalls(world.node('cmp3')!.bmc);
     const ipmi = { r1: await h.ipmitoolWrapper('r1'), r2: await h.ipmitoolWrapper('r2') };
     const r1 = await h.start('r1', ipmi.r1.path);
     const r2 = await h.start('r2', ipmi.r2.path);
@@ -259,8 +258,8 @@ describe('hm9k run --nodes against real OpenStack (Zed from Debian)', { timeout:
         followerBefore = await h.metrics(follower);
       }
     };
-    await world.setRecoveryFails('cmp1', true);
-    world.node('cmp1')!.broken.storage = true;
+    await world.setRecoveryFails('cmp3', true);
+    world.node('cmp3')!.broken.storage = true;
     await until('leader killed at its first evacuate call', () => killed && !isAlive(leader.pid), 300_000);
     await until('follower metrics read', () => followerBefore !== '', 30_000);
     // Up to then the follower acted on nothing: not the master, no action metric, no BMC call.
@@ -268,18 +267,18 @@ describe('hm9k run --nodes against real OpenStack (Zed from Debian)', { timeout:
     expect(followerBefore).not.toMatch(/^hm9k_nodes_actions_total\{/m);
     expect(followerIpmiBefore).toEqual([]);
 
-    const fenced = await fencedNode('cmp1');
+    const fenced = await fencedNode('cmp3');
     expect(await h.leaseHolder()).toBe(follower === r1 ? 'r1' : 'r2');
     expect(fenced.status?.fence?.leaseHolder).toBe(holder);
     expect(chassis().filter((c) => c.endsWith('set power 0'))).toHaveLength(1);
-    const per = new Map([...(await evacuationsPerServer('cmp1'))].filter(([id]) => !before.has(id)));
+    const per = await evacuationsPerServer('cmp3');
     expect([...per.keys()].sort()).toEqual(ids);
-    expect([...per.values()]).toEqual([1, 1, 1]);
-    expect(fenced.status?.evacuation).toMatchObject({ microversion: '2.93', total: 3, done: 3, failed: 0 });
-    expect(world.recoverCalls.filter((c) => c === 'cmp1:storage')).toHaveLength(1);
+    expect([...per.values()].every((n) => n === 1)).toBe(true);
+    expect(fenced.status?.evacuation).toMatchObject({ microversion: '2.93', total: ids.length, done: ids.length, failed: 0 });
+    expect(world.recoverCalls.filter((c) => c === 'cmp3:storage')).toHaveLength(1);
     const after = await h.metrics(follower);
     expect(after).toMatch(new RegExp(`leader_election_master_status\\{name="${h.lease}"\\} 1`));
     expect(after).toMatch(/^hm9k_nodes_actions_total\{type="evacuate",result="ok"\} 1/m);
-    for (const id of ids) expect(['cmp2', 'cmp3']).toContain((await os.server(id)).host);
+    for (const id of ids) expect(['cmp1', 'cmp2']).toContain((await os.server(id)).host);
   });
 });
