@@ -52,8 +52,14 @@ export class Hm9kProcesses {
     return `${this.run}-${name}`;
   }
 
+  /** The last state each node was read in (a timed-out wait prints it). */
+  private readonly seen = new Map<string, string>();
+
   async getNode(name: string): Promise<ComputeNode> {
-    return (await this.api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: this.cn(name) })) as ComputeNode;
+    const n = (await this.api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: this.cn(name) })) as ComputeNode;
+    const s = n.status;
+    this.seen.set(name, `${s?.phase} (${s?.waitingFor ?? ''}) power=${s?.power?.state ?? '?'}${s?.power?.error ? ` (${s.power.error})` : ''} nova=${s?.nova?.apiState ?? '?'} fence=${JSON.stringify(s?.fence?.steps?.map((x) => `${x.name}:${x.state}`) ?? null)}`);
+    return n;
   }
 
   async getPolicy(): Promise<FencePolicy> {
@@ -65,7 +71,7 @@ export class Hm9kProcesses {
   }
 
   /** Warnings and errors of each process; everything a dead one printed last (a crash is not JSON). */
-  logs = (): string => this.procs.map((p) => `--- ${p.logFile} (pid ${p.pid}${isAlive(p.pid) ? '' : ', dead'})\n${existsSync(p.logFile) ? readFileSync(p.logFile, 'utf8').split('\n').filter((l) => !isAlive(p.pid) || /"level":(40|50|60)/.test(l)).slice(-15).join('\n') : ''}`).join('\n')
+  logs = (): string => [...this.seen].map(([k, v]) => `${k}: ${v}`).join('\n') + '\n' + this.procs.map((p) => `--- ${p.logFile} (pid ${p.pid}${isAlive(p.pid) ? '' : ', dead'})\n${existsSync(p.logFile) ? readFileSync(p.logFile, 'utf8').split('\n').filter((l) => !isAlive(p.pid) || /"level":(40|50|60)/.test(l)).slice(-15).join('\n') : ''}`).join('\n')
     + (this.world.openstack ? `\nOpenStack logs: ${this.world.openstack.dir}/logs (kept with HM9K_KEEP_OPENSTACK=1)` : '');
 
   until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000): Promise<T> {
@@ -140,13 +146,15 @@ export class Hm9kProcesses {
   /** Stops the run's processes and deletes its objects. */
   async end(): Promise<void> {
     for (const p of this.procs.splice(0)) await killGroup(p.pid, 3000);
+    this.seen.clear();
     if (this.api && this.run) await deleteRunObjects(this.api, this.world, this.run);
     this.run = '';
   }
 
+  /** Ends the run; the work directory (hm9k's logs) goes unless HM9K_KEEP_TEST_LOGS is set. */
   async close(): Promise<void> {
     await this.end();
-    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+    if (this.dir && !process.env.HM9K_KEEP_TEST_LOGS) await rm(this.dir, { recursive: true, force: true });
   }
 }
 

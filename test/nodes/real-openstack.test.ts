@@ -147,7 +147,7 @@ describe('hm9k run --nodes against real OpenStack (Zed from Debian)', { timeout:
     const pid = os.computePid('cmp3');
     await n3.bmc.setPower('off');
     await until('cmp3 nova-compute gone with the power', () => os.computePid('cmp3') !== pid, 30_000);
-    await until('cmp3 powered on by hm9k', async () => (await n3.bmc.power()) === 'on', 120_000);
+    await until('cmp3 powered on by hm9k', async () => { await h.getNode('cmp3'); return (await n3.bmc.power()) === 'on'; }, 240_000);
     await until('cmp3 nova-compute up again in real Nova, node Healthy', async () => os.computeRunning('cmp3') && (await service('cmp3')).state === 'up' && (await h.getNode('cmp3')).status?.phase === 'Healthy', 240_000);
     expect(os.computePid('cmp3')).not.toBe(pid);
     await n3.bmc.refusePowerOn(true);
