@@ -143,7 +143,9 @@ export class NodesEngine implements FleetView {
       },
       runtime.logger('nodes-hardware'),
       () => runtime.leader.isLeader() && !this.stopped,
-      { tickMs: Math.min(5_000, this.config.resyncMs) },
+      // The sweep is cheap (it reads only the nodes whose policy interval has passed): it runs often so
+      // a short interval is honoured.
+      { tickMs: 500 },
       this.m.errors,
       this.now,
     );
