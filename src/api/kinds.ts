@@ -39,6 +39,7 @@ export const KINDS = {
     description: "Settings of hm9k's app half (HM9000's job) and its one place to look when nothing happens.",
     spec: AppHealthPolicySpec, status: AppHealthPolicyStatus,
     columns: [
+      { name: 'Followed', type: 'string', jsonPath: cond('Followed'), description: 'The app half follows this policy (False: another one exists and apps.policyName names none).' },
       { name: 'Actual-Fresh', type: 'string', jsonPath: cond('ActualStateFresh'), description: 'DEA heartbeats are fresh.' },
       { name: 'Desired-Fresh', type: 'string', jsonPath: cond('DesiredStateFresh'), description: 'A complete CC fetch is fresh.' },
       { name: 'Apps', type: 'integer', jsonPath: '.status.counts.desiredApps' },

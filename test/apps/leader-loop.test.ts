@@ -22,7 +22,7 @@ import { CloudControllerSim } from '../../src/sim/cc.js';
 import type { AppHealthPolicy } from '../../src/api/index.js';
 import type { Informer } from '../../src/kube/contract.js';
 import { waitFor } from '../support/proc.js';
-import { fakeRuntime } from './support/fake-runtime.js';
+import { fakeRuntime, MapInformer } from './support/fake-runtime.js';
 
 const T0 = 1_700_000_000_000;
 const log = pino({ level: 'silent' });
@@ -55,7 +55,8 @@ async function harness() {
   const reporter: StatusReporter = new StatusReporter({ status: rt.status, policies, store, fetcher, sender, projection, logger: log, leading: () => loop.isLeading() });
   const analysis = new AnalysisCycle({ store, config, overrides: () => projection.overrides(), metrics, logger: log, onDecisions: (d, p) => reporter.decisions(d, p) });
   const readyFlag = { value: true };
-  const loop: LeaderLoop = new LeaderLoop({ leader: rt.leader, ready: () => readyFlag.value, config, store, fetcher, projection, analysis, sender, reporter, events, metrics, logger: log, now: () => clock.now });
+  // Ready as in startApps: the policy choice must be possible (with no AppHealthPolicy: the defaults).
+  const loop: LeaderLoop = new LeaderLoop({ leader: rt.leader, ready: () => readyFlag.value && policies.observe(), config, store, fetcher, projection, analysis, sender, reporter, events, metrics, logger: log, now: () => clock.now });
   // One DEA reports web[0] only; heartbeats flushed for a whole freshness TTL before T0.
   const heartbeat = (at: number) => {
     store.applyHeartbeat({ dea: 'dea-0', droplets: [{ droplet: 'web', version: 'v1', instance: 'i0', index: 0, state: 'RUNNING', state_timestamp: 1 }] }, at);
@@ -70,7 +71,7 @@ async function harness() {
     await loop.tick();
     await Promise.all(fetches.splice(0));
   };
-  return { cc, rt, store, sent, loop, cfg, clock, tickAt, sender, readyFlag, close: async () => { await loop.stop(); await reporter.stop(); await cc.close(); } };
+  return { cc, rt, store, sent, loop, cfg, clock, tickAt, sender, readyFlag, policies: rt.informer('AppHealthPolicy') as unknown as MapInformer<AppHealthPolicy>, close: async () => { await loop.stop(); await reporter.stop(); await cc.close(); } };
 }
 
 describe('leader loop', () => {
@@ -132,6 +133,29 @@ describe('leader loop', () => {
     h.readyFlag.value = true;
     await h.tickAt(t + cfg.analyzeIntervalMs);
     expect(h.cc.requests.length).toBeGreaterThan(requests);
+  });
+
+  it("no policy can be followed: each candidate's status says Followed=False and why, once; the one left says Followed=True", async () => {
+    const { cfg } = h;
+    const ahp = (name: string): AppHealthPolicy => ({ apiVersion: 'hm9k.io/v1alpha1', kind: 'AppHealthPolicy', metadata: { name, uid: `uid-${name}`, generation: 1 }, spec: {} });
+    h.policies.set(ahp('foundation'));
+    h.policies.set(ahp('trial'));
+    for (let t = T0; t < T0 + 5 * cfg.analyzeIntervalMs; t += cfg.analyzeIntervalMs) await h.tickAt(t);
+    await waitFor(() => h.rt.statusWrites.length >= 2, 'both candidates written', 5000);
+    for (let i = 0; i < 5; i++) await h.tickAt(h.clock.now + cfg.analyzeIntervalMs);
+    const writes = h.rt.statusWrites.filter((w) => w.kind === 'AppHealthPolicy');
+    expect(writes.map((w) => w.name).sort()).toEqual(['foundation', 'trial']); // once each: steady state is quiet
+    for (const w of writes) {
+      const conds = (w.status as AppHealthPolicy['status'])!.conditions!;
+      expect(conds).toEqual([expect.objectContaining({ type: 'Followed', status: 'False', reason: 'AmbiguousPolicies' })]);
+      expect(conds[0]!.message).toMatch(/2 AppHealthPolicies \(foundation, trial\) and apps.policyName names none/);
+    }
+    expect(h.cc.requests).toEqual([]); // and nothing was fetched or acted on
+    h.policies.delete('trial');
+    await h.tickAt(h.clock.now + cfg.analyzeIntervalMs);
+    await waitFor(() => h.rt.statusWrites.some((w) => w.name === 'foundation' && (w.status as AppHealthPolicy['status'])!.conditions!.some((c) => c.type === 'Followed' && c.status === 'True')), 'foundation followed', 5000);
+    const last = h.rt.statusWrites.filter((w) => w.name === 'foundation').at(-1)!.status as AppHealthPolicy['status'];
+    expect(last!.conditions!.find((c) => c.type === 'Followed')).toMatchObject({ status: 'True', reason: 'OnlyPolicy' });
   });
 
   it('a switch of the followed policy fetches at once, not after the rest of the fetch interval', async () => {

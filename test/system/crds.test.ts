@@ -72,7 +72,7 @@ describe('CRDs on a real apiserver', () => {
     expect(da.split('\n')[0]).toMatch(/NAME\s+DESIRED\s+RUNNING\s+CRASHED\s+STATE\s+CONVERGED\s+AGE/);
     expect(da).toMatch(/app-cols\s+2\s+.*STARTED/);
     expect(kubectl('get', 'fp').split('\n')[0]).toMatch(/NAME\s+MATCHED\s+HEALTHY\s+UNHEALTHY\s+IN-FLIGHT\s+STORM\s+READY\s+AGE/);
-    expect(kubectl('get', 'ahp').split('\n')[0]).toMatch(/NAME\s+ACTUAL-FRESH\s+DESIRED-FRESH\s+APPS\s+RUNNING\s+MISSING\s+CRASHED\s+HOLD\s+AGE/);
+    expect(kubectl('get', 'ahp').split('\n')[0]).toMatch(/NAME\s+FOLLOWED\s+ACTUAL-FRESH\s+DESIRED-FRESH\s+APPS\s+RUNNING\s+MISSING\s+CRASHED\s+HOLD\s+AGE/);
   });
 
   it('kubectl explain computenode.spec shows descriptions', () => {

@@ -103,7 +103,11 @@ export class LeaderLoop {
       }
       return;
     }
-    if (!this.deps.ready()) return;
+    if (!this.deps.ready()) {
+      // No policy can be followed: nothing is acted on, but each candidate's status says why.
+      this.deps.reporter.writeBlocked(now);
+      return;
+    }
     if (!this.leading) await this.becomeLeader(now, cfg);
     if (now >= this.next.fetch) {
       this.next.fetch = now + cfg.fetchIntervalMs;
