@@ -67,7 +67,7 @@ describe('CRDs on a real apiserver', () => {
     expect(all).toMatch(/computenode\.hm9k\.io\/cn-cols/);
     expect(all).toMatch(/desiredapp\.hm9k\.io\/app-cols/);
     const cn = kubectl('get', 'cn', 'cn-cols');
-    expect(cn.split('\n')[0]).toMatch(/NAME\s+PHASE\s+MGMT\s+STORAGE\s+TENANT\s+NOVA\s+POWER\s+SERVERS\s+AGE/);
+    expect(cn.split('\n')[0]).toMatch(/NAME\s+PHASE\s+MGMT\s+STORAGE\s+TENANT\s+NOVA\s+POWER\s+SERVERS\s+LEFT\s+MIGRATED\s+FAILED\s+AGE/);
     const da = kubectl('get', 'da', '-n', ns);
     expect(da.split('\n')[0]).toMatch(/NAME\s+DESIRED\s+RUNNING\s+CRASHED\s+STATE\s+CONVERGED\s+AGE/);
     expect(da).toMatch(/app-cols\s+2\s+.*STARTED/);

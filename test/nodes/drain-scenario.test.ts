@@ -1,0 +1,181 @@
+// Whole-node drain (issue 12 items 1, 4-6): real kube-apiserver, real ipmi_sim BMCs read by ipmitool
+// (sensors and SEL), real SMTP, the Nova simulator (os-migrateLive, live-migration records).
+// A CPU temperature past critical -> disabled with the drain id, every server live-migrated exactly
+// once (no evacuation), left disabled, mailed; the operator drain and undrain.
+import { CustomObjectsApi, EventsV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DRAIN_ANNOTATION, GROUP, UNDRAIN_ANNOTATION, VERSION, type ComputeNode, type FencePolicy, type FencePolicySpec } from '../../src/api/index.js';
+import { createRuntime, type ManagedRuntime } from '../../src/kube/runtime.js';
+import { nodesConfig } from '../../src/nodes/config.js';
+import { startNodes } from '../../src/nodes/index.js';
+import { kubeConfig, testNamespace } from '../support/controlplane.js';
+import { CONSUL_TOKEN, createNodeSecrets, observer, quiesce, until as untilOr } from './helpers.js';
+import { World } from './world.js';
+
+const logger = pino({ level: process.env.HM9K_TEST_LOG ?? 'silent' });
+let lastSeen = '';
+const until = <T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000) => untilOr(what, fn, timeoutMs, () => lastSeen);
+
+describe('drain by live migration, whole node', { timeout: 180_000 }, () => {
+  let kc: KubeConfig;
+  let api: CustomObjectsApi;
+  let world: World;
+  let runtime: ManagedRuntime | undefined;
+  let nodes: { stop(): Promise<void> } | undefined;
+  let run = '';
+  let registry: Registry;
+  const cn = (name: string) => `${run}-${name}`;
+  const getNode = async (name: string) => {
+    const n = (await api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn(name) })) as ComputeNode;
+    lastSeen = `${name}: ${n.status?.phase} (${n.status?.waitingFor ?? ''}) hw=${JSON.stringify(n.status?.hardware?.state)} drain=${JSON.stringify(n.status?.drain ?? null)}`;
+    return n;
+  };
+  const annotate = (name: string, key: string, value: string) =>
+    api.patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn(name), body: { metadata: { annotations: { [key]: value } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  const eventReasons = async (name: string) =>
+    (await kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: 'default', fieldSelector: `regarding.name=${name}` })).items.filter((e) => e.regarding?.kind === 'ComputeNode').map((e) => e.reason ?? '');
+
+  async function startController(ns: string) {
+    registry = new Registry();
+    runtime = await createRuntime({
+      component: 'nodes-drain-test', namespace: ns, kubeConfig: kc, logger, leaderElection: false, metricsPort: false, probePort: false, handleSignals: false,
+      status: { perObjectIntervalMs: 50 }, registry, defaultMetrics: false,
+    });
+    nodes = await startNodes(runtime, nodesConfig({
+      namespace: ns, cloudsSecret: 'clouds', cloudName: 'sim', globalMaxUnhealthy: '100%',
+      consulWaitMs: 2000, consulMinLoopMs: 50, powerPollIntervalMs: 1000, novaPollIntervalMs: 300, serverCountIntervalMs: 600, resyncMs: 3000, maxConcurrentRemediations: 5,
+    }));
+    await runtime.start();
+  }
+
+  async function setup(count: number, tweak: (s: FencePolicySpec) => void = () => {}) {
+    run = `d${Math.random().toString(36).slice(2, 7)}`;
+    kc = kubeConfig();
+    api = kc.makeApiClient(CustomObjectsApi);
+    const ns = await testNamespace('drain');
+    world = new World({ consulToken: CONSUL_TOKEN, nova: { migrationStepMs: 100 } });
+    await world.start(count);
+    await createNodeSecrets(kc, ns, world);
+    await startController(ns);
+    const obs = (c: { url: string }) => observer(world, c);
+    const policy: FencePolicy = {
+      apiVersion: `${GROUP}/${VERSION}`, kind: 'FencePolicy', metadata: { name: run },
+      spec: {
+        nodeSelector: { matchLabels: { 'hm9k.io/test-run': run } },
+        networks: { management: obs(world.consul.management), storage: obs(world.consul.storage) },
+        detection: { interval: '300ms', failureThreshold: 3, recoveryGracePeriod: '1s', healthyDelay: '1s' },
+        recovery: { attempts: 0 },
+        hardware: { interval: '500ms', samples: 2 },
+        drain: { concurrency: 3, perServerTimeout: '30s' },
+        safety: { maxUnhealthy: '50%', maxConcurrentRemediations: 2 },
+        notifications: { email: { smtpHost: '127.0.0.1', smtpPort: world.smtp.port, from: 'hm9k@example.org', to: ['ops@example.org'] }, minInterval: '1m' },
+      },
+    };
+    tweak(policy.spec);
+    await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', body: policy });
+    for (const n of world.nodes) {
+      await api.createClusterCustomObject({
+        group: GROUP, version: VERSION, plural: 'computenodes',
+        body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'ComputeNode', metadata: { name: cn(n.name), labels: { 'hm9k.io/test-run': run } }, spec: { host: n.name, bmc: { address: '127.0.0.1', port: n.bmc.port, cipherSuite: 3, credentialsSecret: 'bmc' } } },
+      });
+    }
+    for (const n of world.nodes) {
+      await until(`${n.name} Healthy, hardware ok, SEL cursor saved`, async () => {
+        const s = (await getNode(n.name)).status;
+        return s?.phase === 'Healthy' && s.hardware?.state === 'ok' && s.hardware.selCursor !== undefined;
+      });
+    }
+  }
+
+  afterEach(async () => {
+    await nodes?.stop();
+    await runtime?.stop();
+    if (api && run) {
+      for (const n of world?.nodes ?? []) await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn(n.name) }).catch(() => undefined);
+      await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run }).catch(() => undefined);
+    }
+    await quiesce(world);
+    await world?.stop();
+    nodes = undefined;
+    runtime = undefined;
+  });
+
+  it('CPU temperature critical -> disabled with the drain id, every server live-migrated exactly once, left disabled, mailed; undrain returns it', async () => {
+    await setup(3);
+    const ids = Array.from({ length: 4 }, (_, i) => world.nova.addServer('cmp1', { name: `vm${i}` }).id);
+    world.nova.addServer('cmp2', { name: 'other' });
+    const before = (await getNode('cmp1')).status!.hardware!.selCursor!;
+    const t0 = Date.now();
+    await world.node('cmp1')!.bmc.setCpuTemperature(95); // past critical (90), below non-recoverable (100)
+    const draining = await until('cmp1 Draining', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Draining' || n.status?.phase === 'Drained' ? n : undefined; });
+    expect(draining.status!.hardware!.state).toBe('drain');
+    expect(draining.status!.hardware!.sensors?.find((s) => s.name === 'CPU Temp')).toMatchObject({ state: 'critical', reading: expect.stringContaining('95') });
+    const drained = await until('cmp1 Drained', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Drained' ? n : undefined; });
+    console.log(`[figures] CPU temperature critical -> host empty (4 servers, concurrency 3) in ${Date.now() - t0} ms; hardware interval 500ms x samples 2, migration 4 x 100ms`);
+    const d = drained.status!.drain!;
+    expect(d).toMatchObject({ source: 'hardware', result: 'empty', total: 4, migrated: 4, failed: 0, left: 0, disabled: 'succeeded' });
+    // Nova: disabled with the drain marker, not forced down; every server elsewhere, still ACTIVE.
+    expect(world.nova.services.get('cmp1')).toMatchObject({ status: 'disabled', disabled_reason: `hm9k drain ${d.id}`, forced_down: false });
+    for (const id of ids) {
+      const s = world.nova.servers.get(id)!;
+      expect(s.host).not.toBe('cmp1');
+      expect(s.vm_state).toBe('active');
+    }
+    // Exactly one live migration per server, no evacuation at all.
+    const perServer = new Map<string, number>();
+    for (const m of world.nova.migrations) {
+      expect(m.migration_type).toBe('live-migration');
+      perServer.set(m.instance_uuid, (perServer.get(m.instance_uuid) ?? 0) + 1);
+    }
+    expect([...perServer.keys()].sort()).toEqual([...ids].sort());
+    expect([...perServer.values()].every((c) => c === 1)).toBe(true);
+    // Mailed at start and at the end; the end mail says how to undrain.
+    await world.smtp.waitFor((m) => m.subject.includes(cn('cmp1')) && m.subject.includes('draining'));
+    const end = await world.smtp.waitFor((m) => m.subject.includes(cn('cmp1')) && m.subject.includes('drained, 4 server(s) live-migrated'));
+    expect(end.body).toContain(`${UNDRAIN_ANNOTATION}=${d.id}`);
+    // The SEL entry of the threshold crossing moved the cursor (persisted in status).
+    await until('SEL cursor advanced', async () => ((await getNode('cmp1')).status?.hardware?.selCursor ?? -2) > before);
+    const reasons = await eventReasons(cn('cmp1'));
+    for (const r of ['HardwareDrain', 'DrainStarted', 'DrainServiceDisabled', 'DrainPlanned', 'DrainComplete']) expect(reasons).toContain(r);
+    const metrics = await registry.getSingleMetricAsString('hm9k_nodes_drains_total');
+    expect(metrics).toMatch(/result="empty"\} 1/);
+    expect(await registry.getSingleMetricAsString('hm9k_nodes_hardware_sensor_state')).toMatch(new RegExp(`node="${cn('cmp1')}",sensor="CPU Temp"\\} 2`));
+    // Left disabled: steady state, no further migration.
+    const nMigrations = world.nova.migrations.length;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(world.nova.migrations.length).toBe(nMigrations);
+    expect((await getNode('cmp1')).status?.phase).toBe('Drained');
+    // Undrain (the fault still holds: no new hardware drain until it clears once).
+    await annotate('cmp1', UNDRAIN_ANNOTATION, d.id);
+    await until('cmp1 back in service', async () => { const n = await getNode('cmp1'); return !n.status?.drain && n.status?.undrained?.id === d.id; });
+    expect(world.nova.services.get('cmp1')).toMatchObject({ status: 'enabled' });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await getNode('cmp1')).status?.drain).toBeUndefined();
+    expect(await registry.getSingleMetricAsString('hm9k_nodes_drains_total')).toMatch(/result="undrained"\} 1/);
+  });
+
+  it('operator drain (hm9k.io/drain): a stopped server is reported and stays; the end mail lists it; the same annotation does not drain again after undrain', async () => {
+    await setup(2);
+    const active = world.nova.addServer('cmp1', { name: 'web' }).id;
+    const stopped = world.nova.addServer('cmp1', { name: 'batch', vm_state: 'stopped' }).id;
+    await annotate('cmp1', DRAIN_ANNOTATION, 'firmware upgrade');
+    const drained = await until('cmp1 Drained', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Drained' ? n : undefined; });
+    const d = drained.status!.drain!;
+    expect(d).toMatchObject({ source: 'operator', operatorReason: 'firmware upgrade', result: 'incomplete', migrated: 1, failed: 1, total: 2 });
+    expect(d.servers.find((s) => s.id === stopped)).toMatchObject({ state: 'skipped' });
+    expect(world.nova.servers.get(active)!.host).toBe('cmp2');
+    expect(world.nova.servers.get(stopped)!.host).toBe('cmp1');
+    expect(world.nova.migrations.map((m) => m.instance_uuid)).toEqual([active]);
+    const end = await world.smtp.waitFor((m) => m.subject.includes(cn('cmp1')) && m.subject.includes('drain incomplete'));
+    expect(end.body).toContain(`${stopped}: skipped (vm_state stopped`);
+    await annotate('cmp1', UNDRAIN_ANNOTATION, d.id);
+    await until('cmp1 undrained', async () => !(await getNode('cmp1')).status?.drain);
+    await new Promise((r) => setTimeout(r, 1500));
+    const n = await getNode('cmp1');
+    expect(n.status?.drain).toBeUndefined();
+    expect(n.status?.phase).toBe('Healthy');
+    expect(world.nova.services.get('cmp1')).toMatchObject({ status: 'enabled' });
+  });
+});
