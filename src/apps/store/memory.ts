@@ -177,6 +177,18 @@ export class MemoryStore {
     return out;
   }
 
+  /** Every app's instances, without building a map (one pass over the index). */
+  *instanceLists(): Iterable<Iterable<InstanceHeartbeat>> {
+    for (const m of this.byApp.values()) yield m.values();
+  }
+
+  /** STARTING or RUNNING instances (the guards' denominator), counted without copying anything. */
+  startingOrRunningCount(): number {
+    let n = 0;
+    for (const m of this.byApp.values()) for (const i of m.values()) if (i.state === 'STARTING' || i.state === 'RUNNING') n++;
+    return n;
+  }
+
   deaIds(): string[] {
     return [...this.deas.keys()];
   }
