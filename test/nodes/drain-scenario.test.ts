@@ -50,12 +50,13 @@ describe('drain by live migration, whole node', { timeout: 180_000 }, () => {
     await runtime.start();
   }
 
-  async function setup(count: number, tweak: (s: FencePolicySpec) => void = () => {}) {
+  let ns = '';
+  async function setup(count: number, tweak: (s: FencePolicySpec) => void = () => {}, migrationStepMs = 100) {
     run = `d${Math.random().toString(36).slice(2, 7)}`;
     kc = kubeConfig();
     api = kc.makeApiClient(CustomObjectsApi);
-    const ns = await testNamespace('drain');
-    world = new World({ consulToken: CONSUL_TOKEN, nova: { migrationStepMs: 100 } });
+    ns = await testNamespace('drain');
+    world = new World({ consulToken: CONSUL_TOKEN, nova: { migrationStepMs } });
     await world.start(count);
     await createNodeSecrets(kc, ns, world);
     await startController(ns);
@@ -177,5 +178,56 @@ describe('drain by live migration, whole node', { timeout: 180_000 }, () => {
     expect(n.status?.drain).toBeUndefined();
     expect(n.status?.phase).toBe('Healthy');
     expect(world.nova.services.get('cmp1')).toMatchObject({ status: 'enabled' });
+  });
+
+  it('hm9k restarted mid-drain asks Nova before repeating: every server live-migrated exactly once', async () => {
+    await setup(3, (p) => { p.drain = { concurrency: 2, perServerTimeout: '60s' }; }, 700);
+    const ids = Array.from({ length: 4 }, (_, i) => world.nova.addServer('cmp1', { name: `vm${i}` }).id);
+    await annotate('cmp1', DRAIN_ANNOTATION, 'restart test');
+    // Stop hm9k while migrations it requested are running in Nova (recorded as requested).
+    await until('two live migrations requested and accepted', async () => ((await getNode('cmp1')).status?.drain?.servers ?? []).filter((s) => s.state === 'requested' && s.answer === 'accepted').length === 2);
+    await nodes!.stop();
+    await runtime!.stop();
+    const migrationsAtStop = world.nova.migrations.length;
+    expect(migrationsAtStop).toBe(2);
+    await startController(ns);
+    const drained = await until('cmp1 Drained after the restart', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Drained' ? n : undefined; }, 90_000);
+    expect(drained.status!.drain).toMatchObject({ result: 'empty', migrated: 4, failed: 0 });
+    const perServer = new Map<string, number>();
+    for (const m of world.nova.migrations) perServer.set(m.instance_uuid, (perServer.get(m.instance_uuid) ?? 0) + 1);
+    expect([...perServer.keys()].sort()).toEqual([...ids].sort());
+    expect([...perServer.values()]).toEqual([1, 1, 1, 1]);
+  });
+
+  it('the host fails mid-drain: the fence path takes over and evacuates only what is still there (never both)', async () => {
+    await setup(3, (p) => {
+      p.drain = { concurrency: 1, perServerTimeout: '60s' };
+      p.networks.storage!.action = 'RecoverThenFence';
+      p.recovery = { attempts: 0 };
+      p.fencing = { powerOffTimeout: '5s', powerWait: '200ms', pollInterval: '200ms', ipmiTimeout: '5s' };
+      p.evacuation = { concurrency: 3, perServerTimeout: '30s' };
+    }, 400);
+    const ids = Array.from({ length: 4 }, (_, i) => world.nova.addServer('cmp1', { name: `vm${i}` }).id);
+    await annotate('cmp1', DRAIN_ANNOTATION, 'hand-over test');
+    await until('one server live-migrated', async () => ((await getNode('cmp1')).status?.drain?.migrated ?? 0) >= 1);
+    world.node('cmp1')!.broken.storage = true; // the host fails: its storage network is gone
+    const fenced = await until('cmp1 Fenced', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 90_000);
+    expect(fenced.status!.drain?.result).toBe('handedOver');
+    expect(await world.node('cmp1')!.bmc.power()).toBe('off');
+    // Every server is off the host, each moved by exactly one kind of migration, once.
+    for (const id of ids) expect(world.nova.servers.get(id)!.host).not.toBe('cmp1');
+    const kinds = new Map<string, string[]>();
+    for (const m of world.nova.migrations) kinds.set(m.instance_uuid, [...(kinds.get(m.instance_uuid) ?? []), m.migration_type]);
+    const live = ids.filter((id) => kinds.get(id)?.includes('live-migration') && world.nova.migrations.some((m) => m.instance_uuid === id && m.migration_type === 'live-migration' && m.status === 'completed'));
+    for (const id of ids) {
+      const k = kinds.get(id) ?? [];
+      const completedLive = world.nova.migrations.some((m) => m.instance_uuid === id && m.migration_type === 'live-migration' && m.status === 'completed');
+      expect(k.filter((x) => x === 'evacuation').length, `${id}: ${k.join(',')}`).toBe(completedLive ? 0 : 1);
+      expect(k.filter((x) => x === 'live-migration').length).toBeLessThanOrEqual(1);
+    }
+    expect(live.length).toBeGreaterThanOrEqual(1);
+    const e = fenced.status!.evacuation!;
+    expect(e.failed).toBe(0);
+    expect(await eventReasons(cn('cmp1'))).toContain('DrainHandedOver');
   });
 });
