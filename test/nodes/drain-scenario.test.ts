@@ -105,7 +105,7 @@ describe('drain by live migration, whole node', { timeout: 180_000 }, () => {
 
   it('CPU temperature critical -> disabled with the drain id, every server live-migrated exactly once, left disabled, mailed; undrain returns it', async () => {
     await setup(3);
-    const ids = Array.from({ length: 4 }, (_, i) => world.nova.addServer('cmp1', { name: `vm${i}` }).id);
+    const ids = Array.from({ length: 10 }, (_, i) => world.nova.addServer('cmp1', { name: `vm${i}` }).id);
     world.nova.addServer('cmp2', { name: 'other' });
     const before = (await getNode('cmp1')).status!.hardware!.selCursor!;
     const t0 = Date.now();
@@ -114,9 +114,9 @@ describe('drain by live migration, whole node', { timeout: 180_000 }, () => {
     expect(draining.status!.hardware!.state).toBe('drain');
     expect(draining.status!.hardware!.sensors?.find((s) => s.name === 'CPU Temp')).toMatchObject({ state: 'critical', reading: expect.stringContaining('95') });
     const drained = await until('cmp1 Drained', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Drained' ? n : undefined; });
-    console.log(`[figures] CPU temperature critical -> host empty (4 servers, concurrency 3) in ${Date.now() - t0} ms; hardware interval 500ms x samples 2, migration 4 x 100ms`);
+    console.log(`[figures] CPU temperature critical -> host empty (10 servers, concurrency 3) in ${Date.now() - t0} ms; hardware interval 500ms x samples 2, one live migration 4 x 100ms in the Nova simulator`);
     const d = drained.status!.drain!;
-    expect(d).toMatchObject({ source: 'hardware', result: 'empty', total: 4, migrated: 4, failed: 0, left: 0, disabled: 'succeeded' });
+    expect(d).toMatchObject({ source: 'hardware', result: 'empty', total: 10, migrated: 10, failed: 0, left: 0, disabled: 'succeeded' });
     // Nova: disabled with the drain marker, not forced down; every server elsewhere, still ACTIVE.
     expect(world.nova.services.get('cmp1')).toMatchObject({ status: 'disabled', disabled_reason: `hm9k drain ${d.id}`, forced_down: false });
     for (const id of ids) {
@@ -134,7 +134,7 @@ describe('drain by live migration, whole node', { timeout: 180_000 }, () => {
     expect([...perServer.values()].every((c) => c === 1)).toBe(true);
     // Mailed at start and at the end; the end mail says how to undrain.
     await world.smtp.waitFor((m) => m.subject.includes(cn('cmp1')) && m.subject.includes('draining'));
-    const end = await world.smtp.waitFor((m) => m.subject.includes(cn('cmp1')) && m.subject.includes('drained, 4 server(s) live-migrated'));
+    const end = await world.smtp.waitFor((m) => m.subject.includes(cn('cmp1')) && m.subject.includes('drained, 10 server(s) live-migrated'));
     expect(end.body).toContain(`${UNDRAIN_ANNOTATION}=${d.id}`);
     // The SEL entry of the threshold crossing moved the cursor (persisted in status).
     await until('SEL cursor advanced', async () => ((await getNode('cmp1')).status?.hardware?.selCursor ?? -2) > before);
