@@ -436,7 +436,7 @@ export const FencePolicySpec = withRules(
             concurrency: Type.Optional(Int('Servers live-migrated at once.', { minimum: 1, maximum: 20, default: 2 })),
             perServerTimeout: Type.Optional(PositiveDuration('Time one live migration may take before the server is reported failed.', '10m')),
             targetHosts: Type.Optional(Type.Array(Type.String({ pattern: HOST_PATTERN, maxLength: 253 }), { maxItems: 20, description: 'Live-migrate to these hosts (round robin; the scheduler still checks each). Default: the scheduler chooses.' })),
-            microversion: Type.Optional(Str('Nova microversion of os-migrateLive (at least 2.25: block_migration "auto").', { pattern: '^2\\.[0-9]{1,3}$', default: '2.25' })),
+            microversion: Type.Optional(Str('Nova microversion of os-migrateLive (block_migration "auto" needs 2.25; hm9k speaks 2.53 or newer; Nova\'s own maximum when lower).', { pattern: '^2\\.[0-9]{1,3}$', default: '2.53' })),
             whenEmpty: Type.Optional(StringEnum(['LeaveDisabled', 'PowerOff'] as const, { description: 'Once every server is live-migrated: leave nova-compute disabled for maintenance, or power the host off through the BMC (a fence: confirmed off, latched until acknowledged).', default: 'LeaveDisabled' })),
           },
           { description: 'Drain: live migration of a host\'s servers while it still runs (hardware Drain rules, hm9k.io/drain annotation).' },

@@ -134,9 +134,10 @@ export class Observer {
       this.migrationState.set(key, m.status);
       const server = compute.nova.servers.get(m.instance_uuid);
       const name = server ? `${server.name} (${m.instance_uuid.slice(0, 8)})` : m.instance_uuid.slice(0, 8);
-      if (prev === undefined) this.n.say('hm9k', `-> Nova: evacuate ${name} from ${m.source_compute}`);
+      const live = m.migration_type === 'live-migration';
+      if (prev === undefined) this.n.say('hm9k', `-> Nova: ${live ? 'live-migrate' : 'evacuate'} ${name} from ${m.source_compute}`);
       if (m.status === 'done' || m.status === 'completed' || m.status === 'failed' || m.status === 'error') {
-        if (prev !== 'done' || m.status === 'failed') this.n.say('world', `Nova: evacuation of ${name} ${m.status}${m.dest_compute ? ` (now on ${m.dest_compute})` : ''}`);
+        if (prev !== 'done' || m.status === 'failed') this.n.say('world', `Nova: ${live ? 'live migration' : 'evacuation'} of ${name} ${m.status}${m.dest_compute ? ` (now on ${m.dest_compute})` : ''}`);
       }
     }
     for (const s of compute.nova.services.values()) {

@@ -130,7 +130,7 @@ export function resolvePolicy(spec: FencePolicySpec): ResolvedPolicy {
       concurrency: spec.drain?.concurrency ?? 2,
       perServerTimeoutMs: dur(spec.drain?.perServerTimeout, '10m'),
       targetHosts: [...(spec.drain?.targetHosts ?? [])],
-      microversion: spec.drain?.microversion ?? '2.25',
+      microversion: spec.drain?.microversion ?? '2.53',
       whenEmpty: spec.drain?.whenEmpty ?? 'LeaveDisabled',
     },
     notifications: {
@@ -170,7 +170,7 @@ export function validatePolicy(spec: FencePolicySpec): string[] {
   const mv = parseMicroversion(p.evacuation.microversion);
   if (!mv || compareMicroversion(mv, [2, 53]) < 0) problems.push(`evacuation.microversion ${p.evacuation.microversion} is below 2.53, the oldest hm9k speaks`);
   const dmv = parseMicroversion(p.drain.microversion);
-  if (!dmv || compareMicroversion(dmv, [2, 25]) < 0) problems.push(`drain.microversion ${p.drain.microversion} is below 2.25 (block_migration "auto")`);
+  if (!dmv || compareMicroversion(dmv, [2, 53]) < 0) problems.push(`drain.microversion ${p.drain.microversion} is below 2.53, the oldest hm9k speaks`);
   if (p.fencing.pollIntervalMs <= 0) problems.push('fencing.pollInterval must be positive');
   if (p.fencing.powerOffTimeoutMs < p.fencing.powerWaitMs) problems.push('fencing.powerOffTimeout must be at least fencing.powerWait');
   if (p.detection.intervalMs <= 0) problems.push('detection.interval must be positive');

@@ -29,7 +29,8 @@ import { NodeSideMonitor } from './monitors/nodeside.js';
 import { NovaMonitor } from './monitors/nova.js';
 import { PowerMonitor } from './monitors/power.js';
 import { HardwareMonitor } from './monitors/hardware.js';
-import { applyMigrateAnswer, classifyMigrateError, drainSummary, drainTick, lookupsNeeded, type Drain } from './drain/machine.js';
+import { applyMigrateAnswer, classifyMigrateError, drainSummary, drainTick, type Drain } from './drain/machine.js';
+import { readDrainView } from './drain/nova.js';
 import { THRESHOLD_STATES } from '../clients/ipmi-sensors.js';
 import { Notifier } from './notify.js';
 import { ObservationStore } from './observations.js';
@@ -671,19 +672,9 @@ export class NodesEngine implements FleetView {
     if (!d0 || d0.result) return node;
     const nova = await this.deps.novaClient();
     const host = node.spec.host;
-    const migrations = (await nova.migrations({ sourceCompute: host, type: 'live-migration' })).filter((m) => m.source_compute === host && m.migration_type === 'live-migration');
-    const onHost = (await nova.listServers(host)).filter((s) => (s['OS-EXT-SRV-ATTR:host'] ?? host) === host);
-    const elsewhere = new Map<string, import('../clients/nova.js').NovaServer | null>();
-    for (const id of lookupsNeeded(d0, onHost)) {
-      try {
-        elsewhere.set(id, await nova.getServer(id));
-      } catch (err) {
-        if ((err as { status?: number }).status !== 404) throw err;
-        elsewhere.set(id, null);
-      }
-    }
-    const microversion = d0.microversion ?? (await nova.use(policy.drain.microversion));
-    const { drain, requests } = drainTick(d0, host, { onHost, elsewhere, migrations, microversion }, policy, { now: this.now(), settleMs: 2 * this.config.httpTimeoutMs });
+    const view = await readDrainView(nova, host, d0, policy);
+    const { onHost, microversion } = view;
+    const { drain, requests } = drainTick(d0, host, view, policy, { now: this.now(), settleMs: 2 * this.config.httpTimeoutMs });
     this.store.setServers(node.metadata.name, onHost.length);
     // Intent first: the servers about to be requested are `requested` in status before any call.
     node = await this.write(node, { ...node.status, drain, servers: onHost.length }, true);

@@ -50,12 +50,13 @@ describe('drain by live migration, whole node', { timeout: 180_000 }, () => {
     await runtime.start();
   }
 
-  async function setup(count: number, tweak: (s: FencePolicySpec) => void = () => {}) {
+  let ns = '';
+  async function setup(count: number, tweak: (s: FencePolicySpec) => void = () => {}, migrationStepMs = 100) {
     run = `d${Math.random().toString(36).slice(2, 7)}`;
     kc = kubeConfig();
     api = kc.makeApiClient(CustomObjectsApi);
-    const ns = await testNamespace('drain');
-    world = new World({ consulToken: CONSUL_TOKEN, nova: { migrationStepMs: 100 } });
+    ns = await testNamespace('drain');
+    world = new World({ consulToken: CONSUL_TOKEN, nova: { migrationStepMs } });
     await world.start(count);
     await createNodeSecrets(kc, ns, world);
     await startController(ns);
@@ -104,7 +105,7 @@ describe('drain by live migration, whole node', { timeout: 180_000 }, () => {
 
   it('CPU temperature critical -> disabled with the drain id, every server live-migrated exactly once, left disabled, mailed; undrain returns it', async () => {
     await setup(3);
-    const ids = Array.from({ length: 4 }, (_, i) => world.nova.addServer('cmp1', { name: `vm${i}` }).id);
+    const ids = Array.from({ length: 10 }, (_, i) => world.nova.addServer('cmp1', { name: `vm${i}` }).id);
     world.nova.addServer('cmp2', { name: 'other' });
     const before = (await getNode('cmp1')).status!.hardware!.selCursor!;
     const t0 = Date.now();
@@ -113,9 +114,9 @@ describe('drain by live migration, whole node', { timeout: 180_000 }, () => {
     expect(draining.status!.hardware!.state).toBe('drain');
     expect(draining.status!.hardware!.sensors?.find((s) => s.name === 'CPU Temp')).toMatchObject({ state: 'critical', reading: expect.stringContaining('95') });
     const drained = await until('cmp1 Drained', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Drained' ? n : undefined; });
-    console.log(`[figures] CPU temperature critical -> host empty (4 servers, concurrency 3) in ${Date.now() - t0} ms; hardware interval 500ms x samples 2, migration 4 x 100ms`);
+    console.log(`[figures] CPU temperature critical -> host empty (10 servers, concurrency 3) in ${Date.now() - t0} ms; hardware interval 500ms x samples 2, one live migration 4 x 100ms in the Nova simulator`);
     const d = drained.status!.drain!;
-    expect(d).toMatchObject({ source: 'hardware', result: 'empty', total: 4, migrated: 4, failed: 0, left: 0, disabled: 'succeeded' });
+    expect(d).toMatchObject({ source: 'hardware', result: 'empty', total: 10, migrated: 10, failed: 0, left: 0, disabled: 'succeeded' });
     // Nova: disabled with the drain marker, not forced down; every server elsewhere, still ACTIVE.
     expect(world.nova.services.get('cmp1')).toMatchObject({ status: 'disabled', disabled_reason: `hm9k drain ${d.id}`, forced_down: false });
     for (const id of ids) {
@@ -133,7 +134,7 @@ describe('drain by live migration, whole node', { timeout: 180_000 }, () => {
     expect([...perServer.values()].every((c) => c === 1)).toBe(true);
     // Mailed at start and at the end; the end mail says how to undrain.
     await world.smtp.waitFor((m) => m.subject.includes(cn('cmp1')) && m.subject.includes('draining'));
-    const end = await world.smtp.waitFor((m) => m.subject.includes(cn('cmp1')) && m.subject.includes('drained, 4 server(s) live-migrated'));
+    const end = await world.smtp.waitFor((m) => m.subject.includes(cn('cmp1')) && m.subject.includes('drained, 10 server(s) live-migrated'));
     expect(end.body).toContain(`${UNDRAIN_ANNOTATION}=${d.id}`);
     // The SEL entry of the threshold crossing moved the cursor (persisted in status).
     await until('SEL cursor advanced', async () => ((await getNode('cmp1')).status?.hardware?.selCursor ?? -2) > before);
@@ -177,5 +178,56 @@ describe('drain by live migration, whole node', { timeout: 180_000 }, () => {
     expect(n.status?.drain).toBeUndefined();
     expect(n.status?.phase).toBe('Healthy');
     expect(world.nova.services.get('cmp1')).toMatchObject({ status: 'enabled' });
+  });
+
+  it('hm9k restarted mid-drain asks Nova before repeating: every server live-migrated exactly once', async () => {
+    await setup(3, (p) => { p.drain = { concurrency: 2, perServerTimeout: '60s' }; }, 700);
+    const ids = Array.from({ length: 4 }, (_, i) => world.nova.addServer('cmp1', { name: `vm${i}` }).id);
+    await annotate('cmp1', DRAIN_ANNOTATION, 'restart test');
+    // Stop hm9k while migrations it requested are running in Nova (recorded as requested).
+    await until('two live migrations requested and accepted', async () => ((await getNode('cmp1')).status?.drain?.servers ?? []).filter((s) => s.state === 'requested' && s.answer === 'accepted').length === 2);
+    await nodes!.stop();
+    await runtime!.stop();
+    const migrationsAtStop = world.nova.migrations.length;
+    expect(migrationsAtStop).toBe(2);
+    await startController(ns);
+    const drained = await until('cmp1 Drained after the restart', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Drained' ? n : undefined; }, 90_000);
+    expect(drained.status!.drain).toMatchObject({ result: 'empty', migrated: 4, failed: 0 });
+    const perServer = new Map<string, number>();
+    for (const m of world.nova.migrations) perServer.set(m.instance_uuid, (perServer.get(m.instance_uuid) ?? 0) + 1);
+    expect([...perServer.keys()].sort()).toEqual([...ids].sort());
+    expect([...perServer.values()]).toEqual([1, 1, 1, 1]);
+  });
+
+  it('the host fails mid-drain: the fence path takes over and evacuates only what is still there (never both)', async () => {
+    await setup(3, (p) => {
+      p.drain = { concurrency: 1, perServerTimeout: '60s' };
+      p.networks.storage!.action = 'RecoverThenFence';
+      p.recovery = { attempts: 0 };
+      p.fencing = { powerOffTimeout: '5s', powerWait: '200ms', pollInterval: '200ms', ipmiTimeout: '5s' };
+      p.evacuation = { concurrency: 3, perServerTimeout: '30s' };
+    }, 400);
+    const ids = Array.from({ length: 4 }, (_, i) => world.nova.addServer('cmp1', { name: `vm${i}` }).id);
+    await annotate('cmp1', DRAIN_ANNOTATION, 'hand-over test');
+    await until('one server live-migrated', async () => ((await getNode('cmp1')).status?.drain?.migrated ?? 0) >= 1);
+    world.node('cmp1')!.broken.storage = true; // the host fails: its storage network is gone
+    const fenced = await until('cmp1 Fenced', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 90_000);
+    expect(fenced.status!.drain?.result).toBe('handedOver');
+    expect(await world.node('cmp1')!.bmc.power()).toBe('off');
+    // Every server is off the host, each moved by exactly one kind of migration, once.
+    for (const id of ids) expect(world.nova.servers.get(id)!.host).not.toBe('cmp1');
+    const kinds = new Map<string, string[]>();
+    for (const m of world.nova.migrations) kinds.set(m.instance_uuid, [...(kinds.get(m.instance_uuid) ?? []), m.migration_type]);
+    const live = ids.filter((id) => kinds.get(id)?.includes('live-migration') && world.nova.migrations.some((m) => m.instance_uuid === id && m.migration_type === 'live-migration' && m.status === 'completed'));
+    for (const id of ids) {
+      const k = kinds.get(id) ?? [];
+      const completedLive = world.nova.migrations.some((m) => m.instance_uuid === id && m.migration_type === 'live-migration' && m.status === 'completed');
+      expect(k.filter((x) => x === 'evacuation').length, `${id}: ${k.join(',')}`).toBe(completedLive ? 0 : 1);
+      expect(k.filter((x) => x === 'live-migration').length).toBeLessThanOrEqual(1);
+    }
+    expect(live.length).toBeGreaterThanOrEqual(1);
+    const e = fenced.status!.evacuation!;
+    expect(e.failed).toBe(0);
+    expect(await eventReasons(cn('cmp1'))).toContain('DrainHandedOver');
   });
 });
