@@ -231,7 +231,7 @@ export class MemoryStore {
     this.unconfirmed = unconfirmed;
     for (const [guid, app] of apps) {
       const prev = this.desiredApps.get(guid);
-      if (prev && JSON.stringify(prev) === JSON.stringify(app)) continue;
+      if (prev && sameDesired(prev, app)) continue; // (fields, not two JSON.stringify per app: 333,000 apps a fetch)
       this.note(K.desired(guid), app);
     }
     for (const guid of this.desiredApps.keys()) if (!apps.has(guid)) this.note(K.desired(guid), null);
@@ -349,6 +349,10 @@ export class MemoryStore {
   }
 
   async close(): Promise<void> {}
+}
+
+function sameDesired(a: DesiredAppState, b: DesiredAppState): boolean {
+  return a.appGuid === b.appGuid && a.version === b.version && a.instances === b.instances && a.state === b.state && a.packageState === b.packageState && a.memory === b.memory && a.updatedAt === b.updatedAt;
 }
 
 /** The stored instance `a` (of this DEA) says what the heartbeat's entry `b` says. */
