@@ -239,7 +239,9 @@ export class NodesEngine implements FleetView {
     }
     this.novaMonitor.stop();
     this.power.stop();
-    this.hardware.stop();
+    // Reads in flight end (bounded by the IPMI timeout) and report nothing: the next leader reads on
+    // from the cursor in status.
+    await this.hardware.stop();
     this.nodeSide.stop();
     await this.network.stop();
     await this.deps.stop();
