@@ -10,7 +10,7 @@ import { recordStops, stopBudget, type StopBudgetState, type StopHold } from '..
 import type { MemoryStore } from '../store/memory.js';
 import { desiredIsFresh } from '../store/freshness.js';
 import { REASON_COUNTERS, type AppsMetrics } from '../status/metrics.js';
-import { isStartingOrRunning, startKey, type PendingMessage, type PendingStart, type PendingStop } from '../types.js';
+import { startKey, type PendingMessage, type PendingStart, type PendingStop } from '../types.js';
 import { startMessage, stopMessage, type StartMessage, type StopMessage } from '../../hm9000/messages.js';
 import { verifyStart, verifyStop } from './verify.js';
 
@@ -95,7 +95,8 @@ export class Sender {
     }
     due.sort(sendOrder);
     const streak = store.freshnessState().streakStart;
-    const state = { desired: store.desired(), instances: store.instancesByApp(), ...(streak !== undefined ? { observedSince: streak } : {}) };
+    // (the store's per-app view, not instancesByApp(): a run with nothing due must not copy 330,000 apps' lists)
+    const state = { desired: store.desired(), instances: { get: (g: string) => store.instancesOf(g) }, ...(streak !== undefined ? { observedSince: streak } : {}) };
     const records: SendRecord[] = [];
     const drop: { starts: PendingStart[]; stops: string[] } = { starts: [], stops: [] };
     const starts: { m: PendingStart }[] = [];
@@ -127,8 +128,7 @@ export class Sender {
     store.deletePending([], drop.stops);
 
     // The stop budget: hold every stop (starts go on) until an operator releases the hold.
-    let running = 0;
-    for (const list of state.instances.values()) for (const i of list) if (isStartingOrRunning(i.state)) running++;
+    const running = store.startingOrRunningCount();
     // Without a trusted baseline (issue 14 item 3) every stop is held, before the budget counts them.
     const trusted = this.deps.stopsTrusted?.(now) ?? true;
     const verdict = trusted ? stopBudget(this.budget, { dueStops: stops.length, runningInstances: running, releaseAnnotation: this.deps.releaseAnnotation?.(), now }, config) : undefined;
