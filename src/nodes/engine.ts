@@ -188,7 +188,14 @@ export class NodesEngine implements FleetView {
     const enqueueNode = (o: ComputeNode) => this.nodeQueue.add(keyOf(o));
     this.nodesInf.on('add', enqueueNode);
     this.nodesInf.on('update', enqueueNode);
-    this.nodesInf.on('delete', (o) => { this.store.delete(o.metadata.name); this.inFlight.delete(o.metadata.name); this.hardware.forget(o.metadata.name); this.enqueueAllPolicies(); });
+    this.nodesInf.on('delete', (o) => {
+      const name = o.metadata.name;
+      for (const s of this.store.get(name).hardware?.sensors ?? []) this.m.sensor.remove({ node: name, sensor: s.name });
+      this.store.delete(name);
+      this.inFlight.delete(name);
+      this.hardware.forget(name);
+      this.enqueueAllPolicies();
+    });
     const policyChanged = (p: FencePolicy) => {
       this.policyCache.delete(p.metadata.name);
       this.policyQueue.add(keyOf(p));

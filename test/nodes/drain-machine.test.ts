@@ -174,6 +174,11 @@ describe('drain decisions (node level)', () => {
     expect(w.status.waitingFor).toContain('1 live migration(s) in flight');
     const wrong = decide(node({ phase: 'Drained', drain: drainRecord({ result: 'empty' }) }, obs(), { [UNDRAIN_ANNOTATION]: 'other' }), policy, calm, ctx());
     expect(types(wrong)).not.toContain('drainEnable');
+    expect(events(wrong)).toContain('UndrainRejected');
+    expect(wrong.status.waitingFor).toContain('hm9k.io/undrain=other does not match drain id cmp1-d1');
+    const wrongAgain = decide(node(wrong.status, obs(), { [UNDRAIN_ANNOTATION]: 'other' }), policy, calm, ctx(T0 + S));
+    expect(wrongAgain.actions).toEqual([]);
+    expect(wrongAgain.status).toEqual(wrong.status);
     const ok = decide(node({ phase: 'Drained', drain: drainRecord({ result: 'empty', source: 'operator', operatorReason: 'rack' }) }, obs(), { [UNDRAIN_ANNOTATION]: 'cmp1-d1' }), policy, calm, ctx());
     expect(types(ok)).toEqual(['drainEnable']);
     const back = applyOutcome(ok.status, { type: 'drainEnable', ok: true, message: 'enabled' }, T0);
