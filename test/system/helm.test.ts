@@ -25,7 +25,7 @@ import { DeaFleet } from '../../src/sim/dea.js';
 import { NatsServer } from '../support/nats.js';
 import { BMC_PASSWORD, BMC_USER } from '../support/ipmi.js';
 import { World } from '../nodes/world.js';
-import { CHART, Hm9kProcess, all, find, helm, helmAsync, helmOk, impersonatingKubeconfig, render, valuesFile, type Manifest } from '../support/helm.js';
+import { CHART, Hm9kProcess, all, find, helm, helmAsync, impersonatingKubeconfig, render, valuesFile, type Manifest } from '../support/helm.js';
 
 const NS = 'hm9k-system';
 
