@@ -308,19 +308,22 @@ export class NodesEngine implements FleetView {
 
   private fleet(name: string, policyName: string | undefined): FleetSummary {
     const all = this.nodesInf.list();
-    const s: FleetSummary = { policy: { matched: 0, unhealthy: 0, inFlight: 0 }, global: { total: 0, unhealthy: 0, inFlight: 0 } };
+    const s: FleetSummary = { policy: { matched: 0, unhealthy: 0, inFlight: 0, draining: 0 }, global: { total: 0, unhealthy: 0, inFlight: 0, draining: 0 } };
     for (const n of all) {
       if (n.spec.maintenance) continue;
       const pe = this.policyOf(n);
       const unhealthy = isUnhealthy(this.snapshot(n, false), pe?.policy ?? null);
       const busy = n.metadata.name !== name && (this.inFlight.has(n.metadata.name) || IN_FLIGHT_PHASES.includes(this.phaseOf(n) as never));
+      const draining = busy && this.phaseOf(n) === 'Draining';
       s.global.total++;
       if (unhealthy) s.global.unhealthy++;
       if (busy) s.global.inFlight++;
+      if (draining) s.global.draining!++;
       if (pe && pe.name === policyName) {
         s.policy.matched++;
         if (unhealthy) s.policy.unhealthy++;
         if (busy) s.policy.inFlight++;
+        if (draining) s.policy.draining!++;
       }
     }
     return s;

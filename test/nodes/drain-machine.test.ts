@@ -97,7 +97,8 @@ describe('drain decisions (node level)', () => {
     ['paused', obs({ hardware: cpuHot('Drain') }), withSpec({ safety: { paused: true } }), calm, 'policy paused'],
     ['dry run', obs({ hardware: cpuHot('Drain') }), withSpec({ safety: { dryRun: true } }), calm, 'dry run'],
     ['storm', obs({ hardware: cpuHot('Drain') }), policy, { policy: { matched: 10, unhealthy: 5, inFlight: 0 }, global: { total: 10, unhealthy: 5, inFlight: 0 } }, 'storm'],
-    ['concurrency (another drain in flight)', obs({ hardware: cpuHot('Drain') }), policy, { policy: { matched: 10, unhealthy: 1, inFlight: 1 }, global: { total: 10, unhealthy: 1, inFlight: 1 } }, 'maxConcurrentRemediations'],
+    ['concurrency (another drain in flight)', obs({ hardware: cpuHot('Drain') }), policy, { policy: { matched: 10, unhealthy: 1, inFlight: 1, draining: 1 }, global: { total: 10, unhealthy: 1, inFlight: 1, draining: 1 } }, 'maxConcurrentRemediations'],
+    ['concurrency (a fence in flight)', obs({ hardware: cpuHot('Drain') }), policy, { policy: { matched: 10, unhealthy: 1, inFlight: 1, draining: 0 }, global: { total: 10, unhealthy: 1, inFlight: 1, draining: 0 } }, 'maxConcurrentRemediations'],
   ] as const)('no drain starts when %s', (_n, o, p, fleet, why) => {
     const d = decide(node(healthy, o), p, fleet, ctx());
     expect(d.status.drain).toBeUndefined();
