@@ -488,7 +488,7 @@ const hardwareDegraded: Incident = {
     check.that(mail.raw.includes(d.id), `email "${mail.subject}" names the drain id`);
     showMail(c.n, mail.raw);
     await expectEvent(c, check, 'ComputeNode', name, 'DrainComplete', t0, firstTime);
-    c.n.say('demo', `[figures] CPU temperature critical -> host empty (${servers.length} servers, drain.concurrency 3) in ${(emptyMs / 1000).toFixed(1)} s (hardware interval 1s x samples 2)`);
+    c.n.say('demo', `[figures] CPU temperature critical -> host empty (${servers.length} servers, drain.concurrency 3) in ${(emptyMs / 1000).toFixed(1)} s (hardware interval 2s x samples 2)`);
 
     c.n.say('world', `an operator replaces the fan of ${name} (the CPU cools to 45 C) and returns it: kubectl annotate cn ${name} ${UNDRAIN_ANNOTATION}=${d.id}`);
     await node.bmc.setCpuTemperature(45);

@@ -188,7 +188,14 @@ export class NodesEngine implements FleetView {
     const enqueueNode = (o: ComputeNode) => this.nodeQueue.add(keyOf(o));
     this.nodesInf.on('add', enqueueNode);
     this.nodesInf.on('update', enqueueNode);
-    this.nodesInf.on('delete', (o) => { this.store.delete(o.metadata.name); this.inFlight.delete(o.metadata.name); this.hardware.forget(o.metadata.name); this.enqueueAllPolicies(); });
+    this.nodesInf.on('delete', (o) => {
+      const name = o.metadata.name;
+      for (const s of this.store.get(name).hardware?.sensors ?? []) this.m.sensor.remove({ node: name, sensor: s.name });
+      this.store.delete(name);
+      this.inFlight.delete(name);
+      this.hardware.forget(name);
+      this.enqueueAllPolicies();
+    });
     const policyChanged = (p: FencePolicy) => {
       this.policyCache.delete(p.metadata.name);
       this.policyQueue.add(keyOf(p));
@@ -239,7 +246,9 @@ export class NodesEngine implements FleetView {
     }
     this.novaMonitor.stop();
     this.power.stop();
-    this.hardware.stop();
+    // Reads in flight end (bounded by the IPMI timeout) and report nothing: the next leader reads on
+    // from the cursor in status.
+    await this.hardware.stop();
     this.nodeSide.stop();
     await this.network.stop();
     await this.deps.stop();
@@ -299,19 +308,22 @@ export class NodesEngine implements FleetView {
 
   private fleet(name: string, policyName: string | undefined): FleetSummary {
     const all = this.nodesInf.list();
-    const s: FleetSummary = { policy: { matched: 0, unhealthy: 0, inFlight: 0 }, global: { total: 0, unhealthy: 0, inFlight: 0 } };
+    const s: FleetSummary = { policy: { matched: 0, unhealthy: 0, inFlight: 0, draining: 0 }, global: { total: 0, unhealthy: 0, inFlight: 0, draining: 0 } };
     for (const n of all) {
       if (n.spec.maintenance) continue;
       const pe = this.policyOf(n);
       const unhealthy = isUnhealthy(this.snapshot(n, false), pe?.policy ?? null);
       const busy = n.metadata.name !== name && (this.inFlight.has(n.metadata.name) || IN_FLIGHT_PHASES.includes(this.phaseOf(n) as never));
+      const draining = busy && this.phaseOf(n) === 'Draining';
       s.global.total++;
       if (unhealthy) s.global.unhealthy++;
       if (busy) s.global.inFlight++;
+      if (draining) s.global.draining!++;
       if (pe && pe.name === policyName) {
         s.policy.matched++;
         if (unhealthy) s.policy.unhealthy++;
         if (busy) s.policy.inFlight++;
+        if (draining) s.policy.draining!++;
       }
     }
     return s;

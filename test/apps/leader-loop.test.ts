@@ -10,7 +10,7 @@ import { AnalysisCycle } from '../../src/apps/analyzer/cycle.js';
 import { resolveAppsConfig, type AppsConfig } from '../../src/apps/config.js';
 import { Fetcher } from '../../src/apps/fetcher/index.js';
 import { ProjectionSync } from '../../src/apps/fetcher/projection-sync.js';
-import { LeaderLoop } from '../../src/apps/leader/index.js';
+import { LeaderLoop, holdMaybeSent } from '../../src/apps/leader/index.js';
 import { PolicySource } from '../../src/apps/policy.js';
 import { Sender } from '../../src/apps/sender/index.js';
 import { AppEvents } from '../../src/apps/status/events.js';
@@ -20,6 +20,7 @@ import { MemoryStore } from '../../src/apps/store/memory.js';
 import type { StartMessage, StopMessage } from '../../src/hm9000/messages.js';
 import { CloudControllerSim } from '../../src/sim/cc.js';
 import type { AppHealthPolicy } from '../../src/api/index.js';
+import type { PendingStart } from '../../src/apps/types.js';
 import type { Informer } from '../../src/kube/contract.js';
 import { waitFor } from '../support/proc.js';
 import { fakeRuntime, MapInformer } from './support/fake-runtime.js';
@@ -180,5 +181,19 @@ describe('leader loop', () => {
     await waitFor(() => h.sent.length > 0, 'evacuation start sent', 5000);
     expect(h.sent).toEqual([expect.objectContaining({ droplet: 'web', instance_index: 0 })]);
     expect(h.store.pending().starts.get('web/v1/0')).toMatchObject({ reason: 'EVACUATION', priority: 2 });
+  });
+});
+
+describe('holdMaybeSent (a new leader and the sends its predecessor may have made)', () => {
+  const base = { appGuid: 'web', version: 'v1', keepAliveMs: 30_000, skipVerification: false, priority: 1, reason: 'CRASHED' as const, kind: 'start' as const };
+  const at = (index: number, m: Partial<PendingStart>): PendingStart => ({ ...base, messageId: `m${index}`, index, sendOn: T0, sentOn: 0, ...m });
+  it.each([
+    ['never attempted: due as it was', at(0, {}), undefined],
+    ['attempted, not recorded as sent: waits', at(1, { attemptedAt: T0 - 5000 }), T0 + 20_000],
+    ['attempted and sent (keep-alive): untouched', at(2, { attemptedAt: T0 - 5000, sentOn: T0 - 4000 }), undefined],
+    ['attempted, already due later than the hold: untouched', at(3, { attemptedAt: T0 - 5000, sendOn: T0 + 60_000 }), undefined],
+  ])('%s', (_what, m, sendOn) => {
+    const held = holdMaybeSent({ starts: new Map([[`web/v1/${m.index}`, m]]), stops: new Map() }, T0 + 20_000);
+    expect(held.map((h) => h.sendOn)).toEqual(sendOn === undefined ? [] : [sendOn]);
   });
 });

@@ -97,7 +97,8 @@ describe('drain decisions (node level)', () => {
     ['paused', obs({ hardware: cpuHot('Drain') }), withSpec({ safety: { paused: true } }), calm, 'policy paused'],
     ['dry run', obs({ hardware: cpuHot('Drain') }), withSpec({ safety: { dryRun: true } }), calm, 'dry run'],
     ['storm', obs({ hardware: cpuHot('Drain') }), policy, { policy: { matched: 10, unhealthy: 5, inFlight: 0 }, global: { total: 10, unhealthy: 5, inFlight: 0 } }, 'storm'],
-    ['concurrency (another drain in flight)', obs({ hardware: cpuHot('Drain') }), policy, { policy: { matched: 10, unhealthy: 1, inFlight: 1 }, global: { total: 10, unhealthy: 1, inFlight: 1 } }, 'maxConcurrentRemediations'],
+    ['concurrency (another drain in flight)', obs({ hardware: cpuHot('Drain') }), policy, { policy: { matched: 10, unhealthy: 1, inFlight: 1, draining: 1 }, global: { total: 10, unhealthy: 1, inFlight: 1, draining: 1 } }, 'maxConcurrentRemediations'],
+    ['concurrency (a fence in flight)', obs({ hardware: cpuHot('Drain') }), policy, { policy: { matched: 10, unhealthy: 1, inFlight: 1, draining: 0 }, global: { total: 10, unhealthy: 1, inFlight: 1, draining: 0 } }, 'maxConcurrentRemediations'],
   ] as const)('no drain starts when %s', (_n, o, p, fleet, why) => {
     const d = decide(node(healthy, o), p, fleet, ctx());
     expect(d.status.drain).toBeUndefined();
@@ -174,6 +175,11 @@ describe('drain decisions (node level)', () => {
     expect(w.status.waitingFor).toContain('1 live migration(s) in flight');
     const wrong = decide(node({ phase: 'Drained', drain: drainRecord({ result: 'empty' }) }, obs(), { [UNDRAIN_ANNOTATION]: 'other' }), policy, calm, ctx());
     expect(types(wrong)).not.toContain('drainEnable');
+    expect(events(wrong)).toContain('UndrainRejected');
+    expect(wrong.status.waitingFor).toContain('hm9k.io/undrain=other does not match drain id cmp1-d1');
+    const wrongAgain = decide(node(wrong.status, obs(), { [UNDRAIN_ANNOTATION]: 'other' }), policy, calm, ctx(T0 + S));
+    expect(wrongAgain.actions).toEqual([]);
+    expect(wrongAgain.status).toEqual(wrong.status);
     const ok = decide(node({ phase: 'Drained', drain: drainRecord({ result: 'empty', source: 'operator', operatorReason: 'rack' }) }, obs(), { [UNDRAIN_ANNOTATION]: 'cmp1-d1' }), policy, calm, ctx());
     expect(types(ok)).toEqual(['drainEnable']);
     const back = applyOutcome(ok.status, { type: 'drainEnable', ok: true, message: 'enabled' }, T0);

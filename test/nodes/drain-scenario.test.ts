@@ -230,4 +230,29 @@ describe('drain by live migration, whole node', { timeout: 180_000 }, () => {
     expect(e.failed).toBe(0);
     expect(await eventReasons(cn('cmp1'))).toContain('DrainHandedOver');
   });
+
+  it('SEL cursor in status: an entry is mailed once, never again after a restart; one logged while hm9k was down is mailed after it', async () => {
+    await setup(2);
+    const bmc = world.node('cmp1')!.bmc;
+    const selMails = (what: string) => world.smtp.mails.filter((m) => m.subject.includes(cn('cmp1')) && m.subject.includes('BMC event log') && m.subject.includes(what));
+    // Non-critical (80 C < 85 C < 90 C): the crossing is logged in the SEL; the sensor rule is Notify.
+    await bmc.setCpuTemperature(85);
+    await world.smtp.waitFor((m) => m.subject.includes(cn('cmp1')) && m.subject.includes('Upper Non-critical going high'));
+    const hw = await until('hardware notify in status', async () => { const n = await getNode('cmp1'); return n.status?.hardware?.state === 'notify' ? n.status.hardware : undefined; });
+    expect(hw.sensors?.find((x) => x.name === 'CPU Temp')).toMatchObject({ state: 'nonCritical' });
+    await world.smtp.waitFor((m) => m.subject.includes(cn('cmp1')) && m.subject.includes('hardware fault'));
+    const cursor = (await getNode('cmp1')).status!.hardware!.selCursor!;
+    await nodes!.stop();
+    await runtime!.stop();
+    // While hm9k is down the CPU gets hotter: a new SEL entry (critical going high).
+    await bmc.setCpuTemperature(95);
+    await startController(ns);
+    await world.smtp.waitFor((m) => m.subject.includes(cn('cmp1')) && m.subject.includes('Upper Critical going high'), 60_000);
+    await until('SEL cursor moved past the new entry', async () => ((await getNode('cmp1')).status?.hardware?.selCursor ?? -2) > cursor);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(selMails('Upper Non-critical going high')).toHaveLength(1);
+    expect(selMails('Upper Critical going high')).toHaveLength(1);
+    // The hardware-fault mail went out on the change only (steady state is quiet).
+    expect(world.smtp.mails.filter((m) => m.subject.includes(cn('cmp1')) && m.subject.includes('hardware fault'))).toHaveLength(1);
+  });
 });

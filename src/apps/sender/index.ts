@@ -143,6 +143,22 @@ export class Sender {
     else for (const s of stops) records.push({ message: s.m, outcome: 'held', time: now, detail: verdict ? this.budget.hold?.id : 'no trusted baseline' });
     toSend.sort(sendOrder);
 
+    // Intent first (crash-safe, as the node half's fence records): every message about to go out is
+    // stored with attemptedAt before any request, so a successor that loads it knows CC may have
+    // acted on it. No record, no request: a store that cannot write sends nothing.
+    if (toSend.length && !config.dryRun) {
+      store.putPending(toSend.map((m) => ({ ...m, attemptedAt: now })));
+      for (let i = 0; i < toSend.length; i++) toSend[i] = { ...toSend[i]!, attemptedAt: now };
+      try {
+        await store.persist();
+      } catch (err) {
+        logger.error({ err: (err as Error).message, messages: toSend.length }, 'storing the sends about to go out failed: nothing sent, actual state is not fresh');
+        store.revokeFreshness();
+        for (const m of toSend) records.push({ message: m, outcome: 'failed', time: now, detail: 'intent not stored' });
+        toSend.length = 0;
+      }
+    }
+
     // Issue 14 item 4: a slow CC can make one run last minutes, so freshness is re-checked and each
     // message verified again against the current state right before it goes out, not once per run.
     const t0 = Date.now();

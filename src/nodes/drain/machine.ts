@@ -92,6 +92,20 @@ function trigger(x: DrainCtx): { source: 'operator' | 'hardware'; reason: string
  * running host; a failing one belongs to the fence path). Returns true when a drain owns the phase.
  */
 export function drainRules(x: DrainCtx, hostOk: boolean): boolean {
+  const owned = drainRulesInner(x, hostOk);
+  // #12.5: an undrain naming another drain is stale (like a stale fence acknowledgement): ignored,
+  // said once (Event) and in waitingFor while it stays.
+  const d = x.status.drain;
+  const undrain = x.node.annotations[UNDRAIN_ANNOTATION]?.trim();
+  if (owned && d && undrain && undrain !== d.id && undrain !== x.status.undrained?.id) {
+    const note = `${UNDRAIN_ANNOTATION}=${undrain.slice(0, 80)} does not match drain id ${d.id}: ignored`;
+    if (!x.node.status.waitingFor?.includes(note)) x.event('Warning', 'UndrainRejected', note);
+    x.status.waitingFor = `${x.status.waitingFor ? `${x.status.waitingFor}; ` : ''}${note}`.slice(0, 512);
+  }
+  return owned;
+}
+
+function drainRulesInner(x: DrainCtx, hostOk: boolean): boolean {
   const { status, c, node, policy } = x;
   const hw = node.obs.hardware?.decision;
   // #12.5: a persisting hardware fault at undrain does not drain again until it has cleared once.

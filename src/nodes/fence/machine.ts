@@ -106,8 +106,13 @@ function phase(x: Ctx, p: Phase, waitingFor?: string) {
   else delete x.status.waitingFor;
 }
 
-/** Why a new remediation may not start now, or undefined when it may. */
-function remediationGate(x: Ctx, fence: boolean): string | undefined {
+/**
+ * Why a new remediation may not start now, or undefined when it may. Concurrency: a drain waits for
+ * every remediation in flight, drains included; a recovery or a fence does not wait for drains (a
+ * planned live migration elsewhere must not keep a failed host from being fenced for the length of
+ * a drain); both still count draining hosts as unhealthy for the storm check.
+ */
+function remediationGate(x: Ctx, fence: boolean, forDrain = false): string | undefined {
   const s = x.policy.safety;
   if (s.paused) return 'policy paused';
   if (fence) {
@@ -118,8 +123,10 @@ function remediationGate(x: Ctx, fence: boolean): string | undefined {
       return `storm: ${x.fleet.global.unhealthy} of ${x.fleet.global.total} nodes unhealthy across all policies exceeds the global ceiling ${x.c.globalMaxUnhealthy}`;
     }
   }
-  if (x.fleet.policy.inFlight >= s.maxConcurrentRemediations) return `maxConcurrentRemediations (${s.maxConcurrentRemediations}) reached for the policy`;
-  if (x.fleet.global.inFlight >= x.c.globalMaxConcurrentRemediations) return `global maxConcurrentRemediations (${x.c.globalMaxConcurrentRemediations}) reached`;
+  const policyBusy = x.fleet.policy.inFlight - (forDrain ? 0 : x.fleet.policy.draining ?? 0);
+  const globalBusy = x.fleet.global.inFlight - (forDrain ? 0 : x.fleet.global.draining ?? 0);
+  if (policyBusy >= s.maxConcurrentRemediations) return `maxConcurrentRemediations (${s.maxConcurrentRemediations}) reached for the policy`;
+  if (globalBusy >= x.c.globalMaxConcurrentRemediations) return `global maxConcurrentRemediations (${x.c.globalMaxConcurrentRemediations}) reached`;
   return undefined;
 }
 
@@ -733,7 +740,7 @@ function drainCtx(x: Ctx): DrainCtx {
     },
     event: (t, r, n) => event(x, t, r, n),
     notify: (k, sev, what, body) => notify(x, k, sev, what, body),
-    gate: () => remediationGate(x, true),
+    gate: () => remediationGate(x, true, true),
     hold: () => actionHold(x),
     held: (what) => { x.held = what; },
     startFence: (reason) => startFence(x, reason, 'drain.whenEmpty PowerOff'),

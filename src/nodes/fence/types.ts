@@ -76,9 +76,12 @@ export interface NodeSnapshot {
 }
 
 export interface FleetSummary {
-  /** Nodes matched by this node's policy; unhealthy counts unknown as unhealthy; inFlight excludes this node. */
-  policy: { matched: number; unhealthy: number; inFlight: number };
-  global: { total: number; unhealthy: number; inFlight: number };
+  /**
+   * Nodes matched by this node's policy; unhealthy counts unknown as unhealthy; inFlight excludes
+   * this node; draining (part of inFlight) counts other nodes in a live-migration drain.
+   */
+  policy: { matched: number; unhealthy: number; inFlight: number; draining?: number };
+  global: { total: number; unhealthy: number; inFlight: number; draining?: number };
 }
 
 export interface DecideContext {
