@@ -22,6 +22,10 @@ interface Result {
   samples: number;
   staleAfterFresh: number;
   passes: number[];
+  slices: number[];
+  walls: number[];
+  maxLoopDelayMs: number;
+  intakeBroken: number;
   cpuShare: number;
   wallMs: number;
   rss: number;
@@ -32,8 +36,9 @@ interface Result {
   receivedPerRound: number;
 }
 
+// MILLION_CPU_PROF=dir: hm9k's process writes a V8 CPU profile there (node --cpu-prof).
 const child = (file: string, env: Record<string, string>): ChildProcess =>
-  fork(join(dir, 'million', file), { execArgv: ['--max-old-space-size=8192'], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  fork(join(dir, 'million', file), { execArgv: ['--max-old-space-size=8192', ...(file === 'hm9k.js' && process.env.MILLION_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MILLION_CPU_PROF}`] : [])], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 const message = <T>(p: ChildProcess, op: string, timeoutMs: number): Promise<T> =>
   new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${op}: no answer within ${timeoutMs} ms`)), timeoutMs);
@@ -91,12 +96,14 @@ export async function run(): Promise<BenchRow[]> {
   const sorted = [...r.passes].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)] ?? NaN;
   const max = sorted[sorted.length - 1] ?? NaN;
+  const longestSlice = Math.max(...r.slices);
+  const maxWall = Math.max(...r.walls);
   const throughput = bareMsPerRound / r.listenerMsPerRound;
   const cold = bareCold / r.coldListenerMs;
   const line =
     `million: ${w.instances.toLocaleString('en')} instances / ${w.deas.toLocaleString('en')} DEAs / ${w.apps.toLocaleString('en')} apps, ${(r.wallMs / periodMs).toFixed(0)} heartbeat periods: ` +
     `actual state fresh ${(r.firstFreshAfterMs / 1000).toFixed(0)} s after start and ${r.staleAfterFresh === 0 ? 'stayed fresh' : `NOT fresh in ${r.staleAfterFresh} of ${r.samples} samples`} (store ${r.instances.toLocaleString('en')} instances); ` +
-    `analyzer pass median ${median.toFixed(0)} ms, max ${max.toFixed(0)} ms (target < 1000); CPU ${(r.cpuShare * 100).toFixed(0)}% of one core; RSS ${(r.rss / 1e6).toFixed(0)} MB (target < 2000), heap ${(r.heapUsed / 1e6).toFixed(0)} MB; ` +
+    `analyzer pass median ${median.toFixed(0)} ms, max ${max.toFixed(0)} ms of work (target < 1000) in slices of at most ${longestSlice.toFixed(0)} ms (${maxWall.toFixed(0)} ms wall), event loop held up at most ${r.maxLoopDelayMs.toFixed(0)} ms, heartbeat intake broken ${r.intakeBroken} times; CPU ${(r.cpuShare * 100).toFixed(0)}% of one core; RSS ${(r.rss / 1e6).toFixed(0)} MB (target < 2000), heap ${(r.heapUsed / 1e6).toFixed(0)} MB; ` +
     `heartbeats received per period: hm9k ${r.receivedPerRound.toFixed(0)}, bare subscriber ${bareMsgsPerRound.toFixed(0)}, DEAs ${w.deas}; ` +
     `listener throughput ${throughput.toFixed(2)}x a bare NATS subscriber decoding the same payloads (${r.listenerMsPerRound.toFixed(0)} vs ${bareMsPerRound.toFixed(0)} ms per round), cold round ${cold.toFixed(2)}x (target >= 0.5)`;
   console.log(line);

@@ -6,7 +6,8 @@ import { startApps } from '../../src/apps/index.js';
 import { fakeRuntime } from '../../test/apps/support/fake-runtime.js';
 
 const periodMs = 10_000;
-const apps = await startApps(fakeRuntime({ logLevel: process.env.HM9K_BENCH_LOG ?? 'silent' }), {
+const runtime = fakeRuntime({ logLevel: process.env.HM9K_BENCH_LOG ?? 'silent' });
+const apps = await startApps(runtime, {
   nats: { servers: [process.env.NATS_URL!] },
   cc: { url: process.env.CC_URL!, bulkUser: 'bulk_api', bulkPassword: 'bulk-password', internalUser: 'internal_api', internalPassword: 'internal-password' },
   sendVia: 'http',
@@ -47,7 +48,14 @@ let firstFresh: number | undefined;
 let staleAfterFresh = 0;
 let samples = 0;
 const passes: number[] = [];
-let lastPass: number | undefined;
+const slices: number[] = [];
+const walls: number[] = [];
+let lastPass: { workMs: number } | undefined;
+// The longest the event loop was held up (any cause), sampled every 1 s tick.
+const { monitorEventLoopDelay } = await import('node:perf_hooks');
+const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+loopDelay.enable();
+const intakeBroken = async () => ((await runtime.metrics.getSingleMetric('hm9k_heartbeat_intake_broken_total')?.get())?.values ?? []).reduce((a, v) => a + v.value, 0);
 let window: { at: number; cpu: NodeJS.CpuUsage; listenerMs: number; received: number } | undefined;
 const periods = Number(process.env.MILLION_PERIODS ?? 6);
 const timer = setInterval(() => {
@@ -56,15 +64,27 @@ const timer = setInterval(() => {
   if (fresh && firstFresh === undefined) {
     firstFresh = now;
     window = { at: now, cpu: process.cpuUsage(), listenerMs, received };
+    loopDelay.reset(); // (start-up, module loading included before, is not the steady loop)
   }
   if (firstFresh !== undefined) {
     samples++;
     if (!fresh) staleAfterFresh++;
   }
-  const p = apps.analysisPassMs();
-  if (p !== undefined && p !== lastPass) passes.push((lastPass = p));
+  const p = apps.analysisPass();
+  if (p !== undefined && p !== lastPass) {
+    lastPass = p;
+    passes.push(p.workMs);
+    slices.push(p.longestSliceMs);
+    walls.push(p.wallMs);
+  }
   if (window && now - window.at >= periods * periodMs) {
     clearInterval(timer);
+    void finish(now);
+  }
+}, 1000);
+const finish = async (now: number) => {
+  {
+    if (!window) return;
     const cpu = process.cpuUsage(window.cpu);
     const wall = now - window.at;
     const mem = process.memoryUsage();
@@ -74,6 +94,10 @@ const timer = setInterval(() => {
       samples,
       staleAfterFresh,
       passes,
+      slices,
+      walls,
+      maxLoopDelayMs: loopDelay.max / 1e6,
+      intakeBroken: await intakeBroken(),
       cpuShare: (cpu.user + cpu.system) / 1000 / wall,
       wallMs: wall,
       rss: mem.rss,
@@ -85,7 +109,7 @@ const timer = setInterval(() => {
       decided: apps.lastDecisions()?.counts,
     });
   }
-}, 1000);
+};
 process.on('message', async (m: { op: string }) => {
   if (m.op === 'stop') {
     await apps.stop().catch(() => undefined);

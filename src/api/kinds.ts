@@ -39,6 +39,7 @@ export const KINDS = {
     description: "Settings of hm9k's app half (HM9000's job) and its one place to look when nothing happens.",
     spec: AppHealthPolicySpec, status: AppHealthPolicyStatus,
     columns: [
+      { name: 'Followed', type: 'string', jsonPath: cond('Followed'), description: 'The app half follows this policy (False: another one exists and apps.policyName names none).' },
       { name: 'Actual-Fresh', type: 'string', jsonPath: cond('ActualStateFresh'), description: 'DEA heartbeats are fresh.' },
       { name: 'Desired-Fresh', type: 'string', jsonPath: cond('DesiredStateFresh'), description: 'A complete CC fetch is fresh.' },
       { name: 'Apps', type: 'integer', jsonPath: '.status.counts.desiredApps' },
@@ -74,6 +75,10 @@ export const KINDS = {
       { name: 'Nova', type: 'string', jsonPath: '.status.nova.apiState' },
       { name: 'Power', type: 'string', jsonPath: '.status.power.state' },
       { name: 'Servers', type: 'integer', jsonPath: '.status.servers' },
+      { name: 'Left', type: 'integer', jsonPath: '.status.drain.left', description: 'Drain: servers not yet live-migrated.' },
+      { name: 'Migrated', type: 'integer', jsonPath: '.status.drain.migrated', description: 'Drain: servers live-migrated.' },
+      { name: 'Failed', type: 'integer', jsonPath: '.status.drain.failed', description: 'Drain: servers that need an operator.' },
+      { name: 'Hardware', type: 'string', jsonPath: '.status.hardware.state', priority: 1 },
       { name: 'Waiting-For', type: 'string', jsonPath: '.status.waitingFor', priority: 1 },
       age,
     ],

@@ -4,7 +4,7 @@ import type { TOptional, TUnsafe } from '@sinclair/typebox';
 
 export const NETWORKS = ['management', 'storage', 'tenant'] as const;
 export type NetworkName = (typeof NETWORKS)[number];
-export const PHASES = ['Healthy', 'Degraded', 'Suspect', 'Recovering', 'Fencing', 'Evacuating', 'Fenced', 'FenceFailed', 'Maintenance', 'Unknown'] as const;
+export const PHASES = ['Healthy', 'Degraded', 'Suspect', 'Recovering', 'Draining', 'Drained', 'Fencing', 'Evacuating', 'Fenced', 'FenceFailed', 'Maintenance', 'Unknown'] as const;
 export type Phase = (typeof PHASES)[number];
 export const NETWORK_ACTIONS = ['Notify', 'Recover', 'RecoverThenFence'] as const;
 export type NetworkAction = (typeof NETWORK_ACTIONS)[number];
@@ -38,6 +38,12 @@ export type PowerState = (typeof POWER_STATES)[number];
 export const ACK_FENCE_ANNOTATION = 'hm9k.io/acknowledge-fence';
 /** hm9k's own finalizer, present on a ComputeNode only while a fence is in progress. */
 export const FENCE_FINALIZER = 'hm9k.io/finalizer';
+/** Operator drain (issue 12 item 5): `kubectl annotate cn <node> hm9k.io/drain=<reason>`; a new value starts a new drain. */
+export const DRAIN_ANNOTATION = 'hm9k.io/drain';
+/** Returns a drained host to service: its value must equal status.drain.id. */
+export const UNDRAIN_ANNOTATION = 'hm9k.io/undrain';
+/** Nova disabled_reason prefix of a drain; the full reason is `hm9k drain <drain id>`. */
+export const DRAIN_REASON_PREFIX = 'hm9k drain ';
 /** Nova disabled_reason prefix; the full reason is `hm9k fence <fence id>`. */
 export const FENCE_REASON_PREFIX = 'hm9k fence ';
 
@@ -119,6 +125,27 @@ export const EvacuatedServer = Type.Object({
   error: Type.Optional(Str('Why it failed.', { maxLength: 512 })),
 });
 export type EvacuatedServer = Static<typeof EvacuatedServer>;
+
+export const DRAIN_SERVER_STATES = ['pending', 'requested', 'migrated', 'failed', 'skipped'] as const;
+export const DrainedServer = Type.Object({
+  id: Str('Server uuid.', { maxLength: 64 }),
+  state: StringEnum(DRAIN_SERVER_STATES, {
+    description: 'pending (not requested yet), requested (os-migrateLive recorded before it was sent), migrated (its host changed, no task_state), failed (the migration failed or missed its deadline) or skipped (it cannot be live-migrated: paused... see error). Failed and skipped servers need an operator and stay listed.',
+  }),
+  to: Type.Optional(Str('Destination host.', { maxLength: 253 })),
+  migrationId: Type.Optional(Str('Nova live-migration migration id.', { maxLength: 64 })),
+  answer: Type.Optional(StringEnum(['accepted', 'unknown'] as const, { description: "Nova's answer to os-migrateLive: accepted (202) or unknown (no answer: timeout, 5xx, shutdown). A request not accepted is sent again only after Nova showed no trace of it for the settle window." })),
+  since: Type.Optional(Timestamp('When it was requested (its deadline is since + drain.perServerTimeout).')),
+  error: Type.Optional(Str('Why it failed or was skipped.', { maxLength: 512 })),
+});
+export type DrainedServer = Static<typeof DrainedServer>;
+
+const SensorSummary = Type.Object({
+  name: Str('Sensor name as the BMC reports it.', { maxLength: 64 }),
+  kind: Type.Optional(StringEnum(['cpuTemperature', 'temperature', 'fan', 'other'] as const, { description: 'Sensor kind.' })),
+  state: StringEnum(['ok', 'nonCritical', 'critical', 'nonRecoverable', 'unknown'] as const, { description: 'Threshold state (IPMI 2.0 section 36.3); discrete sensors: ok unless a fault state is asserted (critical).' }),
+  reading: Type.Optional(Str('The reading (only while not ok, so that steady state writes nothing).', { maxLength: 128 })),
+});
 
 export const ComputeNodeStatus = Type.Object(
   {
@@ -204,6 +231,58 @@ export const ComputeNodeStatus = Type.Object(
           servers: Type.Array(EvacuatedServer, { maxItems: 200, description: 'Servers in progress and those that failed first, then evacuated ones while room allows (at most 200).' }),
         },
         { description: 'The evacuation record.' },
+      ),
+    ),
+    hardware: Type.Optional(
+      Type.Object(
+        {
+          state: StringEnum(['ok', 'notify', 'drain', 'unknown'] as const, { description: 'The hardware decision: ok, notify (a Notify rule holds), drain (a Drain rule holds), unknown (the BMC could not be read: never a fault).' }),
+          error: Type.Optional(Str('Why the BMC could not be read.', { maxLength: 512 })),
+          reasons: Type.Optional(Type.Array(Str('A condition that held for hardware.samples readings.', { maxLength: 256 }), { maxItems: 16, description: 'Conditions behind the state.' })),
+          sensors: Type.Optional(Type.Array(SensorSummary, { maxItems: 64, description: 'Every sensor and its state at the last readable reading.' })),
+          selCursor: Type.Optional(Int('Id of the last System Event Log entry reported (-1: the SEL was empty): entries up to it are never reported again, across restarts.', { minimum: -1 })),
+        },
+        { description: 'Hardware health read from the BMC (FencePolicy hardware).' },
+      ),
+    ),
+    drain: Type.Optional(
+      Type.Object(
+        {
+          id: Str('Drain id: return the host to service with annotation hm9k.io/undrain=<id>.', { maxLength: 64 }),
+          reason: Str('Why the host is drained.', { maxLength: 512 }),
+          source: StringEnum(['hardware', 'operator'] as const, { description: 'A hardware Drain rule or the hm9k.io/drain annotation.' }),
+          operatorReason: Type.Optional(Str('The hm9k.io/drain annotation value that started it.', { maxLength: 256 })),
+          startedAt: Timestamp('When the drain began (intent recorded).'),
+          leaseHolder: Str('The replica that held the Lease.', { maxLength: 253 }),
+          leaseTransitions: Int('The Lease transition count then.', { minimum: 0 }),
+          disabled: StringEnum(['pending', 'succeeded', 'failed'] as const, { description: 'nova-compute disabled with reason `hm9k drain <id>` (no new server lands on the host).' }),
+          disableMessage: Type.Optional(Str('Outcome of the last disable call.', { maxLength: 512 })),
+          microversion: Type.Optional(Str('Nova microversion of os-migrateLive.', { maxLength: 16 })),
+          priorMigrationId: Type.Optional(Str('Highest live-migration id Nova held for the host when the drain was planned: only later ones belong to this drain.', { maxLength: 64 })),
+          planned: Type.Optional(Bool('The servers on the host were read from Nova into the list.')),
+          total: Int('Servers to live-migrate.', { minimum: 0 }),
+          migrated: Int('Servers live-migrated.', { minimum: 0 }),
+          failed: Int('Servers failed or skipped (they need an operator).', { minimum: 0 }),
+          left: Int('Servers not yet migrated, failed or skipped.', { minimum: 0 }),
+          servers: Type.Array(DrainedServer, { maxItems: 200, description: 'Every server of the drain (at most 200).' }),
+          finishedAt: Type.Optional(Timestamp('When every server reached a final state, or the drain was handed over.')),
+          result: Type.Optional(
+            StringEnum(['empty', 'incomplete', 'handedOver'] as const, { description: 'empty (every server live-migrated), incomplete (some need an operator), handedOver (the host failed during the drain: the fence path evacuates what is still there).' }),
+          ),
+          enable: Type.Optional(StringEnum(['pending', 'failed'] as const, { description: 'Undrain in progress: nova-compute being enabled again.' })),
+        },
+        { description: 'The drain record: live migration of every server while the host still runs (issue 12).' },
+      ),
+    ),
+    undrained: Type.Optional(
+      Type.Object(
+        {
+          id: Str('The last drain returned to service.', { maxLength: 64 }),
+          at: Timestamp('When.'),
+          operatorReason: Type.Optional(Str('The hm9k.io/drain value of that drain: the same value never starts a drain again.', { maxLength: 256 })),
+          hardwareHeld: Type.Optional(Bool('A hardware Drain rule still held at undrain: no new hardware drain until the hardware reads non-Drain once.')),
+        },
+        { description: 'The last undrain (so an annotation left in place or a persisting fault does not drain the host again at once).' },
       ),
     ),
     conditions: Type.Optional(Conditions),
@@ -349,6 +428,18 @@ export const FencePolicySpec = withRules(
             dryRun: Type.Optional(Bool('Decide and report, act on nothing.', false)),
           },
           { description: 'Safety limits.' },
+        ),
+      ),
+      drain: Type.Optional(
+        Type.Object(
+          {
+            concurrency: Type.Optional(Int('Servers live-migrated at once.', { minimum: 1, maximum: 20, default: 2 })),
+            perServerTimeout: Type.Optional(PositiveDuration('Time one live migration may take before the server is reported failed.', '10m')),
+            targetHosts: Type.Optional(Type.Array(Type.String({ pattern: HOST_PATTERN, maxLength: 253 }), { maxItems: 20, description: 'Live-migrate to these hosts (round robin; the scheduler still checks each). Default: the scheduler chooses.' })),
+            microversion: Type.Optional(Str('Nova microversion of os-migrateLive (block_migration "auto" needs 2.25; hm9k speaks 2.53 or newer; Nova\'s own maximum when lower).', { pattern: '^2\\.[0-9]{1,3}$', default: '2.53' })),
+            whenEmpty: Type.Optional(StringEnum(['LeaveDisabled', 'PowerOff'] as const, { description: 'Once every server is live-migrated: leave nova-compute disabled for maintenance, or power the host off through the BMC (a fence: confirmed off, latched until acknowledged).', default: 'LeaveDisabled' })),
+          },
+          { description: 'Drain: live migration of a host\'s servers while it still runs (hardware Drain rules, hm9k.io/drain annotation).' },
         ),
       ),
       hardware: Type.Optional(

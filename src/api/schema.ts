@@ -39,7 +39,8 @@ export const celDurationOk = (expr: string) => `${expr}.matches('${DURATION_PATT
 /** A duration where zero (or a value that rounds to it) makes no sense: a period, a timeout, a TTL. */
 export function PositiveDuration(description: string, def?: string) {
   return withRules(Duration(`${description} Must be positive.`, def), [
-    { rule: `!${celDurationOk('self')} || duration(self) > duration('0s')`, message: 'must be a positive duration such as 10s (0 makes no sense here)' },
+    // At least 1ms, not > 0: hm9k counts in whole milliseconds, so 0.4ms would round to 0 at run time.
+    { rule: `!${celDurationOk('self')} || duration(self) >= duration('1ms')`, message: 'must be a positive duration such as 10s, at least 1ms (0 makes no sense here)' },
   ]);
 }
 

@@ -58,13 +58,28 @@ export function renderApps(d: AppsDump, _now: Date): string {
     lines.push('');
     lines.push(a.desired ? `${a.appGuid}  desired: ${a.desired.instances} x ${a.desired.version} ${a.desired.state}/${a.desired.packageState}` : `${a.appGuid}  NOT DESIRED`);
     const byIndex = new Map<number, AppDumpEntry['instances']>();
-    for (const i of a.instances) byIndex.set(i.index, [...(byIndex.get(i.index) ?? []), i]);
-    const maxIndex = Math.max(a.desired ? a.desired.instances - 1 : -1, ...a.instances.map((i) => i.index));
-    for (let idx = 0; idx <= maxIndex; idx++) {
-      const here = byIndex.get(idx) ?? [];
-      const text = here.length ? here.map((i) => `${i.state}${a.desired && i.version !== a.desired.version ? ` (old version ${i.version})` : ''} on ${i.dea}`).join(', ') : 'MISSING';
-      lines.push(`  [${idx}] ${text}`);
+    // (no Math.max(...list): spreading 100,000+ arguments throws a RangeError)
+    let maxIndex = a.desired ? a.desired.instances - 1 : -1;
+    for (const i of a.instances) {
+      const here = byIndex.get(i.index);
+      if (here) here.push(i);
+      else byIndex.set(i.index, [i]);
+      if (i.index > maxIndex) maxIndex = i.index;
     }
+    // Indices in order; a run of missing ones is one line, so an absurd desired count (CC says a
+    // billion) costs one line, not a billion.
+    const indices = [...byIndex.keys()].sort((x, y) => x - y);
+    let next = 0;
+    const missing = (from: number, to: number) => {
+      if (to >= from) lines.push(`  [${from === to ? from : `${from}-${to}`}] MISSING`);
+    };
+    for (const idx of indices) {
+      missing(next, idx - 1);
+      const here = byIndex.get(idx)!;
+      lines.push(`  [${idx}] ${here.map((i) => `${i.state}${a.desired && i.version !== a.desired.version ? ` (old version ${i.version})` : ''} on ${i.dea}`).join(', ')}`);
+      next = idx + 1;
+    }
+    missing(next, maxIndex);
     for (const c of a.crashCounts) lines.push(`  crash count [${c.index}] ${c.count}${a.desired && c.version !== a.desired.version ? ` (version ${c.version})` : ''}`);
     for (const s of a.pendingStarts) lines.push(`  pending start [${s.index}] ${s.reason} ${s.sent ? 'sent (keep-alive)' : secs(s.dueInMs)}`);
     for (const s of a.pendingStops) lines.push(`  pending stop [${s.index}] ${s.instance} ${s.reason} ${s.sent ? 'sent (keep-alive)' : secs(s.dueInMs)}`);

@@ -41,8 +41,8 @@ export interface AppsHandle {
   readonly nats: NatsConnection;
   config(): AppsConfig;
   lastDecisions(): Decisions | undefined;
-  /** Duration of the last full analyzer pass in ms (benchmarks). */
-  analysisPassMs(): number | undefined;
+  /** The last full analyzer pass in ms (benchmarks): work (its slices summed), longest slice, wall time. */
+  analysisPass(): { workMs: number; longestSliceMs: number; wallMs: number } | undefined;
   sender: Sender;
   fetcher: Fetcher;
   listener: Listener;
@@ -165,7 +165,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
     fetcher,
     listener,
     lastDecisions: () => analysis.last,
-    analysisPassMs: () => analysis.lastPassMs,
+    analysisPass: () => (analysis.lastPassMs === undefined ? undefined : { workMs: analysis.lastPassMs, longestSliceMs: analysis.lastPassLongestSliceMs ?? 0, wallMs: analysis.lastPassWallMs ?? 0 }),
     isLeaderActive: () => leader.isActive(),
     async stop() {
       await leader.stop();

@@ -63,6 +63,12 @@ interface PendingBase {
   queuedAt?: number;
   /** ms epoch when it was sent; 0 = not yet. */
   sentOn: number;
+  /**
+   * ms epoch when a send was begun: stored (etcd) before the request goes out, so that a leader
+   * that takes over knows this message may have reached CC although sentOn says 0 (its predecessor
+   * died before the answer or before storing it).
+   */
+  attemptedAt?: number;
   /** After sending, the message stays (blocking a re-enqueue) until sentOn + keepAlive. */
   keepAliveMs: number;
   skipVerification: boolean;

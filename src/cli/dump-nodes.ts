@@ -2,7 +2,7 @@
 // holds them) into the operator's view: networks, nova service, power, phase, fence and evacuation
 // records, and what hm9k is waiting for.
 import type { ComputeNode, FencePolicy } from '../api/index.js';
-import { ACK_FENCE_ANNOTATION } from '../api/index.js';
+import { ACK_FENCE_ANNOTATION, UNDRAIN_ANNOTATION } from '../api/index.js';
 
 export interface NodeDump {
   name: string;
@@ -18,6 +18,8 @@ export interface NodeDump {
   recovery?: NonNullable<ComputeNode['status']>['recovery'];
   fence?: NonNullable<ComputeNode['status']>['fence'];
   evacuation?: NonNullable<ComputeNode['status']>['evacuation'];
+  hardware?: NonNullable<ComputeNode['status']>['hardware'];
+  drain?: NonNullable<ComputeNode['status']>['drain'];
   acknowledgement?: string;
   conditions: { type: string; status: string; reason: string; message: string }[];
 }
@@ -43,6 +45,8 @@ export function nodeDump(cn: ComputeNode): NodeDump {
     ...(s.recovery ? { recovery: s.recovery } : {}),
     ...(s.fence ? { fence: s.fence } : {}),
     ...(s.evacuation ? { evacuation: s.evacuation } : {}),
+    ...(s.hardware ? { hardware: s.hardware } : {}),
+    ...(s.drain ? { drain: s.drain } : {}),
     ...(ack ? { acknowledgement: ack } : {}),
     conditions: (s.conditions ?? []).map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message })),
   };
@@ -85,6 +89,19 @@ export function renderNodes(nodes: ComputeNode[], policies: FencePolicy[], now: 
     );
     lines.push(`  power        ${d.power.state}${d.power.readAt ? ` (read ${ago(d.power.readAt, now)})` : ''}${d.power.error ? `  error: ${d.power.error}` : ''}`);
     if (d.servers !== undefined) lines.push(`  servers      ${d.servers}`);
+    if (d.hardware) {
+      const h = d.hardware;
+      const bad = (h.sensors ?? []).filter((x) => x.state !== 'ok');
+      lines.push(`  hardware     ${h.state}${h.error ? `  error: ${h.error}` : ''}  sensors: ${(h.sensors ?? []).length} (${bad.length ? bad.map((x) => `${x.name} ${x.state}${x.reading ? ` ${x.reading}` : ''}`).join('; ') : 'all ok'})${h.selCursor !== undefined ? `  SEL cursor ${h.selCursor}` : ''}`);
+      for (const r of h.reasons ?? []) lines.push(`               ${r}`);
+    }
+    if (d.drain) {
+      const dr = d.drain;
+      lines.push(`  drain        ${dr.id} ${ago(dr.startedAt, now)} (${dr.source}): ${dr.reason}`);
+      lines.push(`               disable ${mark(dr.disabled)}; ${dr.migrated}/${dr.total} live-migrated, ${dr.failed} need an operator, ${dr.left} left${dr.result ? `; result ${dr.result}` : ''}${dr.microversion ? ` (microversion ${dr.microversion})` : ''}`);
+      for (const x of dr.servers) lines.push(`               ${x.id}  ${x.state}${x.to ? ` -> ${x.to}` : ''}${x.migrationId ? `  migration ${x.migrationId}` : ''}${x.error ? `  ${x.error}` : ''}`);
+      if (dr.result && dr.result !== 'handedOver') lines.push(`               return to service: kubectl annotate cn ${d.name} ${UNDRAIN_ANNOTATION}=${dr.id}`);
+    }
     if (d.recovery && d.recovery.attempts > 0) {
       lines.push(`  recovery     ${d.recovery.attempts} attempt(s)${d.recovery.kind ? ` of ${d.recovery.kind}` : ''}${d.recovery.lastAttempt ? `, last ${ago(d.recovery.lastAttempt, now)}` : ''}${d.recovery.lastResult ? `: ${d.recovery.lastResult}` : ''}`);
     }

@@ -4,7 +4,8 @@
 // `refreshFraction` of it (default 0.8, like keystoneauth's "about to expire" margin scaled to the
 // lifetime), single-flight. A 401 drops the token once; a token that was itself fetched after a 401
 // is not dropped again within `minReauthIntervalMs`, so a Nova that rejects every token cannot make
-// hm9k authenticate on every call (the storm of issue 9: 846 token requests in 188 s).
+// hm9k authenticate on every call (the storm of issue 9: 846 token requests in 188 s). With no usable
+// token, failures back off (authRetryMs doubling up to minReauthIntervalMs) instead of one request per call.
 import { parse as parseYaml } from 'yaml';
 import { BodyTooLargeError, DEFAULT_API_LIMITS, readBodyBounded, type RejectHook } from './limits.js';
 
@@ -85,6 +86,11 @@ export interface KeystoneOptions {
    * refresh is retried after this long while the current token is still valid (default 5 s).
    */
   minReauthIntervalMs?: number;
+  /**
+   * With no usable token, a failed authentication is answered from memory for this long before
+   * Keystone is asked again; the wait doubles with each failure up to minReauthIntervalMs (default 250 ms).
+   */
+  authRetryMs?: number;
   /** Largest token answer accepted (bytes; the catalog can be large, but not unbounded). */
   maxBodyBytes?: number;
   /** Counts rejected answers (hm9k_nodes_api_rejected_total). */
@@ -109,6 +115,8 @@ export class KeystoneClient {
   private token: Token | undefined;
   private inflight: Promise<void> | undefined;
   private next401 = false;
+  /** The last failed authentication while no token was usable, and when to try again. */
+  private failure: { error: unknown; delayMs: number; retryAt: number } | undefined;
   /** Token requests sent (for tests and the bench). */
   authentications = 0;
   constructor(private readonly cloud: CloudConfig, private readonly opts: KeystoneOptions = {}) {
@@ -149,8 +157,20 @@ export class KeystoneClient {
 
   private async ensure(): Promise<void> {
     if (this.token && this.now() < this.token.refreshAt) return;
+    // No usable token and Keystone failed a moment ago: answer with that failure until the back-off
+    // has passed, so callers polling in a loop do not each ask a Keystone that is down (issue 13:
+    // ~29 token requests in 5 s from one hm9k while Keystone was down).
+    const f = this.failure;
+    if (f && !this.inflight && this.now() < f.retryAt && !(this.token && this.now() < this.token.expiresAt)) throw f.error;
     // Single flight: every caller waiting for a token shares one request.
-    this.inflight ??= this.authenticate().finally(() => { this.inflight = undefined; });
+    this.inflight ??= this.authenticate().then(
+      () => { this.failure = undefined; },
+      (err: unknown) => {
+        const delay = Math.min(this.opts.minReauthIntervalMs ?? 5000, this.failure ? this.failure.delayMs * 2 : (this.opts.authRetryMs ?? 250));
+        this.failure = { error: err, delayMs: delay, retryAt: this.now() + delay };
+        throw err;
+      },
+    ).finally(() => { this.inflight = undefined; });
     try {
       await this.inflight;
     } catch (err) {

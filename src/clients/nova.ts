@@ -181,6 +181,18 @@ export class NovaClient {
     return mv;
   }
 
+  /**
+   * POST os-migrateLive (not retried: not idempotent). From 2.25 the body is `block_migration: "auto"`
+   * and `host` (null: the scheduler chooses; a named host is still checked by the scheduler, no
+   * `force`). Returns the microversion used; refuses below 2.25 (no "auto").
+   */
+  async migrateLive(id: string, opts: { host?: string; microversion: string }): Promise<string> {
+    const mv = await this.use(opts.microversion);
+    if (compareMicroversion(parseMicroversion(mv)!, [2, 25]) < 0) throw new OpenStackError(`os-migrateLive needs microversion 2.25 or newer (got ${mv})`, 0, undefined, 'config');
+    await this.call('POST', `/servers/${encodeURIComponent(id)}/action`, { 'os-migrateLive': { block_migration: 'auto', host: opts.host ?? null } }, mv);
+    return mv;
+  }
+
   async startServer(id: string): Promise<void> {
     await this.call('POST', `/servers/${encodeURIComponent(id)}/action`, { 'os-start': null }, MIN_MICROVERSION);
   }

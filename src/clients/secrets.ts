@@ -6,8 +6,11 @@ export class SecretError extends Error {
 }
 
 export interface SecretSource {
-  /** Decoded string values of a Secret's data (and stringData-like plain values). */
-  get(name: string): Promise<Record<string, string>>;
+  /**
+   * Decoded string values of a Secret's data (and stringData-like plain values). `fresh` skips any
+   * cache: the caller has reason to think the value changed (a rotated credential was refused).
+   */
+  get(name: string, opts?: { fresh?: boolean }): Promise<Record<string, string>>;
 }
 
 export class KubeSecrets implements SecretSource {
@@ -16,9 +19,9 @@ export class KubeSecrets implements SecretSource {
   constructor(kc: KubeConfig, private readonly namespace: string, private readonly ttlMs = 30_000, private readonly now = () => Date.now()) {
     this.api = kc.makeApiClient(CoreV1Api);
   }
-  async get(name: string): Promise<Record<string, string>> {
+  async get(name: string, opts: { fresh?: boolean } = {}): Promise<Record<string, string>> {
     const hit = this.cache.get(name);
-    if (hit && this.now() - hit.at < this.ttlMs) return hit.value;
+    if (hit && opts.fresh !== true && this.now() - hit.at < this.ttlMs) return hit.value;
     let secret;
     try {
       secret = await this.api.readNamespacedSecret({ name, namespace: this.namespace });

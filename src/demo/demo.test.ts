@@ -60,7 +60,7 @@ describe('examples/', () => {
 
 describe('incidents', () => {
   it('are selected by name, list or all; an unknown name is refused with the known ones', () => {
-    expect(selectIncidents('all').map((i) => i.name)).toEqual(['dea-dies', 'crash-loop', 'rollout', 'storage-lost', 'bmc-dead', 'storm']);
+    expect(selectIncidents('all').map((i) => i.name)).toEqual(['dea-dies', 'crash-loop', 'rollout', 'storage-lost', 'bmc-dead', 'storm', 'hardware-degraded']);
     expect(selectIncidents('storm, rollout').map((i) => i.name)).toEqual(['storm', 'rollout']);
     expect(selectIncidents('none')).toEqual([]);
     expect(() => selectIncidents('dea-dies,nope')).toThrow(/unknown incident "nope"; known: all, dea-dies/);

@@ -3,7 +3,7 @@
 // DEA fleet, Nova, BMC power, captured mail), the resources' status and the Events: which actions
 // were taken and which were not. Each ends by restoring the world, so any order works.
 import { CustomObjectsApi } from '@kubernetes/client-node';
-import { ACK_FENCE_ANNOTATION, GROUP, VERSION, type AppHealthPolicy, type ComputeNode, type DesiredApp, type FencePolicy } from '../api/index.js';
+import { ACK_FENCE_ANNOTATION, GROUP, UNDRAIN_ANNOTATION, VERSION, type AppHealthPolicy, type ComputeNode, type DesiredApp, type FencePolicy } from '../api/index.js';
 import type { AppsDump } from '../apps/dump.js';
 import type { Narrator, Observer } from './narrator.js';
 import { CREDENTIALS, NAMESPACE, type DemoWorld } from './world.js';
@@ -456,7 +456,62 @@ const storm: Incident = {
   },
 };
 
-export const INCIDENTS: Incident[] = [deaDies, crashLoop, rollout, storageLost, bmcDead, storm];
+const hardwareDegraded: Incident = {
+  name: 'hardware-degraded',
+  title: "a node's CPU temperature climbs past critical -> drained by live migration while it runs, left disabled, operators mailed",
+  async run(c, check) {
+    const w = c.world.compute;
+    const { name, firstTime } = pickNode(c, ['cmp3', 'cmp2', 'cmp1']);
+    const node = w.node(name)!;
+    await allNodesHealthy(c, check);
+    await bootServers(c, name, 10);
+    const nova = c.world.nova;
+    const servers = (await nova.servers()).filter((s) => s.host === name);
+    const migrationsBefore = (await nova.migrations()).length;
+    const mailsBefore = w.smtp.mails.length;
+    const t0 = Date.now();
+    await node.bmc.setCpuTemperature(95);
+    c.n.say('world', `${name}'s CPU temperature climbs to 95 C (ipmi_sim: critical at 90 C): the host still runs, for now`);
+    const phases = new Set<string>();
+    let last: ComputeNode | undefined;
+    const drained = await check.until(`${name} Drained`, async () => {
+      last = await getNode(c, name);
+      if (last.status?.phase) phases.add(last.status.phase);
+      return last.status?.phase === 'Drained' ? last : undefined;
+    }, novaMs(c, 120_000), () => (last ? nodeSummary(last) : ''));
+    const emptyMs = Date.now() - t0;
+    const d = drained.status!.drain!;
+    check.that(drained.status?.hardware?.state === 'drain', `hardware: ${(drained.status?.hardware?.reasons ?? []).join('; ')}`);
+    check.that(phases.has('Draining') || c.obs.eventsFor('ComputeNode', name, t0).some((e) => e.reason === 'DrainStarted'), `${name} was Draining (${d.id}), then Drained`);
+    const svc = (await nova.service(name))!;
+    check.that(svc.status === 'disabled' && !svc.forcedDown && svc.disabledReason === `hm9k drain ${d.id}`, `${nova.real ? 'real ' : ''}Nova: nova-compute on ${name} disabled ("${svc.disabledReason}"), not forced down`);
+    const now = new Map((await nova.servers()).map((s) => [s.id, s]));
+    check.that(servers.every((s) => { const x = now.get(s.id); return !!x && x.host !== name && x.status === 'ACTIVE'; }),
+      `every server live-migrated and still ACTIVE (${servers.map((s) => `${s.name} -> ${now.get(s.id)?.host}`).join(', ')})`);
+    const migs = (await nova.migrations()).slice(migrationsBefore);
+    check.that(migs.every((m) => m.type === 'live-migration'), `no evacuation: ${migs.length} live migrations, 0 evacuations`);
+    check.that(migs.length === servers.length && new Set(migs.map((m) => m.serverId)).size === servers.length, `one live migration per server (${migs.length} for ${servers.length})`);
+    check.that(d.result === 'empty' && d.migrated === servers.length && d.failed === 0, `status.drain: ${d.migrated}/${d.total} live-migrated, ${d.failed} failed, ${d.left} left`);
+    check.that((await node.bmc.power()) === 'on', `${name} still powered on (drained, not fenced: drain.whenEmpty LeaveDisabled)`);
+    await check.until('the drain-start email', () => w.smtp.mails.slice(mailsBefore).find((m) => m.subject.includes(name) && m.subject.includes('draining')), 30_000);
+    const mail = await check.until('the drain-end email', () => w.smtp.mails.slice(mailsBefore).find((m) => m.subject.includes(name) && m.subject.includes('drained')), 30_000);
+    check.that(mail.raw.includes(d.id), `email "${mail.subject}" names the drain id`);
+    showMail(c.n, mail.raw);
+    await expectEvent(c, check, 'ComputeNode', name, 'DrainComplete', t0, firstTime);
+    c.n.say('demo', `[figures] CPU temperature critical -> host empty (${servers.length} servers, drain.concurrency 3) in ${(emptyMs / 1000).toFixed(1)} s (hardware interval 2s x samples 2)`);
+
+    c.n.say('world', `an operator replaces the fan of ${name} (the CPU cools to 45 C) and returns it: kubectl annotate cn ${name} ${UNDRAIN_ANNOTATION}=${d.id}`);
+    await node.bmc.setCpuTemperature(45);
+    await check.until(`${name} hardware ok`, async () => (await getNode(c, name)).status?.hardware?.state === 'ok', 60_000);
+    await annotate(c, name, UNDRAIN_ANNOTATION, d.id);
+    await check.until(`${name} Healthy again`, async () => { const n = await getNode(c, name); return n.status?.phase === 'Healthy' && !n.status.drain; }, novaMs(c, 60_000));
+    check.that((await nova.service(name))!.status === 'enabled', `${name} back in service (nova-compute enabled)`);
+    check.that((await nova.migrations()).length === migrationsBefore + servers.length, 'nothing else migrated or evacuated');
+    return `${name} drained by live migration in ${(emptyMs / 1000).toFixed(1)} s: ${servers.length} servers moved while ACTIVE, none evacuated, left disabled, operators mailed; back in service after ${UNDRAIN_ANNOTATION}`;
+  },
+};
+
+export const INCIDENTS: Incident[] = [deaDies, crashLoop, rollout, storageLost, bmcDead, storm, hardwareDegraded];
 
 export function selectIncidents(spec: string): Incident[] {
   if (spec === 'all') return INCIDENTS;

@@ -132,7 +132,7 @@ export class Observer {
     // Nova through the compute API (real Nova: its REST API, so at most once a second).
     if (Date.now() - this.novaPolledAt >= (nova.real ? 1000 : 0)) {
       this.novaPolledAt = Date.now();
-      const [migrations, servers, services] = await Promise.all([nova.evacuations(), nova.servers(), nova.services()]);
+      const [migrations, servers, services] = await Promise.all([nova.migrations(), nova.servers(), nova.services()]);
       const byId = new Map(servers.map((x) => [x.id, x]));
       for (const m of migrations) {
         const prev = this.migrationState.get(m.id);
@@ -140,9 +140,10 @@ export class Observer {
         this.migrationState.set(m.id, m.status);
         const server = byId.get(m.serverId);
         const name = server ? `${server.name} (${m.serverId.slice(0, 8)})` : m.serverId.slice(0, 8);
-        if (prev === undefined) this.n.say('hm9k', `-> Nova: evacuate ${name} from ${m.source}`);
+        const live = m.type === 'live-migration';
+        if (prev === undefined) this.n.say('hm9k', `-> Nova: ${live ? 'live-migrate' : 'evacuate'} ${name} from ${m.source}`);
         if (m.status === 'done' || m.status === 'completed' || m.status === 'failed' || m.status === 'error') {
-          if (prev !== 'done' || m.status === 'failed') this.n.say('world', `Nova: evacuation of ${name} ${m.status}${m.dest ? ` (now on ${m.dest})` : ''}`);
+          if (prev !== 'done' || m.status === 'failed') this.n.say('world', `Nova: ${live ? 'live migration' : 'evacuation'} of ${name} ${m.status}${m.dest ? ` (now on ${m.dest})` : ''}`);
         }
       }
       for (const s of services) {

@@ -1,7 +1,7 @@
 // "The compute world" as the demo's incidents (and whoever checks outcomes) see it: servers and where
 // they run, evacuation migrations, nova-compute services. Two implementations: the Nova simulator's
 // state read directly (src/sim/nova.ts), and real Nova read through its own API (./openstack.ts).
-import type { NovaSim, SimService } from '../sim/nova.js';
+import type { NovaSim, SimMigration, SimService } from '../sim/nova.js';
 import type { OpenStack } from './openstack.js';
 
 export interface ComputeServer {
@@ -23,6 +23,8 @@ export interface ComputeService {
 
 export interface ComputeMigration {
   id: string;
+  /** evacuation or live-migration. */
+  type: string;
   serverId: string;
   source: string;
   dest: string | null;
@@ -43,9 +45,13 @@ export interface ComputeApi {
   services(): Promise<ComputeService[]>;
   /** Evacuation migrations, oldest first. */
   evacuations(): Promise<ComputeMigration[]>;
+  /** Every migration (evacuations and live migrations), oldest first. */
+  migrations(): Promise<ComputeMigration[]>;
 }
 
 const STATUS: Record<string, string> = { active: 'ACTIVE', stopped: 'SHUTOFF', error: 'ERROR', building: 'BUILD', paused: 'PAUSED' };
+
+const simMigration = (m: SimMigration): ComputeMigration => ({ id: String(m.id), type: m.migration_type, serverId: m.instance_uuid, source: m.source_compute, dest: m.dest_compute, status: m.status });
 
 export function simCompute(sim: NovaSim): ComputeApi {
   const svc = (s: SimService): ComputeService => ({
@@ -62,11 +68,16 @@ export function simCompute(sim: NovaSim): ComputeApi {
     servers: async () => [...sim.servers.values()].map((s) => ({ id: s.id, name: s.name, host: s.host, status: s.task_state === 'rebuilding' ? 'REBUILD' : (STATUS[s.vm_state] ?? s.vm_state) })),
     service: async (host) => { const s = sim.services.get(host); return s && svc(s); },
     services: async () => [...sim.services.values()].map(svc),
-    evacuations: async () => sim.migrations.filter((m) => m.migration_type === 'evacuation').map((m) => ({ id: String(m.id), serverId: m.instance_uuid, source: m.source_compute, dest: m.dest_compute, status: m.status })),
+    evacuations: async () => sim.migrations.filter((m) => m.migration_type === 'evacuation').map(simMigration),
+    migrations: async () => sim.migrations.map(simMigration),
   };
 }
 
 export function realCompute(os: OpenStack): ComputeApi {
+  const all = async (): Promise<ComputeMigration[]> =>
+    (await os.list<{ id: number; migration_type: string; instance_uuid: string; source_compute: string; dest_compute: string | null; status: string; created_at: string }>('/os-migrations', 'migrations'))
+      .sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id - b.id)
+      .map((m) => ({ id: String(m.id), type: m.migration_type, serverId: m.instance_uuid, source: m.source_compute, dest: m.dest_compute, status: m.status }));
   const services = async (): Promise<ComputeService[]> =>
     (await os.nova<{ services: { host: string; state: 'up' | 'down'; status: 'enabled' | 'disabled'; forced_down: boolean; disabled_reason: string | null }[] }>('GET', '/os-services?binary=nova-compute')).services
       .map((s) => ({ host: s.host, state: s.state, status: s.status, forcedDown: s.forced_down, disabledReason: s.disabled_reason }));
@@ -78,7 +89,7 @@ export function realCompute(os: OpenStack): ComputeApi {
     servers: () => os.servers(),
     service: async (host) => (await services()).find((s) => s.host === host),
     services,
-    evacuations: async () => (await os.migrations()).sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id - b.id)
-      .map((m) => ({ id: String(m.id), serverId: m.instance_uuid, source: m.source_compute, dest: m.dest_compute, status: m.status })),
+    evacuations: async () => (await all()).filter((m) => m.type === 'evacuation'),
+    migrations: all,
   };
 }

@@ -29,7 +29,11 @@ export interface InformerConfig {
 export const DEFAULT_INFORMER_CONFIG: InformerConfig = {
   pageSize: 500,
   watchTimeoutSeconds: 300,
-  watchdogMs: 120_000,
+  // Longer than the server-side timeout: a healthy watch on objects that do not change is silent
+  // until the apiserver closes it (its bookmark comes just before); a shorter watchdog re-watched
+  // from the last event's version, which the apiserver may have compacted: 410, a full relist
+  // (issue 14 item 9 measured one per minute at 10,000 DesiredApps). The CLI's defaults agree (5m, 10m).
+  watchdogMs: 600_000,
   relistPeriodMs: 600_000,
   listTimeoutMs: 60_000,
   backoffInitialMs: 800,

@@ -5,6 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { DestinationStream, Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { KINDS, type KindName } from '../api/index.js';
+import { shareKeepAliveAgent } from './agent.js';
 import type { Controller, Informer, InformerOptions, KubeObject, LeaderElection, ResourceByKind, Runtime, WorkQueue } from './contract.js';
 import { ControllerRunner, type ControllerOptions } from './controller.js';
 import { RateLimitedEventRecorder, eventsV1Sink, type EventRecorderConfig } from './events.js';
@@ -104,6 +105,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<ManagedRun
     return k;
   })();
   if (!kc.getCurrentCluster()) throw new Error('runtime: the kubeconfig has no current cluster');
+  shareKeepAliveAgent(kc);
 
   const root = options.logger ?? createRootLogger({ level: options.logLevel, destination: options.logDestination, base: { process: options.component } });
   const logger = loggerFactory(root);

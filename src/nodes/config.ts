@@ -1,5 +1,6 @@
 // Resolved FencePolicy (defaults applied, durations in ms) and the node half's process configuration.
 import { parseDuration, type FencePolicySpec, type NetworkAction, type NetworkName, NETWORKS } from '../api/index.js';
+import { resolveHardware, type ResolvedHardware } from './hardware/rules.js';
 
 export interface ResolvedObserver {
   address: string;
@@ -36,6 +37,8 @@ export interface ResolvedPolicy {
   fencing: { powerOffTimeoutMs: number; powerWaitMs: number; pollIntervalMs: number; ipmiTimeoutMs: number; forceDownService: boolean };
   evacuation: { enabled: boolean; targetHost?: string; concurrency: number; perServerTimeoutMs: number; metadataKey?: string; microversion: string; resetStuckServers: boolean };
   safety: { maxUnhealthy: number | string; maxConcurrentRemediations: number; paused: boolean; dryRun: boolean };
+  hardware: ResolvedHardware;
+  drain: { concurrency: number; perServerTimeoutMs: number; targetHosts: string[]; microversion: string; whenEmpty: 'LeaveDisabled' | 'PowerOff' };
   notifications: {
     email?: { smtpHost: string; smtpPort: number; secure: boolean; from: string; to: string[]; credentialsSecret?: string };
     webhook?: { url: string };
@@ -122,6 +125,14 @@ export function resolvePolicy(spec: FencePolicySpec): ResolvedPolicy {
       paused: s.paused ?? false,
       dryRun: s.dryRun ?? false,
     },
+    hardware: resolveHardware(spec.hardware),
+    drain: {
+      concurrency: spec.drain?.concurrency ?? 2,
+      perServerTimeoutMs: dur(spec.drain?.perServerTimeout, '10m'),
+      targetHosts: [...(spec.drain?.targetHosts ?? [])],
+      microversion: spec.drain?.microversion ?? '2.53',
+      whenEmpty: spec.drain?.whenEmpty ?? 'LeaveDisabled',
+    },
     notifications: {
       ...(no.email
         ? {
@@ -158,6 +169,8 @@ export function validatePolicy(spec: FencePolicySpec): string[] {
   }
   const mv = parseMicroversion(p.evacuation.microversion);
   if (!mv || compareMicroversion(mv, [2, 53]) < 0) problems.push(`evacuation.microversion ${p.evacuation.microversion} is below 2.53, the oldest hm9k speaks`);
+  const dmv = parseMicroversion(p.drain.microversion);
+  if (!dmv || compareMicroversion(dmv, [2, 53]) < 0) problems.push(`drain.microversion ${p.drain.microversion} is below 2.53, the oldest hm9k speaks`);
   if (p.fencing.pollIntervalMs <= 0) problems.push('fencing.pollInterval must be positive');
   if (p.fencing.powerOffTimeoutMs < p.fencing.powerWaitMs) problems.push('fencing.powerOffTimeout must be at least fencing.powerWait');
   if (p.detection.intervalMs <= 0) problems.push('detection.interval must be positive');

@@ -28,6 +28,10 @@ import { NetworkMonitor, type FleetView, type PolicyEntry } from './monitors/net
 import { NodeSideMonitor } from './monitors/nodeside.js';
 import { NovaMonitor } from './monitors/nova.js';
 import { PowerMonitor } from './monitors/power.js';
+import { HardwareMonitor } from './monitors/hardware.js';
+import { applyMigrateAnswer, classifyMigrateError, drainSummary, drainTick, type Drain } from './drain/machine.js';
+import { readDrainView } from './drain/nova.js';
+import { THRESHOLD_STATES } from '../clients/ipmi-sensors.js';
 import { Notifier } from './notify.js';
 import { ObservationStore } from './observations.js';
 
@@ -79,6 +83,7 @@ export class NodesEngine implements FleetView {
   readonly novaMonitor: NovaMonitor;
   readonly power: PowerMonitor;
   readonly nodeSide: NodeSideMonitor;
+  readonly hardware: HardwareMonitor;
   private readonly objects: CustomObjectsApi;
   private monitorsStarted = false;
   readonly notifier: Notifier;
@@ -92,7 +97,7 @@ export class NodesEngine implements FleetView {
   private nodeQueue!: WorkQueue;
   private policyQueue!: WorkQueue;
   private readonly log: Logger;
-  private readonly m: { decisions: Counter; actions: Counter; errors: Counter; notifications: Counter; phase: Gauge; storm: Gauge };
+  private readonly m: { decisions: Counter; actions: Counter; errors: Counter; notifications: Counter; phase: Gauge; storm: Gauge; drains: Counter; sensor: Gauge };
   private readonly now: () => number;
   private stopped = false;
 
@@ -108,6 +113,8 @@ export class NodesEngine implements FleetView {
       notifications: mk('hm9k_nodes_notifications_total', () => new Counter({ name: 'hm9k_nodes_notifications_total', help: 'Email notifications by result.', labelNames: ['result'], registers: [reg] })),
       phase: mk('hm9k_nodes_phase', () => new Gauge({ name: 'hm9k_nodes_phase', help: 'ComputeNodes per phase.', labelNames: ['phase'], registers: [reg] })),
       storm: mk('hm9k_nodes_storm_active', () => new Gauge({ name: 'hm9k_nodes_storm_active', help: '1 while a FencePolicy is in storm protection (no node is fenced).', labelNames: ['policy'], registers: [reg] })),
+      drains: mk('hm9k_nodes_drains_total', () => new Counter({ name: 'hm9k_nodes_drains_total', help: 'Drains (live migration of a host) by result: started, empty, incomplete, handedOver, undrained.', labelNames: ['result'], registers: [reg] })),
+      sensor: mk('hm9k_nodes_hardware_sensor_state', () => new Gauge({ name: 'hm9k_nodes_hardware_sensor_state', help: 'BMC sensor threshold state per node and sensor: 0 ok, 1 nonCritical, 2 critical, 3 nonRecoverable, -1 unknown (BMC unreadable).', labelNames: ['node', 'sensor'], registers: [reg] })),
     };
     this.nodesInf = runtime.informer('ComputeNode');
     this.policiesInf = runtime.informer('FencePolicy');
@@ -118,6 +125,61 @@ export class NodesEngine implements FleetView {
     this.objects = runtime.kubeConfig.makeApiClient(CustomObjectsApi);
     this.power = new PowerMonitor(deps, this.store, this, runtime.logger('nodes-power'), this.m.errors, this.now, () => runtime.leader.isLeader() && !this.stopped);
     this.notifier = new Notifier(deps, runtime.events, runtime.logger('nodes-notify'), config, this.m.notifications, this.now);
+    // Hardware health (issue 12 item 1): leader only, sharing the fleet-wide BMC semaphore with the
+    // power reads and fences (the IPMI client also runs one session per BMC at a time).
+    this.hardware = new HardwareMonitor(
+      { ipmi: deps.ipmi, bmcTarget: (n) => deps.bmcTarget(n), limit: (fn) => deps.ipmiSem.run(fn) },
+      () => this.nodesInf.list(),
+      {
+        rulesOf: (n) => {
+          const p = this.policyOf(n)?.policy;
+          return p?.hardware.enabled ? p.hardware : null;
+        },
+        onDecision: (name, d) => {
+          const sensors = this.hardware.readings(name).filter((r) => r.readable).at(-1);
+          this.store.setHardware(name, d, sensors?.readable ? sensors.sensors : undefined);
+          this.sensorGauges(name);
+        },
+        onSel: (name, fresh, notices, lastId) => this.onSel(name, fresh, notices, lastId),
+      },
+      runtime.logger('nodes-hardware'),
+      () => runtime.leader.isLeader() && !this.stopped,
+      // The sweep is cheap (it reads only the nodes whose policy interval has passed): it runs often so
+      // a short interval is honoured.
+      { tickMs: 500 },
+      this.m.errors,
+      this.now,
+    );
+  }
+
+  private sensorGauges(name: string): void {
+    const o = this.store.get(name).hardware;
+    if (!o) return;
+    const unknown = o.decision.bmc === 'unknown';
+    for (const s of o.sensors) {
+      const st = s.faults.length && s.state === 'ok' ? 'critical' : s.state;
+      this.m.sensor.set({ node: name, sensor: s.name }, unknown || st === 'unknown' ? -1 : THRESHOLD_STATES.indexOf(st));
+    }
+  }
+
+  /** SEL cursor first into status (a restart never reports an entry twice), then one email per noteworthy entry. */
+  private async onSel(name: string, fresh: import('../clients/ipmi-sensors.js').SelEntry[], notices: import('./hardware/rules.js').SelNotice[], lastId: number | undefined): Promise<void> {
+    const node = this.nodesInf.get(name);
+    if (!node || lastId === undefined) return;
+    if (node.status?.hardware?.selCursor !== lastId) {
+      const hw = { ...(node.status?.hardware ?? { state: 'unknown' as const }), selCursor: lastId };
+      await this.runtime.status.patchStatus('ComputeNode', node, { ...node.status, hardware: hw });
+    }
+    this.store.setSelCursor(name, lastId);
+    const policy = this.policyOf(node)?.policy ?? null;
+    for (const n of notices) {
+      const e = n.entry;
+      await this.notifier.notify(node, policy, {
+        type: 'notify', key: `sel-${e.id}`, severity: 'warning', subject: `[hm9k] ${name}: BMC event log: ${e.sensor} ${e.event}`.slice(0, 200),
+        body: `Node: ${name} (nova host ${node.spec.host})\nA new System Event Log entry on the BMC (${n.condition}):\n  #${e.id} ${e.sensor}: ${e.event}${e.asserted ? ' (asserted)' : ' (deasserted)'}\nA SEL entry is history: hm9k notifies it once and acts on the sensors only.`,
+      });
+    }
+    if (fresh.length) this.log.info({ node: name, entries: fresh.length, notices: notices.length, cursor: lastId }, 'new SEL entries');
   }
 
   start(): void {
@@ -126,7 +188,14 @@ export class NodesEngine implements FleetView {
     const enqueueNode = (o: ComputeNode) => this.nodeQueue.add(keyOf(o));
     this.nodesInf.on('add', enqueueNode);
     this.nodesInf.on('update', enqueueNode);
-    this.nodesInf.on('delete', (o) => { this.store.delete(o.metadata.name); this.inFlight.delete(o.metadata.name); this.enqueueAllPolicies(); });
+    this.nodesInf.on('delete', (o) => {
+      const name = o.metadata.name;
+      for (const s of this.store.get(name).hardware?.sensors ?? []) this.m.sensor.remove({ node: name, sensor: s.name });
+      this.store.delete(name);
+      this.inFlight.delete(name);
+      this.hardware.forget(name);
+      this.enqueueAllPolicies();
+    });
     const policyChanged = (p: FencePolicy) => {
       this.policyCache.delete(p.metadata.name);
       this.policyQueue.add(keyOf(p));
@@ -154,6 +223,13 @@ export class NodesEngine implements FleetView {
       void this.runtime.leader.waitForLeadership(this.runtime.signal).then(() => this.power.poll(), () => undefined);
       this.monitorsStarted = true;
       this.nodeSide.sync();
+      // The SEL cursors persisted in status: entries up to them are never reported again.
+      for (const n of this.nodesInf.list()) {
+        const c = n.status?.hardware?.selCursor;
+        if (c !== undefined && this.hardware.selCursor(n.metadata.name) === undefined) this.hardware.setSelCursor(n.metadata.name, c);
+      }
+      this.hardware.start();
+      void this.runtime.leader.waitForLeadership(this.runtime.signal).then(() => this.hardware.sweep(), () => undefined);
     })().catch((err: Error) => { if (!this.stopped) this.log.error({ err: err.message }, 'nodes monitors failed to start'); });
   }
 
@@ -170,6 +246,9 @@ export class NodesEngine implements FleetView {
     }
     this.novaMonitor.stop();
     this.power.stop();
+    // Reads in flight end (bounded by the IPMI timeout) and report nothing: the next leader reads on
+    // from the cursor in status.
+    await this.hardware.stop();
     this.nodeSide.stop();
     await this.network.stop();
     await this.deps.stop();
@@ -229,19 +308,22 @@ export class NodesEngine implements FleetView {
 
   private fleet(name: string, policyName: string | undefined): FleetSummary {
     const all = this.nodesInf.list();
-    const s: FleetSummary = { policy: { matched: 0, unhealthy: 0, inFlight: 0 }, global: { total: 0, unhealthy: 0, inFlight: 0 } };
+    const s: FleetSummary = { policy: { matched: 0, unhealthy: 0, inFlight: 0, draining: 0 }, global: { total: 0, unhealthy: 0, inFlight: 0, draining: 0 } };
     for (const n of all) {
       if (n.spec.maintenance) continue;
       const pe = this.policyOf(n);
       const unhealthy = isUnhealthy(this.snapshot(n, false), pe?.policy ?? null);
       const busy = n.metadata.name !== name && (this.inFlight.has(n.metadata.name) || IN_FLIGHT_PHASES.includes(this.phaseOf(n) as never));
+      const draining = busy && this.phaseOf(n) === 'Draining';
       s.global.total++;
       if (unhealthy) s.global.unhealthy++;
       if (busy) s.global.inFlight++;
+      if (draining) s.global.draining!++;
       if (pe && pe.name === policyName) {
         s.policy.matched++;
         if (unhealthy) s.policy.unhealthy++;
         if (busy) s.policy.inFlight++;
+        if (draining) s.policy.draining!++;
       }
     }
     return s;
@@ -294,6 +376,7 @@ export class NodesEngine implements FleetView {
     const { entry, reason } = this.match(node);
     const policy = entry?.policy ?? null;
     const prevPhase = node.status?.phase;
+    const prevDrain = node.status?.drain;
     const decision = await this.mutex.run(async () => {
       const d = decide(this.snapshot(node!), policy, this.fleet(node!.metadata.name, entry?.name), {
         now: this.now(),
@@ -321,14 +404,22 @@ export class NodesEngine implements FleetView {
       if (this.stopped || this.runtime.signal.aborted) break;
       node = await this.execute(node, a, policy);
     }
+    this.countDrain(prevDrain, node.status?.drain);
     if (!fenceInProgress(node.status) && node.metadata.finalizers?.includes(FENCE_FINALIZER) && !this.runtime.signal.aborted) {
       node = await this.setFinalizer(this.latest(node), false);
     }
     const phase = node.status?.phase ?? decision.status.phase;
     const interval = policy?.detection.intervalMs ?? this.config.resyncMs;
-    if (phase === 'Fencing' || phase === 'Evacuating') return { requeueAfterMs: Math.max(200, Math.min(interval, 2000)) };
+    if (phase === 'Fencing' || phase === 'Evacuating' || phase === 'Draining') return { requeueAfterMs: Math.max(200, Math.min(interval, 2000)) };
     if (phase === 'Healthy' || phase === 'Maintenance' || (phase === 'Fenced' && !node.status?.fence?.acknowledged)) return { requeueAfterMs: this.config.resyncMs };
     return { requeueAfterMs: interval };
+  }
+
+  /** hm9k_nodes_drains_total{result}: a drain started, ended (empty, incomplete, handedOver) or undrained. */
+  private countDrain(before: Drain | undefined, after: Drain | undefined): void {
+    if (after && before?.id !== after.id) this.m.drains.inc({ result: 'started' });
+    if (after?.result && (before?.id !== after.id || !before.result)) this.m.drains.inc({ result: after.result });
+    if (before && !after) this.m.drains.inc({ result: 'undrained' });
   }
 
   /** The newer of `node` and the cached copy. */
@@ -462,6 +553,30 @@ export class NodesEngine implements FleetView {
         }
         case 'evacuate':
           return await this.evacuate(node, policy!);
+        case 'drainDisable':
+        case 'drainEnable': {
+          let o: Outcome;
+          try {
+            const nova = await this.deps.novaClient();
+            const svc = (await nova.listServices(node.spec.host)).find((s) => s.host === node.spec.host);
+            if (!svc) throw new Error(`no nova-compute service for host ${node.spec.host}`);
+            if (a.type === 'drainDisable') await nova.disable(svc.id, a.reason);
+            else if (svc.status !== 'enabled') await nova.enable(svc.id);
+            o = { type: a.type, ok: true, message: a.type === 'drainDisable' ? `disabled: ${a.reason}` : 'enabled' };
+          } catch (err) {
+            o = { type: a.type, ok: false, message: (err as Error).message };
+          }
+          done(o.ok ? 'ok' : 'failed');
+          this.event(node, o.ok ? 'Normal' : 'Warning', a.type === 'drainDisable' ? (o.ok ? 'DrainServiceDisabled' : 'DrainDisableFailed') : (o.ok ? 'Undrained' : 'UndrainFailed'),
+            `drain ${a.drainId}: ${o.ok ? (a.type === 'drainDisable' ? `nova-compute ${o.message}` : 'nova-compute enabled again: the host is back in service') : o.message.slice(0, 300)}`);
+          const next = await this.outcome(node, o);
+          if (o.ok && a.type === 'drainEnable') {
+            await this.notifier.notify(next, policy, { type: 'notify', key: `undrained-${a.drainId}`, severity: 'info', subject: `[hm9k] ${name}: returned to service`, body: `Drain ${a.drainId} was ended with ${'hm9k.io/undrain'}; nova-compute is enabled again.` });
+          }
+          return next;
+        }
+        case 'drainTick':
+          return await this.drainTick(node, policy!);
         case 'returnToService': {
           let o: Outcome;
           try {
@@ -557,6 +672,54 @@ export class NodesEngine implements FleetView {
       this.event(node, e.failed ? 'Warning' : 'Normal', e.failed ? 'EvacuationIncomplete' : 'EvacuationDone', evacuationSummary(e));
       this.m.actions.inc({ type: 'evacuate', result: e.failed ? 'partial' : 'ok' });
     }
+    return node;
+  }
+
+  /**
+   * One drain tick (issue 12 item 4): one read of Nova, the pure per-server rules (drain/machine.ts),
+   * the intent written, then os-migrateLive per server, then each answer recorded.
+   */
+  private async drainTick(node: ComputeNode, policy: ResolvedPolicy): Promise<ComputeNode> {
+    const d0 = node.status?.drain;
+    if (!d0 || d0.result) return node;
+    const nova = await this.deps.novaClient();
+    const host = node.spec.host;
+    const view = await readDrainView(nova, host, d0, policy);
+    const { onHost, microversion } = view;
+    const { drain, requests } = drainTick(d0, host, view, policy, { now: this.now(), settleMs: 2 * this.config.httpTimeoutMs });
+    this.store.setServers(node.metadata.name, onHost.length);
+    // Intent first: the servers about to be requested are `requested` in status before any call.
+    node = await this.write(node, { ...node.status, drain, servers: onHost.length }, true);
+    if (!d0.planned && drain.planned) this.event(node, 'Normal', 'DrainPlanned', `drain ${drain.id}: ${drain.total} server(s) on ${host} to live-migrate at microversion ${drain.microversion}, ${policy.drain.concurrency} at a time`);
+    let d: Drain = drain;
+    let finish!: () => void;
+    const tracked = new Promise<void>((r) => (finish = r));
+    this.evacuationsInFlight.add(tracked);
+    try {
+      for (const r of requests) {
+        if (this.interrupted()) break; // recorded as requested with no answer: the next leader asks Nova first
+        try {
+          await nova.migrateLive(r.id, { ...(r.host ? { host: r.host } : {}), microversion: d.microversion ?? microversion });
+          d = applyMigrateAnswer(d, r.id, { kind: 'accepted' }, this.now());
+          this.log.info({ node: node.metadata.name, server: r.id, host: r.host ?? 'scheduler' }, 'live migration requested');
+        } catch (err) {
+          const a = classifyMigrateError(err);
+          d = applyMigrateAnswer(d, r.id, a, this.now());
+          this.log.warn({ node: node.metadata.name, server: r.id, answer: a.kind, err: (err as Error).message }, 'os-migrateLive not accepted');
+        }
+      }
+      if (requests.length) node = await this.write(node, { ...this.latest(node).status, drain: d }, true);
+    } finally {
+      this.evacuationsInFlight.delete(tracked);
+      finish();
+    }
+    for (const s of d.servers) {
+      const was = d0.servers.find((x) => x.id === s.id);
+      if (s.state === was?.state) continue;
+      if (s.state === 'migrated') this.log.info({ node: node.metadata.name, server: s.id, to: s.to }, 'server live-migrated');
+      if (s.state === 'failed' || s.state === 'skipped') this.event(node, 'Warning', 'LiveMigrationFailed', `drain ${d.id}: server ${s.id} ${s.state}: ${s.error ?? ''}`.slice(0, 1000));
+    }
+    if (d.result && !d0.result) this.log.info({ node: node.metadata.name, drain: d.id, result: d.result }, `drain finished: ${drainSummary(d)}`);
     return node;
   }
 

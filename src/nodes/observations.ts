@@ -1,6 +1,16 @@
 // In-memory observations per node, fed by the monitors and read by the reconciler.
 import type { NetworkName, UpDownUnknown } from '../api/index.js';
-import type { CorroborationObservation, NetworkObservation, NodeObservations, NovaObservation, PowerObservation } from './fence/types.js';
+import type { HardwareSensor } from '../clients/ipmi-sensors.js';
+import type { HardwareDecision } from './hardware/rules.js';
+import type { CorroborationObservation, HardwareObservation, NetworkObservation, NodeObservations, NovaObservation, PowerObservation } from './fence/types.js';
+
+/** What of a hardware observation is news (sensor values moving inside their thresholds are not). */
+function hardwareKey(h: HardwareObservation | undefined): string {
+  if (!h) return '';
+  const d = h.decision;
+  return JSON.stringify([d.action, d.bmc, d.error, d.reasons.map((r) => [r.condition, r.sensor, r.action]), d.pending.map((p) => [p.condition, p.sensor, p.samples]),
+    h.sensors.map((s) => [s.name, s.state, s.faults, s.state !== 'ok' ? s.value : undefined]), h.selCursor]);
+}
 
 export class ObservationStore {
   private readonly nodes = new Map<string, NodeObservations>();
@@ -99,6 +109,21 @@ export class ObservationStore {
     o.nodeSideSsh = { state, at, ...(detail ? { detail } : {}) };
     if (o.nova && o.nova.nodeSide !== state) o.nova = { ...o.nova, nodeSide: state };
     if (prev !== state) this.changed(node);
+  }
+
+  /** The hardware monitor's decision; `sensors` are those of the last readable reading (kept while unreadable). */
+  setHardware(node: string, decision: HardwareDecision, sensors: HardwareSensor[] | undefined): void {
+    const o = this.get(node);
+    const before = hardwareKey(o.hardware);
+    o.hardware = { decision, sensors: sensors ?? o.hardware?.sensors ?? [], ...(o.hardware?.selCursor !== undefined ? { selCursor: o.hardware.selCursor } : {}) };
+    if (hardwareKey(o.hardware) !== before) this.changed(node);
+  }
+
+  /** The SEL cursor once persisted (no reconcile: status already has it). */
+  setSelCursor(node: string, lastId: number | undefined): void {
+    const o = this.get(node);
+    if (!o.hardware || lastId === undefined) return;
+    o.hardware = { ...o.hardware, selCursor: lastId };
   }
 
   setCorroboration(node: string, c: CorroborationObservation): void {

@@ -10,7 +10,7 @@ import { AnalysisCycle } from '../../src/apps/analyzer/cycle.js';
 import { resolveAppsConfig, type AppsConfig } from '../../src/apps/config.js';
 import { Fetcher } from '../../src/apps/fetcher/index.js';
 import { ProjectionSync } from '../../src/apps/fetcher/projection-sync.js';
-import { LeaderLoop } from '../../src/apps/leader/index.js';
+import { LeaderLoop, holdMaybeSent } from '../../src/apps/leader/index.js';
 import { PolicySource } from '../../src/apps/policy.js';
 import { Sender } from '../../src/apps/sender/index.js';
 import { AppEvents } from '../../src/apps/status/events.js';
@@ -20,9 +20,10 @@ import { MemoryStore } from '../../src/apps/store/memory.js';
 import type { StartMessage, StopMessage } from '../../src/hm9000/messages.js';
 import { CloudControllerSim } from '../../src/sim/cc.js';
 import type { AppHealthPolicy } from '../../src/api/index.js';
+import type { PendingStart } from '../../src/apps/types.js';
 import type { Informer } from '../../src/kube/contract.js';
 import { waitFor } from '../support/proc.js';
-import { fakeRuntime } from './support/fake-runtime.js';
+import { fakeRuntime, MapInformer } from './support/fake-runtime.js';
 
 const T0 = 1_700_000_000_000;
 const log = pino({ level: 'silent' });
@@ -55,7 +56,8 @@ async function harness() {
   const reporter: StatusReporter = new StatusReporter({ status: rt.status, policies, store, fetcher, sender, projection, logger: log, leading: () => loop.isLeading() });
   const analysis = new AnalysisCycle({ store, config, overrides: () => projection.overrides(), metrics, logger: log, onDecisions: (d, p) => reporter.decisions(d, p) });
   const readyFlag = { value: true };
-  const loop: LeaderLoop = new LeaderLoop({ leader: rt.leader, ready: () => readyFlag.value, config, store, fetcher, projection, analysis, sender, reporter, events, metrics, logger: log, now: () => clock.now });
+  // Ready as in startApps: the policy choice must be possible (with no AppHealthPolicy: the defaults).
+  const loop: LeaderLoop = new LeaderLoop({ leader: rt.leader, ready: () => readyFlag.value && policies.observe(), config, store, fetcher, projection, analysis, sender, reporter, events, metrics, logger: log, now: () => clock.now });
   // One DEA reports web[0] only; heartbeats flushed for a whole freshness TTL before T0.
   const heartbeat = (at: number) => {
     store.applyHeartbeat({ dea: 'dea-0', droplets: [{ droplet: 'web', version: 'v1', instance: 'i0', index: 0, state: 'RUNNING', state_timestamp: 1 }] }, at);
@@ -70,7 +72,7 @@ async function harness() {
     await loop.tick();
     await Promise.all(fetches.splice(0));
   };
-  return { cc, rt, store, sent, loop, cfg, clock, tickAt, sender, readyFlag, close: async () => { await loop.stop(); await reporter.stop(); await cc.close(); } };
+  return { cc, rt, store, sent, loop, cfg, clock, tickAt, sender, readyFlag, policies: rt.informer('AppHealthPolicy') as unknown as MapInformer<AppHealthPolicy>, close: async () => { await loop.stop(); await reporter.stop(); await cc.close(); } };
 }
 
 describe('leader loop', () => {
@@ -134,6 +136,29 @@ describe('leader loop', () => {
     expect(h.cc.requests.length).toBeGreaterThan(requests);
   });
 
+  it("no policy can be followed: each candidate's status says Followed=False and why, once; the one left says Followed=True", async () => {
+    const { cfg } = h;
+    const ahp = (name: string): AppHealthPolicy => ({ apiVersion: 'hm9k.io/v1alpha1', kind: 'AppHealthPolicy', metadata: { name, uid: `uid-${name}`, generation: 1 }, spec: {} });
+    h.policies.set(ahp('foundation'));
+    h.policies.set(ahp('trial'));
+    for (let t = T0; t < T0 + 5 * cfg.analyzeIntervalMs; t += cfg.analyzeIntervalMs) await h.tickAt(t);
+    await waitFor(() => h.rt.statusWrites.length >= 2, 'both candidates written', 5000);
+    for (let i = 0; i < 5; i++) await h.tickAt(h.clock.now + cfg.analyzeIntervalMs);
+    const writes = h.rt.statusWrites.filter((w) => w.kind === 'AppHealthPolicy');
+    expect(writes.map((w) => w.name).sort()).toEqual(['foundation', 'trial']); // once each: steady state is quiet
+    for (const w of writes) {
+      const conds = (w.status as AppHealthPolicy['status'])!.conditions!;
+      expect(conds).toEqual([expect.objectContaining({ type: 'Followed', status: 'False', reason: 'AmbiguousPolicies' })]);
+      expect(conds[0]!.message).toMatch(/2 AppHealthPolicies \(foundation, trial\) and apps.policyName names none/);
+    }
+    expect(h.cc.requests).toEqual([]); // and nothing was fetched or acted on
+    h.policies.delete('trial');
+    await h.tickAt(h.clock.now + cfg.analyzeIntervalMs);
+    await waitFor(() => h.rt.statusWrites.some((w) => w.name === 'foundation' && (w.status as AppHealthPolicy['status'])!.conditions!.some((c) => c.type === 'Followed' && c.status === 'True')), 'foundation followed', 5000);
+    const last = h.rt.statusWrites.filter((w) => w.name === 'foundation').at(-1)!.status as AppHealthPolicy['status'];
+    expect(last!.conditions!.find((c) => c.type === 'Followed')).toMatchObject({ status: 'True', reason: 'OnlyPolicy' });
+  });
+
   it('a switch of the followed policy fetches at once, not after the rest of the fetch interval', async () => {
     const { cfg } = h;
     await h.tickAt(T0);
@@ -156,5 +181,19 @@ describe('leader loop', () => {
     await waitFor(() => h.sent.length > 0, 'evacuation start sent', 5000);
     expect(h.sent).toEqual([expect.objectContaining({ droplet: 'web', instance_index: 0 })]);
     expect(h.store.pending().starts.get('web/v1/0')).toMatchObject({ reason: 'EVACUATION', priority: 2 });
+  });
+});
+
+describe('holdMaybeSent (a new leader and the sends its predecessor may have made)', () => {
+  const base = { appGuid: 'web', version: 'v1', keepAliveMs: 30_000, skipVerification: false, priority: 1, reason: 'CRASHED' as const, kind: 'start' as const };
+  const at = (index: number, m: Partial<PendingStart>): PendingStart => ({ ...base, messageId: `m${index}`, index, sendOn: T0, sentOn: 0, ...m });
+  it.each([
+    ['never attempted: due as it was', at(0, {}), undefined],
+    ['attempted, not recorded as sent: waits', at(1, { attemptedAt: T0 - 5000 }), T0 + 20_000],
+    ['attempted and sent (keep-alive): untouched', at(2, { attemptedAt: T0 - 5000, sentOn: T0 - 4000 }), undefined],
+    ['attempted, already due later than the hold: untouched', at(3, { attemptedAt: T0 - 5000, sendOn: T0 + 60_000 }), undefined],
+  ])('%s', (_what, m, sendOn) => {
+    const held = holdMaybeSent({ starts: new Map([[`web/v1/${m.index}`, m]]), stops: new Map() }, T0 + 20_000);
+    expect(held.map((h) => h.sendOn)).toEqual(sendOn === undefined ? [] : [sendOn]);
   });
 });

@@ -67,3 +67,38 @@ describe('AppHealthPolicy status', () => {
     expect(b).toEqual(a);
   });
 });
+
+describe('listener: heartbeats lost to NATS (issue 14 item 8)', () => {
+  it('a dropped NATS connection revokes actual freshness at once and is counted (not only after the TTL lapses)', async () => {
+    const { NatsServer } = await import('../../src/devenv/nats.js');
+    const { connect } = await import('@nats-io/transport-node');
+    const server = await NatsServer.start();
+    const nats = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+    const registry = new Registry();
+    const metrics = new AppsMetrics(registry);
+    const store = new MemoryStore(30_000);
+    const logs: { msg?: string }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (s: string) => logs.push(JSON.parse(s)) });
+    // Freshness as of an unbroken streak that began 40 s ago (one TTL is 30 s); the clock is real.
+    const l = new Listener({ nats, store, config: () => resolveAppsConfig(), metrics, logger });
+    l.start();
+    try {
+      store.recordFlush(Date.now() - 40_000);
+      store.recordFlush(Date.now() - 20_000);
+      store.recordFlush(Date.now());
+      expect(store.actualFreshness.isFresh(Date.now())).toBe(true);
+      await server.stop();
+      const deadline = Date.now() + 20_000;
+      while (store.actualFreshness.isFresh(Date.now()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // Well within the TTL of the last flush: only the disconnect can have made it stale.
+      expect(store.actualFreshness.isFresh(Date.now())).toBe(false);
+      const m = await registry.getSingleMetric('hm9k_heartbeat_intake_broken_total')!.get();
+      expect(m.values.find((v) => v.labels.why === 'disconnect')?.value).toBeGreaterThanOrEqual(1);
+      expect(logs.some((e) => e.msg?.includes('heartbeat intake broken'))).toBe(true);
+    } finally {
+      await l.stop();
+      await nats.close().catch(() => undefined);
+      await server.stop();
+    }
+  });
+});

@@ -124,6 +124,32 @@ describe('sender runs', () => {
     expect(w.sender.stats).toMatchObject({ sent: 1, failed: 1 });
   });
 
+  it('intent first: each message is stored with attemptedAt before its request goes out; a store that cannot write sends nothing', async () => {
+    const w = world();
+    w.store.setDesired(new Map([['app', app()]]), NOW);
+    w.store.applyHeartbeat({ dea: 'd', droplets: [inst(0, 'RUNNING')] }, NOW);
+    w.store.putPending([start()]);
+    const persisted: (number | undefined)[] = [];
+    const persist = w.store.persist.bind(w.store);
+    w.store.persist = async () => { persisted.push(w.store.pending().starts.get('app/v1/1')?.attemptedAt); return persist(); };
+    const seenAtSend: (number | undefined)[] = [];
+    const sendStart = w.sender['deps'].transport.sendStart;
+    w.sender['deps'].transport.sendStart = async (m) => { seenAtSend.push(persisted.length); return sendStart(m); };
+    expect((await w.sender.run(NOW)).map((x) => x.outcome)).toEqual(['sent']);
+    expect(persisted[0]).toBe(NOW); // the first persist carried the intent...
+    expect(seenAtSend).toEqual([1]); // ...and happened before the request
+    // A store write error before sending: no request, freshness revoked, the message stays queued.
+    const v = world();
+    v.store.setDesired(new Map([['app', app()]]), NOW);
+    v.store.applyHeartbeat({ dea: 'd', droplets: [inst(0, 'RUNNING')] }, NOW);
+    v.store.putPending([start()]);
+    v.store.persist = async () => { throw new Error('etcd unavailable'); };
+    expect((await v.sender.run(NOW)).map((x) => x.outcome)).toEqual(['failed']);
+    expect(v.sent).toEqual([]);
+    expect(v.store.actualFreshness.isFresh(NOW)).toBe(false);
+    expect(v.store.pending().starts.get('app/v1/1')?.sentOn).toBe(0);
+  });
+
   it('dryRun decides and reports but sends nothing', async () => {
     const w = world({ dryRun: true });
     w.store.setDesired(new Map([['app', app()]]), NOW);

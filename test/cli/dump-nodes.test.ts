@@ -95,6 +95,26 @@ cmp-2 (host cmp-2)  phase=Fenced since 5m ago
     expect(renderNodes([big], [], now)).toContain('               not listed: 119 evacuated, 30 not yet planned\n');
   });
 
+  it('shows the hardware sensors and the drain record (issue 12 item 6)', () => {
+    const draining: ComputeNode = {
+      apiVersion: 'hm9k.io/v1alpha1', kind: 'ComputeNode', metadata: { name: 'cmp-3' }, spec: { host: 'cmp-3' },
+      status: {
+        phase: 'Draining', phaseSince: t(30),
+        hardware: { state: 'drain', reasons: ['cpuTemperatureCritical (Drain): CPU Temp 95 degrees C is critical'], selCursor: 4, sensors: [{ name: 'CPU Temp', kind: 'cpuTemperature', state: 'critical', reading: '95 degrees C' }, { name: 'Fan1', kind: 'fan', state: 'ok' }] },
+        drain: {
+          id: 'cmp-3-d1', reason: 'hardware: CPU Temp 95 degrees C is critical', source: 'hardware', startedAt: t(30), leaseHolder: 'hm9k-0', leaseTransitions: 1, disabled: 'succeeded', microversion: '2.25',
+          total: 2, migrated: 1, failed: 0, left: 1, servers: [{ id: 'srv-a', state: 'migrated', to: 'cmp-1', migrationId: '7' }, { id: 'srv-b', state: 'requested' }],
+        },
+      },
+    };
+    const out = renderNodes([draining], [], now);
+    expect(out).toContain('  hardware     drain  sensors: 2 (CPU Temp critical 95 degrees C)  SEL cursor 4\n               cpuTemperatureCritical (Drain): CPU Temp 95 degrees C is critical\n');
+    expect(out).toContain('  drain        cmp-3-d1 30s ago (hardware): hardware: CPU Temp 95 degrees C is critical\n               disable ok; 1/2 live-migrated, 0 need an operator, 1 left (microversion 2.25)\n               srv-a  migrated -> cmp-1  migration 7\n               srv-b  requested\n');
+    const done = renderNodes([{ ...draining, status: { ...draining.status, phase: 'Drained', drain: { ...draining.status!.drain!, result: 'empty' } } }], [], now);
+    expect(done).toContain('return to service: kubectl annotate cn cmp-3 hm9k.io/undrain=cmp-3-d1');
+    expect(nodeDump(draining).drain?.id).toBe('cmp-3-d1');
+  });
+
   it('shows a storm and a paused policy', () => {
     const storm: FencePolicy = { ...policy, spec: { ...policy.spec, safety: { paused: true } }, status: { ...policy.status, conditions: [{ type: 'StormActive', status: 'True', reason: 'TooManyUnhealthy', message: '3 of 4 nodes unhealthy (max 1)', lastTransitionTime: t(1) }] } };
     expect(renderNodes([], [storm], now)).toMatch(/STORM: 3 of 4 nodes unhealthy \(max 1\)  PAUSED/);

@@ -46,6 +46,7 @@ describe('fuzz: analyzer + sender verification', () => {
   it('never stops the only running instance of a desired index; never starts what is not wanted', { timeout: budget(RUNS, 40) }, async () => {
     let stopsSent = 0;
     let startsSent = 0;
+    let settled = 0;
     await check('analyzer sequences', fc.property(scenario, ({ steps, policyPaused, grace }) => {
       const config = { ...resolveAppsConfig(), gracePeriodMs: grace, paused: policyPaused };
       let now = 1_700_000_000_000;
@@ -80,7 +81,14 @@ describe('fuzz: analyzer + sender verification', () => {
           case 'pause': overrides.set(e.app, { paused: e.paused }); break;
         }
         const instances = byApp();
-        const d = analyze({ actualFresh: fresh.actual, desiredFresh: fresh.desired, desired, instances, crashCounts, overrides }, now, config, pending);
+        const snapshot = { actualFresh: fresh.actual, desiredFresh: fresh.desired, desired, instances, crashCounts, overrides };
+        const d = analyze(snapshot, now, config, pending);
+        // The settled-app shortcut (issue 14 item 8) decides, summarises and counts exactly as the rules do.
+        expect(d).toEqual(analyze(snapshot, now, config, pending, { ruleByRule: true }));
+        for (const [app, want] of desired) {
+          const list = instances.get(app) ?? [];
+          if (d.acted && isDesired(want) && list.length === want.instances && list.every((i) => i.state === 'RUNNING' && i.version === want.version) && d.apps.get(app)?.converged) settled++;
+        }
         if (!fresh.actual || !fresh.desired || policyPaused) {
           expect(d.starts.length + d.stops.length + d.crashCounts.length).toBe(0);
           expect(d.acted).toBe(false);
@@ -140,5 +148,6 @@ describe('fuzz: analyzer + sender verification', () => {
     console.log(`fuzz analyzer sequences: ${startsSent} starts and ${stopsSent} stops executed`);
     expect(stopsSent).toBeGreaterThan(0);
     expect(startsSent).toBeGreaterThan(0);
+    expect(settled).toBeGreaterThan(0);
   });
 });

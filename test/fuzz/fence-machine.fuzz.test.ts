@@ -10,37 +10,20 @@
 // - paused: no new fence and no external action (a fence in progress holds where it is).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ACK_FENCE_ANNOTATION, NETWORKS, type ComputeNodeStatus, type NetworkName } from '../../src/api/index.js';
+import { ACK_FENCE_ANNOTATION, NETWORKS } from '../../src/api/index.js';
 import { resolvePolicy } from '../../src/nodes/config.js';
-import { applyOutcome, decide, isStorm, isUnhealthy, stepState } from '../../src/nodes/fence/machine.js';
-import type { Action, FleetSummary, NetworkObservation, NodeObservations, NodeSnapshot } from '../../src/nodes/fence/types.js';
+import { decide, isStorm, stepState } from '../../src/nodes/fence/machine.js';
+import type { FleetSummary, NetworkObservation, NodeSnapshot } from '../../src/nodes/fence/types.js';
+import { EXTERNAL, THREE_NETWORKS, carryOut, decideContext, fleetSummary, healthyNode, networkObservation, rng, snapshot, type SimNode } from '../support/fence-world.js';
 import { budget, check } from './support.js';
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-interface Node {
-  nets: Record<NetworkName, NetworkObservation>;
-  power: 'on' | 'off' | 'unknown';
-  ann: Record<string, string>;
-  status: ComputeNodeStatus;
-  corroboration?: NodeObservations['corroboration'];
+interface Node extends SimNode {
   fenceIds: string[];
   acked: Set<string>;
   confirmedOff: Set<string>;
   /** The node's last decisions, named in a failure message. */
   trace: string[];
 }
-
-const EXTERNAL = new Set<Action['type']>(['recover', 'powerOn', 'powerOff', 'forceDown', 'disable', 'evacuate', 'returnToService']);
 
 const scenario = fc.record({
   seed: fc.integer(),
@@ -61,7 +44,7 @@ interface Totals { fences: number; evacuations: number; powerOffs: number; dryRu
 function run(sc: { seed: number; nodes: number; steps: number; maxUnhealthy: string | number; remediations: number; failureThreshold: number; forceDownService: boolean; evacuation: boolean; dryRunFrom: number; pausedFrom: number }, t: Totals, checkModes: boolean): void {
   const r = rng(sc.seed);
   const base = {
-    networks: { management: { consul: [{ address: 'http://a:1' }] }, storage: { consul: [{ address: 'http://a:2' }] }, tenant: { consul: [{ address: 'http://a:3' }] } },
+    networks: THREE_NETWORKS,
     detection: { interval: '1s', failureThreshold: sc.failureThreshold, recoveryGracePeriod: '2s', healthyDelay: '1s' },
     recovery: { attempts: 1, settleTime: '1s' },
     fencing: { forceDownService: sc.forceDownService },
@@ -77,11 +60,7 @@ function run(sc: { seed: number; nodes: number; steps: number; maxUnhealthy: str
   });
   let now = Date.parse('2025-01-01T00:00:00Z');
   const N = sc.nodes;
-  const up = (): NetworkObservation => ({ state: 'up', since: now - 100_000, consecutiveDown: 0, observersUp: 1, observersDown: 0, observersUnknown: 0 });
-  const nodes: Node[] = Array.from({ length: N }, () => ({
-    nets: Object.fromEntries(NETWORKS.map((n) => [n, up()])) as Node['nets'],
-    power: 'on', ann: {}, status: {}, fenceIds: [], acked: new Set(), confirmedOff: new Set(), trace: [],
-  }));
+  const nodes: Node[] = Array.from({ length: N }, () => ({ ...healthyNode(now), fenceIds: [], acked: new Set<string>(), confirmedOff: new Set<string>(), trace: [] }));
   const powerOffsPerFence = new Map<string, number>();
   for (let step = 0; step < sc.steps; step++) {
     now += 1000;
@@ -93,25 +72,19 @@ function run(sc: { seed: number; nodes: number; steps: number; maxUnhealthy: str
         const o = w.nets[n];
         const x = r();
         const next: NetworkObservation['state'] = x < 0.06 ? 'down' : x < 0.09 ? 'unknown' : x < 0.2 ? 'up' : o.state;
-        if (next !== o.state) w.nets[n] = { ...o, state: next, since: now, consecutiveDown: next === 'down' ? 1 : 0, observersUp: next === 'up' ? 1 : 0, observersDown: next === 'down' ? 1 : 0, observersUnknown: next === 'unknown' ? 1 : 0 };
+        if (next !== o.state) w.nets[n] = networkObservation(next, now);
         else if (next === 'down') w.nets[n] = { ...o, consecutiveDown: o.consecutiveDown + 1, observersUp: r() < 0.1 ? 1 : 0 };
       }
       if (r() < 0.01) w.power = w.power === 'on' ? 'off' : r() < 0.5 ? 'on' : 'unknown';
       if (w.status.fence && r() < 0.05) w.ann[ACK_FENCE_ANNOTATION] = w.status.fence.id;
     }
-    const snap = (w: Node, i: number): NodeSnapshot => ({
-      name: `n${i}`, spec: { host: `n${i}`, bmc: { address: 'b', credentialsSecret: 'c' }, ssh: { address: 's', credentialsSecret: 'c' } },
-      annotations: w.ann, status: w.status,
-      obs: { networks: w.nets, power: { state: w.power, since: now }, nova: { apiState: 'up', nodeSide: 'up', evacuationMigrations: 0 }, ...(w.corroboration ? { corroboration: w.corroboration } : {}) },
-    });
     for (let i = 0; i < N; i++) {
       const w = nodes[i]!;
-      const all = nodes.map(snap);
-      const unhealthy = all.filter((s) => isUnhealthy(s, policy)).length;
-      const inFlight = nodes.filter((o, j) => j !== i && ['Recovering', 'Fencing', 'Evacuating'].includes(o.status.phase ?? '')).length;
-      const fleet: FleetSummary = { policy: { matched: N, unhealthy, inFlight }, global: { total: N, unhealthy, inFlight } };
+      const all = nodes.map((x, j) => snapshot(x, j, now));
+      const fleet = fleetSummary(all, i, policy);
+      const unhealthy = fleet.policy.unhealthy;
       const hadFence = w.status.fence?.id;
-      const d = decide(all[i]!, policy, fleet, { now, lease: { holder: 'h', transitions: 1 }, globalMaxUnhealthy: '100%', globalMaxConcurrentRemediations: 10 });
+      const d = decide(all[i]!, policy, fleet, decideContext(now));
       let st = d.status;
       w.trace.push(`step ${step}: ${w.status.phase ?? '-'} -> ${st.phase} fence=${st.fence?.id ?? '-'}${st.fence?.acknowledged ? ' (acked)' : ''} ann=${w.ann[ACK_FENCE_ANNOTATION] ?? '-'} power=${w.power} actions=${d.actions.map((a) => a.type).join(',')}`);
       if (w.trace.length > 25) w.trace.shift();
@@ -139,48 +112,20 @@ function run(sc: { seed: number; nodes: number; steps: number; maxUnhealthy: str
         expect(ext, `paused: external actions at step ${step} on n${i} (phase ${d.status.phase})`).toEqual([]);
       }
       for (const a of d.actions) {
-        switch (a.type) {
-          case 'evacuate':
-          case 'forceDown':
-          case 'disable': {
-            const fid = a.fenceId;
-            expect(w.confirmedOff.has(fid), `${a.type} for fence ${fid} before a confirmed power-off`).toBe(true);
-            expect(stepState(st.fence, 'confirmOff')).toBe('succeeded');
-            expect(w.power).not.toBe('on');
-            if (a.type === 'evacuate') {
-              t.evacuations++;
-              st = applyOutcome(st, { type: 'evacuationFinished', ok: r() < 0.8, message: 'sim' }, now);
-            } else st = applyOutcome(st, { type: a.type, ok: r() < 0.9, message: 'sim' }, now);
-            break;
-          }
-          case 'powerOff': {
-            const n = (powerOffsPerFence.get(a.fenceId) ?? 0) + 1;
-            powerOffsPerFence.set(a.fenceId, n);
-            expect(n, `two power-offs for fence ${a.fenceId}`).toBe(1);
-            t.powerOffs++;
-            const confirmed = w.power === 'off' || (w.power === 'on' && r() < 0.7);
-            if (confirmed) { w.power = 'off'; w.confirmedOff.add(a.fenceId); }
-            st = applyOutcome(st, { type: 'powerOff', ok: confirmed, confirmed, message: 'sim' }, now);
-            break;
-          }
-          case 'powerOn':
-            if (r() < 0.5) w.power = 'on';
-            st = applyOutcome(st, { type: 'powerOn', ok: true, message: 'sim' }, now);
-            break;
-          case 'corroborate':
-            w.corroboration = { network: a.network, at: now, result: r() < 0.7 ? 'failing' : r() < 0.5 ? 'works' : 'unreachable' };
-            break;
-          case 'recover':
-            if (r() < 0.3) w.nets[a.kind as NetworkName] = { state: 'up', since: now, consecutiveDown: 0, observersUp: 1, observersDown: 0, observersUnknown: 0 };
-            st = applyOutcome(st, { type: 'recover', ok: true, message: 'sim' }, now);
-            break;
-          case 'returnToService':
-            st = applyOutcome(st, { type: 'returnToService', ok: true, waiting: r() < 0.3, message: 'sim' }, now);
-            if (!st.fence) delete w.ann[ACK_FENCE_ANNOTATION];
-            break;
-          default:
-            break;
+        if (a.type === 'evacuate' || a.type === 'forceDown' || a.type === 'disable') {
+          expect(w.confirmedOff.has(a.fenceId), `${a.type} for fence ${a.fenceId} before a confirmed power-off`).toBe(true);
+          expect(stepState(st.fence, 'confirmOff')).toBe('succeeded');
+          expect(w.power).not.toBe('on');
+          if (a.type === 'evacuate') t.evacuations++;
         }
+        if (a.type === 'powerOff') {
+          const n = (powerOffsPerFence.get(a.fenceId) ?? 0) + 1;
+          powerOffsPerFence.set(a.fenceId, n);
+          expect(n, `two power-offs for fence ${a.fenceId}`).toBe(1);
+          t.powerOffs++;
+        }
+        st = carryOut(a, st, w, r, now);
+        if (a.type === 'powerOff' && w.power === 'off') w.confirmedOff.add(a.fenceId); // the BMC confirmed it
       }
       w.status = st;
     }
@@ -222,8 +167,7 @@ describe('fuzz: fence state machine', () => {
     if (process.env.HM9K_FUZZ_SEED === undefined) expect(t.evacuations).toBeGreaterThan(0);
   });
 
-  // Skipped until issue 9 item 5 lands on main (i9b is fixing the machine): dryRun and paused are
-  // not honoured mid-fence yet (e.g. dryRun switched on while Fenced still issues returnToService).
+  // dryRun and paused switched on at a random step, also mid-fence (issue 9 item 5).
   it('dryRun acts on nothing and paused starts nothing, in every phase (also when switched on mid-fence)', { timeout: budget(RUNS, 150) }, async () => {
     const t: Totals = { fences: 0, evacuations: 0, powerOffs: 0, dryRunSteps: 0, pausedSteps: 0 };
     await check('fence machine dryRun/paused', fc.property(scenario.filter((s) => s.dryRunFrom >= 0 || s.pausedFrom >= 0), (sc) => run(sc, t, true)), RUNS);

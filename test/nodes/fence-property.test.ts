@@ -5,38 +5,21 @@
 // external action while paused or in dry run, and a held fence resumes once unpaused (item 5); an
 // acknowledgement counts only after the fence's summary went out (item 12).
 import { describe, expect, it } from 'vitest';
-import { ACK_FENCE_ANNOTATION, NETWORKS, type ComputeNodeStatus, type NetworkName } from '../../src/api/index.js';
+import { ACK_FENCE_ANNOTATION, NETWORKS } from '../../src/api/index.js';
 import { resolvePolicy } from '../../src/nodes/config.js';
-import { applyOutcome, decide, isStorm, isUnhealthy, stepState } from '../../src/nodes/fence/machine.js';
-import type { FleetSummary, NetworkObservation, NodeObservations, NodeSnapshot } from '../../src/nodes/fence/types.js';
+import { decide, isStorm, stepState } from '../../src/nodes/fence/machine.js';
+import type { NetworkObservation } from '../../src/nodes/fence/types.js';
+import { EXTERNAL, THREE_NETWORKS, carryOut, decideContext, fleetSummary, healthyNode, networkObservation, rng, snapshot, type SimNode } from '../support/fence-world.js';
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-interface World {
-  nets: Record<NetworkName, NetworkObservation>;
-  power: 'on' | 'off' | 'unknown';
-  ann: Record<string, string>;
-  status: ComputeNodeStatus;
-  corroboration?: NodeObservations['corroboration'];
+interface World extends SimNode {
   fenceIds: string[];
   acked: Set<string>;
-  nova: 'up' | 'unknown';
   /** Ground truth for the power-on rule: seen Healthy, watched since, nothing fenced. */
   seenHealthy: boolean;
   /** Fence ids whose summary (fenced or fence-failed email) went out. */
   reported: Set<string>;
 }
 
-const EXTERNAL = new Set(['powerOff', 'forceDown', 'disable', 'evacuate', 'returnToService', 'powerOn', 'recover']);
 type Mode = 'normal' | 'paused' | 'dryRun';
 
 const totals = { fences: 0, evacuations: 0, storms: 0 };
@@ -47,7 +30,7 @@ describe('fence state machine properties', () => {
       const sticky = seed > 8;
       const safety = { maxUnhealthy: r() < 0.5 ? '40%' : 2, maxConcurrentRemediations: 1 + Math.floor(r() * 2) };
       const spec = {
-        networks: { management: { consul: [{ address: 'http://a:1' }] }, storage: { consul: [{ address: 'http://a:2' }] }, tenant: { consul: [{ address: 'http://a:3' }] } },
+        networks: THREE_NETWORKS,
         detection: { interval: '1s', failureThreshold: 2, recoveryGracePeriod: '2s', healthyDelay: '1s' },
         recovery: { attempts: 1, settleTime: '1s' },
       };
@@ -60,10 +43,7 @@ describe('fence state machine properties', () => {
       let policy = policies.normal;
       const N = 3 + Math.floor(r() * 6);
       let now = Date.parse('2025-01-01T00:00:00Z');
-      const worlds: World[] = Array.from({ length: N }, () => ({
-        nets: Object.fromEntries(NETWORKS.map((n) => [n, { state: 'up', since: now - 100_000, consecutiveDown: 0, observersUp: 1, observersDown: 0, observersUnknown: 0 }])) as World['nets'],
-        power: 'on', ann: {}, status: {}, fenceIds: [], acked: new Set(), nova: 'up', seenHealthy: false, reported: new Set(),
-      }));
+      const worlds: World[] = Array.from({ length: N }, () => ({ ...healthyNode(now), fenceIds: [], acked: new Set<string>(), seenHealthy: false, reported: new Set<string>() }));
       let evacuations = 0;
       let fences = 0;
       const STEPS = 400;
@@ -84,7 +64,7 @@ describe('fence state machine properties', () => {
             const next: NetworkObservation['state'] = !sticky
               ? x < 0.06 ? 'down' : x < 0.09 ? 'unknown' : x < 0.2 ? 'up' : o.state
               : o.state === 'up' ? (x < 0.006 ? 'down' : x < 0.009 ? 'unknown' : 'up') : o.state === 'down' ? (x < 0.03 ? 'up' : 'down') : x < 0.2 ? 'up' : 'unknown';
-            if (next !== o.state) w.nets[n] = { ...o, state: next, since: now, consecutiveDown: next === 'down' ? 1 : 0, observersUp: next === 'up' ? 1 : 0, observersDown: next === 'down' ? 1 : 0, observersUnknown: next === 'unknown' ? 1 : 0 };
+            if (next !== o.state) w.nets[n] = networkObservation(next, now);
             else if (next === 'down') w.nets[n] = { ...o, consecutiveDown: o.consecutiveDown + 1, observersUp: r() < (sticky ? 0.02 : 0.1) ? 1 : 0 };
           }
           if (r() < (sticky ? 0.002 : 0.01)) w.power = w.power === 'on' ? 'off' : r() < 0.5 ? 'on' : 'unknown';
@@ -95,20 +75,14 @@ describe('fence state machine properties', () => {
           // The ComputeNode is deleted and re-created (empty status) now and then, outside a fence.
           if (!w.status.fence && r() < 0.01) { w.status = {}; w.ann = {}; w.seenHealthy = false; }
         }
-        const snaps = (w: World, i: number): NodeSnapshot => ({
-          name: `n${i}`, spec: { host: `n${i}`, bmc: { address: 'b', credentialsSecret: 'c' }, ssh: { address: 's', credentialsSecret: 'c' } },
-          annotations: w.ann, status: w.status,
-          obs: { networks: w.nets, power: { state: w.power, since: now }, nova: { apiState: w.nova, nodeSide: w.nova === 'up' ? 'up' : 'unknown', evacuationMigrations: 0 }, ...(w.corroboration ? { corroboration: w.corroboration } : {}) },
-        });
         // The shell: nodes decided one at a time (as under the shell's lock), fleet from current status.
         for (let i = 0; i < N; i++) {
           const w = worlds[i]!;
-          const all = worlds.map(snaps);
-          const unhealthy = all.filter((s) => isUnhealthy(s, policy)).length;
-          const inFlight = worlds.filter((o, j) => j !== i && ['Recovering', 'Fencing', 'Evacuating'].includes(o.status.phase ?? '')).length;
-          const fleet: FleetSummary = { policy: { matched: N, unhealthy, inFlight }, global: { total: N, unhealthy, inFlight } };
+          const all = worlds.map((x, j) => snapshot(x, j, now));
+          const fleet = fleetSummary(all, i, policy);
+          const unhealthy = fleet.policy.unhealthy;
           const hadFence = w.status.fence?.id;
-          const d = decide(all[i]!, policy, fleet, { now, lease: { holder: 'h', transitions: 1 }, globalMaxUnhealthy: '100%', globalMaxConcurrentRemediations: 10 });
+          const d = decide(all[i]!, policy, fleet, decideContext(now));
           let st = d.status;
           const newFence = st.fence && st.fence.id !== hadFence ? st.fence.id : undefined;
           if (newFence) {
@@ -137,44 +111,14 @@ describe('fence state machine properties', () => {
           if (d.status.phase === 'Healthy' && !d.status.fence) w.seenHealthy = true;
           if (d.status.phase === 'Unknown' || d.status.fence) w.seenHealthy = false;
           for (const a of d.actions) {
-            switch (a.type) {
-              case 'evacuate':
-                // Invariant: never evacuate without confirmed power-off.
-                expect(stepState(st.fence, 'confirmOff')).toBe('succeeded');
-                expect(st.fence?.powerOffConfirmedAt).toBeTruthy();
-                expect(w.power).not.toBe('on');
-                evacuations++;
-                st = applyOutcome(st, { type: 'evacuationFinished', ok: r() < 0.8, message: 'sim' }, now);
-                break;
-              case 'powerOff': {
-                const x = r();
-                const confirmed = w.power === 'off' || (w.power === 'on' && x < 0.7);
-                if (confirmed) w.power = 'off';
-                st = applyOutcome(st, { type: 'powerOff', ok: confirmed, confirmed, message: 'sim' }, now);
-                break;
-              }
-              case 'powerOn':
-                if (r() < 0.5) w.power = 'on';
-                st = applyOutcome(st, { type: 'powerOn', ok: true, message: 'sim' }, now);
-                break;
-              case 'forceDown':
-              case 'disable':
-                st = applyOutcome(st, { type: a.type, ok: r() < 0.9, message: 'sim' }, now);
-                break;
-              case 'corroborate':
-                w.corroboration = { network: a.network, at: now, result: r() < 0.7 ? 'failing' : r() < 0.5 ? 'works' : 'unreachable' };
-                break;
-              case 'recover':
-                if (r() < 0.3) w.nets[a.kind as NetworkName] = { state: 'up', since: now, consecutiveDown: 0, observersUp: 1, observersDown: 0, observersUnknown: 0 };
-                st = applyOutcome(st, { type: 'recover', ok: true, message: 'sim' }, now);
-                break;
-              case 'returnToService':
-                st = applyOutcome(st, { type: 'returnToService', ok: true, waiting: r() < 0.3, message: 'sim' }, now);
-                if (!st.fence) delete w.ann[ACK_FENCE_ANNOTATION];
-                break;
-              default:
-                break;
+            if (a.type === 'evacuate') {
+              // Invariant: never evacuate without confirmed power-off.
+              expect(stepState(st.fence, 'confirmOff')).toBe('succeeded');
+              expect(st.fence?.powerOffConfirmedAt).toBeTruthy();
+              expect(w.power).not.toBe('on');
+              evacuations++;
             }
+            st = carryOut(a, st, w, r, now);
           }
           w.status = st;
         }

@@ -78,6 +78,42 @@ describe('network monitor with Consul ACL tokens', () => {
     expect(pool.all()).toHaveLength(0);
   });
 
+  it('a rotated token: Consul refuses the old one (403), the monitor reads the Secret again past its cache and the observer recovers', async () => {
+    const acl: Record<string, { nodeRead: boolean }> = { [TOKEN]: { nodeRead: true } };
+    const sim = new ConsulSim({ aclTokens: acl });
+    await sim.start();
+    cleanup.push(() => sim.stop());
+    sim.addNode('cmp1');
+    const pool = new ConsulPool({ waitMs: 1000, minLoopMs: 10, errorBackoffMs: 50 });
+    cleanup.push(() => pool.stop());
+    // A cache that would answer the old token for ever unless asked for a fresh read.
+    const data: Record<string, Record<string, string>> = { 'consul-token': { token: TOKEN } };
+    let cached: Record<string, string> | undefined;
+    const fresh: boolean[] = [];
+    const secrets: SecretSource = {
+      async get(name, opts) {
+        fresh.push(opts?.fresh === true);
+        if (!cached || opts?.fresh) cached = { ...data[name]! };
+        return cached;
+      },
+    };
+    const spec: FencePolicySpec = { networks: { storage: { consul: [{ address: sim.url, tokenSecret: 'consul-token' }] } }, detection: { interval: '100ms' } };
+    const deps = { consul: pool, secrets, config: nodesConfig({ namespace: 'x', cloudsSecret: 'c', cloudName: 'c', consulWaitMs: 1000, resyncMs: 200 }) } as unknown as NodeDeps;
+    const store = new ObservationStore();
+    const mon = new NetworkMonitor(deps, store, fleetOf(spec, ['cmp1']), log);
+    cleanup.push(() => mon.stop());
+    await mon.sync();
+    await until('cmp1 up with the first token', () => store.get('cmp1').networks.storage?.state === 'up', 10_000);
+    // The operator rotates the token: the new one is in the Secret, the old one is revoked.
+    acl['acl-secret-2'] = { nodeRead: true };
+    data['consul-token'] = { token: 'acl-secret-2' };
+    delete acl[TOKEN];
+    await until('refused with the old token', () => store.get('cmp1').networks.storage?.state === 'unknown', 10_000);
+    await until('cmp1 up again with the rotated token', () => store.get('cmp1').networks.storage?.state === 'up', 10_000);
+    expect(fresh).toContain(true);
+    expect(pool.all()).toHaveLength(1); // the old token's watcher was released
+  });
+
   it('a wrong token is "ACL not found" (unknown); a token without node:read gets filtered results (unknown, said so)', async () => {
     const sim = new ConsulSim({ aclTokens: { [TOKEN]: { nodeRead: true }, 'no-read': { nodeRead: false }, 'cmp-only': { nodeRead: 'cmp' } } });
     await sim.start();

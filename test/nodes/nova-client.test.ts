@@ -145,6 +145,28 @@ describe('Nova/Keystone clients: edge cases (nock)', () => {
     expect(await ks.authToken()).toBe('t2');
     scope.done();
   });
+  it('Keystone down with no usable token: calls get the last failure, Keystone is asked on a doubling back-off, not once per call', async () => {
+    let now = Date.now();
+    const scope = nock(base)
+      .post('/identity/v3/auth/tokens').times(4).reply(503, { error: { code: 503, message: 'down' } })
+      .post('/identity/v3/auth/tokens').reply(201, tokenBody(now + 3_600_000), { 'X-Subject-Token': 't1' });
+    const ks = new KeystoneClient(cloud, { now: () => now, authRetryMs: 250, minReauthIntervalMs: 1000 });
+    // A caller polling every 100 ms for 2.8 s; the back-off goes 250, 500, 1000 ms (capped at minReauthIntervalMs).
+    const errors: number[] = [];
+    for (let i = 0; i < 28; i++) {
+      const err = await ks.authToken().then(() => undefined, (e: unknown) => e);
+      if (err === undefined) break;
+      expect(err).toBeInstanceOf(OpenStackError);
+      errors.push((err as OpenStackError).status);
+      now += 100;
+    }
+    expect(errors).toHaveLength(28);
+    expect(errors.every((s) => s === 503)).toBe(true);
+    expect(ks.authentications).toBe(4); // at 0, 300, 800 and 1800 ms: 4 requests for 28 calls
+    expect(await ks.authToken()).toBe('t1'); // 2800 ms: the back-off has passed, Keystone is back
+    expect(ks.authentications).toBe(5);
+    scope.done();
+  });
   it('401 twice is an error, not a loop', async () => {
     nock(base).post('/identity/v3/auth/tokens').times(2).reply(201, tokenBody(Date.now() + 3_600_000), { 'X-Subject-Token': 't' })
       .get('/compute/v2.1/').reply(200, { version: { version: '2.96', min_version: '2.1' } })

@@ -2,6 +2,7 @@
 // empty config/cache/data homes, render the chart into objects, write a kubeconfig that impersonates a
 // ServiceAccount with the local control plane's admin certificate, and run `hm9k run` as a real process.
 import { spawnSync } from 'node:child_process';
+import { runCommand } from './command.js';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -46,6 +47,13 @@ export function helm(args: string[], opts: { kubeconfig?: string; timeoutMs?: nu
     timeout: opts.timeoutMs ?? 60_000,
   });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+/** helm() without blocking the test worker: for install / upgrade / uninstall against a cluster, which can take long on a loaded machine. */
+export async function helmAsync(args: string[], opts: { kubeconfig?: string; timeoutMs?: number } = {}): Promise<string> {
+  const r = await runCommand(findBinary('helm'), [...args, ...(opts.kubeconfig ? ['--kubeconfig', opts.kubeconfig] : [])], { env: helmEnv(), timeoutMs: opts.timeoutMs ?? 120_000 });
+  if (r.status !== 0) throw new Error(`helm ${args.join(' ')} failed (${r.status}):\n${r.stderr}${r.stdout}`);
+  return r.stdout;
 }
 
 /** Like helm(), but throws with helm's stderr on a non-zero exit. */

@@ -67,12 +67,12 @@ describe('CRDs on a real apiserver', () => {
     expect(all).toMatch(/computenode\.hm9k\.io\/cn-cols/);
     expect(all).toMatch(/desiredapp\.hm9k\.io\/app-cols/);
     const cn = kubectl('get', 'cn', 'cn-cols');
-    expect(cn.split('\n')[0]).toMatch(/NAME\s+PHASE\s+MGMT\s+STORAGE\s+TENANT\s+NOVA\s+POWER\s+SERVERS\s+AGE/);
+    expect(cn.split('\n')[0]).toMatch(/NAME\s+PHASE\s+MGMT\s+STORAGE\s+TENANT\s+NOVA\s+POWER\s+SERVERS\s+LEFT\s+MIGRATED\s+FAILED\s+AGE/);
     const da = kubectl('get', 'da', '-n', ns);
     expect(da.split('\n')[0]).toMatch(/NAME\s+DESIRED\s+RUNNING\s+CRASHED\s+STATE\s+CONVERGED\s+AGE/);
     expect(da).toMatch(/app-cols\s+2\s+.*STARTED/);
     expect(kubectl('get', 'fp').split('\n')[0]).toMatch(/NAME\s+MATCHED\s+HEALTHY\s+UNHEALTHY\s+IN-FLIGHT\s+STORM\s+READY\s+AGE/);
-    expect(kubectl('get', 'ahp').split('\n')[0]).toMatch(/NAME\s+ACTUAL-FRESH\s+DESIRED-FRESH\s+APPS\s+RUNNING\s+MISSING\s+CRASHED\s+HOLD\s+AGE/);
+    expect(kubectl('get', 'ahp').split('\n')[0]).toMatch(/NAME\s+FOLLOWED\s+ACTUAL-FRESH\s+DESIRED-FRESH\s+APPS\s+RUNNING\s+MISSING\s+CRASHED\s+HOLD\s+AGE/);
   });
 
   it('kubectl explain computenode.spec shows descriptions', () => {
@@ -102,12 +102,14 @@ describe('CRDs on a real apiserver', () => {
     { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.crashBackoff = { crashesBeforeBackoff: -2 }), expect: /spec.crashBackoff.crashesBeforeBackoff in body should be greater than or equal to 0/ },
     // Values the CRD used to accept and hm9k then refused at run time (issue 10, item 7).
     { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.safety.maxUnhealthy = '150%'), expect: /spec.safety.maxUnhealthy: Invalid value: "[^"]*": a percentage must be at most 100%/ },
-    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.detection = { interval: '0s' }), expect: /spec.detection.interval: Invalid value: "string": must be a positive duration such as 10s \(0 makes no sense here\)/ },
+    { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.detection = { interval: '0s' }), expect: /spec.detection.interval: Invalid value: "string": must be a positive duration such as 10s, at least 1ms \(0 makes no sense here\)/ },
     { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.fencing = { powerOffTimeout: '1s', powerWait: '2s' }), expect: /spec.fencing: Invalid value: "object": powerOffTimeout must be at least powerWait/ },
     // Defaults take part: powerWait defaults to 2s.
     { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.fencing = { powerOffTimeout: '1500ms' }), expect: /powerOffTimeout must be at least powerWait/ },
     { kind: 'FencePolicy', plural: 'fencepolicies', namespaced: false, mutate: (o) => (o.spec.fencing = { pollInterval: '0ms' }), expect: /spec.fencing.pollInterval: Invalid value: "string": must be a positive duration/ },
     { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.timings = { heartbeatPeriod: '0s', presenceTTL: '30s' }), expect: /spec.timings.heartbeatPeriod: Invalid value: "string": must be a positive duration/ },
+    // 0.4ms is > 0 to CEL but rounds to 0 ms in hm9k: refused at the door, not a 0 ms timer at run time.
+    { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.timings = { heartbeatPeriod: '0.4ms', presenceTTL: '30s' }), expect: /spec.timings.heartbeatPeriod: Invalid value: "string": must be a positive duration/ },
     { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.timings = { presenceTTL: '0s' }), expect: /spec.timings.presenceTTL: Invalid value: "string": must be a positive duration/ },
     { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.timings = { heartbeatPeriod: '10s', presenceTTL: '5s' }), expect: /spec.timings: Invalid value: "object": presenceTTL must be at least heartbeatPeriod/ },
     { kind: 'AppHealthPolicy', plural: 'apphealthpolicies', namespaced: false, mutate: (o) => (o.spec.timings = { fetchInterval: '5m' }), expect: /desiredFreshnessTTL must be at least fetchInterval/ },

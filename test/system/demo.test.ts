@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { openStackMissing } from '../../src/devenv/openstack.js';
+import { runCommand } from '../support/command.js';
 
 /** Real OpenStack's packages installed here: the demo must use them (and say so), else say it falls back. */
 const REAL_NOVA = openStackMissing() === undefined;
@@ -77,10 +78,10 @@ async function noneLeft(marker: string, workDir: string | undefined): Promise<vo
 }
 
 describe('hm9k demo', () => {
-  it('tells exactly what is missing and which project script installs it', () => {
+  it('tells exactly what is missing and which project script installs it', async () => {
     const env: NodeJS.ProcessEnv = { ...process.env, HM9K_CACHE: '/nonexistent/hm9k-cache' };
     delete env.KUBEBUILDER_ASSETS;
-    const r = spawnSync(process.execPath, ['bin/hm9k.js', 'demo', '--exit'], { encoding: 'utf8', env, timeout: 60_000 });
+    const r = await runCommand(process.execPath, ['bin/hm9k.js', 'demo', '--exit'], { env, timeoutMs: 120_000 });
     expect(r.status, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/missing on this machine/);
     expect(r.stderr).toMatch(/kube-apiserver: kube-apiserver in \/nonexistent\/hm9k-cache\/bin .*installed by scripts\/build-tools\.sh/);
@@ -96,7 +97,7 @@ describe('hm9k demo', () => {
   it('a fresh clone: `npm run demo -- --script all --exit` sets itself up, plays every incident (against real OpenStack when installed), asserts each outcome, exits 0 and leaves no process behind', { timeout: 1_500_000 }, async () => {
     const cloneParent = mkdtempSync(join(tmpdir(), 'hm9k-fresh-clone-'));
     const clone = join(cloneParent, 'hm9k');
-    const git = spawnSync('git', ['clone', '--quiet', '--no-hardlinks', process.cwd(), clone], { encoding: 'utf8' });
+    const git = await runCommand('git', ['clone', '--quiet', '--no-hardlinks', process.cwd(), clone]);
     expect(git.status, git.stderr).toBe(0);
     expect(existsSync(join(clone, 'node_modules'))).toBe(false);
     const run = startDemo(['--script', 'all', '--exit'], { command: ['npm', 'run', 'demo', '--'], cwd: clone });
@@ -141,7 +142,7 @@ describe('hm9k demo', () => {
     if (REAL_NOVA) expect(out).toMatch(/check\s+ok\s+real Nova: nova-compute on cmp1 forced down and disabled/);
     expect(out).toMatch(/result bmc-dead: PASS .*FenceFailed; nothing evacuated/);
     expect(out).toMatch(/result storm: PASS .*StormActive; nothing fenced, powered off or evacuated/);
-    expect(out).toMatch(/summary: 6 of 6 incidents passed/);
+    expect(out).toMatch(/summary: 7 of 7 incidents passed/);
     expect(out).not.toMatch(/check\s+FAIL/);
     // The fence email is shown.
     expect(out).toMatch(/\| Subject: \[hm9k\] cmp1: fenced, 3\/3 servers evacuated/);

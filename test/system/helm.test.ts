@@ -25,7 +25,7 @@ import { DeaFleet } from '../../src/sim/dea.js';
 import { NatsServer } from '../support/nats.js';
 import { BMC_PASSWORD, BMC_USER } from '../support/ipmi.js';
 import { World } from '../nodes/world.js';
-import { CHART, Hm9kProcess, all, find, helm, helmOk, impersonatingKubeconfig, render, valuesFile, type Manifest } from '../support/helm.js';
+import { CHART, Hm9kProcess, all, find, helm, helmAsync, impersonatingKubeconfig, render, valuesFile, type Manifest } from '../support/helm.js';
 
 const NS = 'hm9k-system';
 
@@ -685,7 +685,7 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
     await secret('bmc', { username: BMC_USER, password: BMC_PASSWORD });
     await secret('ssh', { privateKey: world.sshd.privateKey, knownHosts: world.sshd.knownHosts });
 
-    const out = helmOk(['install', 'hm9k', CHART, '--namespace', ns, '-f', valuesFile(installValues(), work)], { kubeconfig, timeoutMs: 120_000 });
+    const out = await helmAsync(['install', 'hm9k', CHART, '--namespace', ns, '-f', valuesFile(installValues(), work)], { kubeconfig, timeoutMs: 120_000 });
     expect(out).toMatch(/STATUS: deployed/);
     expect(out).toMatch(/kubectl get hm9k -A/);
     expect(out).toMatch(/hm9k dump/);
@@ -931,13 +931,13 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
 
     // helm upgrade alone never touches crds/.
     const values = valuesFile({ ...installValues(), logLevel: 'debug' }, work);
-    helmOk(['upgrade', 'hm9k', next, '--namespace', ns, '-f', values], { kubeconfig, timeoutMs: 120_000 });
+    await helmAsync(['upgrade', 'hm9k', next, '--namespace', ns, '-f', values], { kubeconfig, timeoutMs: 120_000 });
     expect(hasRack()).toBe(false);
     // The documented upgrade path: apply the chart's CRDs server-side first (README "Upgrading").
     kubectl('apply', '--server-side', '--force-conflicts', '-f', join(next, 'crds'));
     expect(hasRack()).toBe(true);
     await until('new CRD established', () => JSON.parse(kubectl('get', 'crd', 'computenodes.hm9k.io', '-o', 'json')).status.conditions.some((c: any) => c.type === 'Established' && c.status === 'True'));
-    const out = helmOk(['upgrade', 'hm9k', next, '--namespace', ns, '-f', values], { kubeconfig, timeoutMs: 120_000 });
+    const out = await helmAsync(['upgrade', 'hm9k', next, '--namespace', ns, '-f', values], { kubeconfig, timeoutMs: 120_000 });
     expect(out).toMatch(/STATUS: deployed/);
     expect(out).toMatch(/REVISION: 3/);
     expect(kubectl('get', 'configmap', 'hm9k-apps-config', '-n', ns, '-o', 'jsonpath={.data.config\\.yaml}')).toMatch(/logLevel: debug/);
@@ -954,7 +954,7 @@ describe('chart on a real apiserver with RBAC', { timeout: 180_000 }, () => {
   });
 
   it('helm uninstall removes the release and leaves the CRDs and every custom resource in place', async () => {
-    helmOk(['uninstall', 'hm9k', '--namespace', ns], { kubeconfig, timeoutMs: 120_000 });
+    await helmAsync(['uninstall', 'hm9k', '--namespace', ns], { kubeconfig, timeoutMs: 120_000 });
     expect(kubectl('get', 'deployments,services,serviceaccounts,configmaps,roles,rolebindings,pdb,networkpolicies', '-n', ns, '-o', 'name')).not.toMatch(/hm9k-(apps|nodes)/);
     expect(kubectl('get', 'clusterroles,clusterrolebindings', '-o', 'name')).not.toContain(`hm9k:${ns}:`);
     expect(kubectl('get', 'roles,rolebindings', '-n', 'default', '-o', 'name')).not.toContain(`hm9k:${ns}:`);

@@ -3,26 +3,17 @@
 // `hm9k version` and `hm9k run --help` without the dev dependencies (no tsx).
 // Packed from a copy of the repository's files, so no dist/ appears in the work tree (bin/hm9k.js
 // would prefer it to src/ for every later test).
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { promisify } from 'node:util';
+import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCommand } from '../support/command.js';
 
 const work = mkdtempSync(join(tmpdir(), 'hm9k-pack-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** Runs a command without blocking the test worker (vitest's RPC times out on a long spawnSync). */
-async function run(cmd: string, args: string[], cwd?: string): Promise<{ status: number; stdout: string; stderr: string }> {
-  try {
-    const r = await promisify(execFile)(cmd, args, { cwd, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 * 1024 * 1024 });
-    return { status: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { status: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? String(err) };
-  }
-}
+const run = (cmd: string, args: string[], cwd?: string) => runCommand(cmd, args, cwd ? { cwd } : {});
 
 describe('npm package', () => {
   it('npm pack builds and ships only what runs; the installed tarball runs hm9k version and hm9k run --help', { timeout: 600_000 }, async () => {
@@ -47,10 +38,10 @@ describe('npm package', () => {
     expect(inst.status, inst.stderr).toBe(0);
     expect(readdirSync(join(prefix, 'node_modules'))).not.toContain('tsx');
     const bin = join(prefix, 'node_modules', '.bin', 'hm9k');
-    const version = spawnSync(bin, ['version'], { encoding: 'utf8', cwd: work });
+    const version = await run(bin, ['version'], work);
     expect(version.status, version.stderr).toBe(0);
     expect(version.stdout).toMatch(/^hm9k \d+\.\d+\.\d+/);
-    const help = spawnSync(bin, ['run', '--help'], { encoding: 'utf8', cwd: work });
+    const help = await run(bin, ['run', '--help'], work);
     expect(help.status, help.stderr).toBe(0);
     expect(help.stdout).toMatch(/Usage: hm9k run \[options\]/);
     expect(help.stdout).toMatch(/--nodes/);

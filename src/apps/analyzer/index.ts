@@ -42,6 +42,8 @@ export interface AnalyzeOptions {
   onlyApps?: ReadonlySet<string>;
   /** Uniform in [0, 1): the source of crash-delay noise (the shell passes Math.random, tests a seeded one). Without it, no noise. */
   random?: () => number;
+  /** Every app through the rules, settled ones too (tests: both paths must agree). */
+  ruleByRule?: boolean;
 }
 
 /** HM9000's gauges; -1 when state is not fresh. */
@@ -242,50 +244,112 @@ interface AppPlan {
   gaveUp: number[];
 }
 
+/** Decides for every app (or options.onlyApps) at once: AnalyzerPass run to its end. */
 export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsConfig, pending: PendingActions, options: AnalyzeOptions = {}): Decisions {
-  const decisions: Decisions = {
-    acted: false,
-    starts: [],
-    stops: [],
-    crashCounts: [],
-    expired: {
-      starts: [...pending.starts].filter(([, m]) => keepAliveOver(m, now)).map(([k]) => k),
-      stops: [...pending.stops].filter(([, m]) => keepAliveOver(m, now)).map(([k]) => k),
-    },
-    counts: { ...NOT_FRESH_COUNTS },
-    apps: new Map(),
-    skipped: [],
-  };
+  const pass = new AnalyzerPass(snapshot, now, config, pending, options);
+  pass.step();
+  return pass.finish();
+}
 
-  // Section 5: never act blind. Nothing is decided and no crash count changes unless both are fresh.
-  // hm9k, stricter than HM9000 (issue 14 item 1): a MISSING start's grace must pass under fresh
-  // observation, so unsent MISSING starts are dropped once actual state is not fresh; the first
-  // fresh pass afterwards queues them again with a whole grace period if the index is still missing.
-  if (!snapshot.actualFresh) {
-    for (const [k, m] of pending.starts) if (m.reason === 'MISSING' && m.sentOn === 0) decisions.expired.starts.push(k); // (unsent: not expired above)
-    return { ...decisions, notActingReason: 'ActualStateNotFresh' };
+/**
+ * One pass over one snapshot, app by app. `analyze` runs it at once; the analysis cycle runs it in
+ * slices (step with a time budget, yielding to the event loop in between) so that a pass over
+ * 330,000 apps never holds up heartbeat intake for seconds (issue 14 item 8). The decisions are the
+ * same either way: each app's depend only on the snapshot, which must not change while a pass is
+ * under way (the cycle hands it copies).
+ */
+export class AnalyzerPass {
+  private readonly decisions: Decisions;
+  private readonly appGuids: string[] = [];
+  private next = 0;
+  private readonly counts: AnalysisCounts;
+  private readonly appsWithCrashCounts = new Set<string>();
+  private readonly startPending: (key: string) => boolean;
+  private readonly stopPending: (key: string) => boolean;
+  /** Scratch for isSettled's distinct-index check: marks[index] === stamp means seen in this app. */
+  private marks = new Uint32Array(64);
+  private stamp = 0;
+
+  constructor(
+    private readonly snapshot: AnalyzerSnapshot,
+    private readonly now: number,
+    private readonly config: AppsConfig,
+    pending: PendingActions,
+    private readonly options: AnalyzeOptions = {},
+  ) {
+    this.decisions = {
+      acted: false,
+      starts: [],
+      stops: [],
+      crashCounts: [],
+      expired: {
+        starts: [...pending.starts].filter(([, m]) => keepAliveOver(m, now)).map(([k]) => k),
+        stops: [...pending.stops].filter(([, m]) => keepAliveOver(m, now)).map(([k]) => k),
+      },
+      counts: { ...NOT_FRESH_COUNTS },
+      apps: new Map(),
+      skipped: [],
+    };
+    this.counts = {
+      desiredApps: 0, desiredInstances: 0, desiredAppsPendingStaging: 0, appsWithAllInstancesReporting: 0, appsWithMissingInstances: 0,
+      undesiredRunningApps: 0, runningInstances: 0, missingIndices: 0, crashedInstances: 0, crashedIndices: 0, skippedApps: 0,
+      unconfirmedRemovals: snapshot.unconfirmedRemovals?.size ?? 0,
+    };
+    const expiredStarts = new Set(this.decisions.expired.starts);
+    const expiredStops = new Set(this.decisions.expired.stops);
+    this.startPending = (key) => pending.starts.has(key) && !expiredStarts.has(key);
+    this.stopPending = (key) => pending.stops.has(key) && !expiredStops.has(key);
+
+    // Section 5: never act blind. Nothing is decided and no crash count changes unless both are fresh.
+    // hm9k, stricter than HM9000 (issue 14 item 1): a MISSING start's grace must pass under fresh
+    // observation, so unsent MISSING starts are dropped once actual state is not fresh; the first
+    // fresh pass afterwards queues them again with a whole grace period if the index is still missing.
+    if (!snapshot.actualFresh) {
+      for (const [k, m] of pending.starts) if (m.reason === 'MISSING' && m.sentOn === 0) this.decisions.expired.starts.push(k); // (unsent: not expired above)
+      this.decisions.notActingReason = 'ActualStateNotFresh';
+      return;
+    }
+    if (!snapshot.desiredFresh) {
+      this.decisions.notActingReason = 'DesiredStateNotFresh';
+      return;
+    }
+    const known = (g: string) => snapshot.desired.has(g) || snapshot.instances.has(g);
+    // Desired apps in CC's order, then apps that only run (no sort: a pass over 330,000 apps must stay cheap).
+    if (options.onlyApps) this.appGuids = [...options.onlyApps].filter(known).sort();
+    else {
+      this.appGuids = [...snapshot.desired.keys()];
+      for (const g of snapshot.instances.keys()) if (!snapshot.desired.has(g)) this.appGuids.push(g);
+    }
+    for (const c of snapshot.crashCounts.values()) this.appsWithCrashCounts.add(c.appGuid);
   }
-  if (!snapshot.desiredFresh) return { ...decisions, notActingReason: 'DesiredStateNotFresh' };
 
-  const expiredStarts = new Set(decisions.expired.starts);
-  const expiredStops = new Set(decisions.expired.stops);
-  const startPending = (key: string) => pending.starts.has(key) && !expiredStarts.has(key);
-  const stopPending = (key: string) => pending.stops.has(key) && !expiredStops.has(key);
+  get done(): boolean {
+    return this.next >= this.appGuids.length;
+  }
 
-  const known = (g: string) => snapshot.desired.has(g) || snapshot.instances.has(g);
-  // Desired apps in CC's order, then apps that only run (no sort: a pass over 330,000 apps must stay cheap).
-  const appGuids = options.onlyApps ? [...options.onlyApps].filter(known).sort() : [...snapshot.desired.keys()];
-  if (!options.onlyApps) for (const g of snapshot.instances.keys()) if (!snapshot.desired.has(g)) appGuids.push(g);
-  const counts: AnalysisCounts = {
-    desiredApps: 0, desiredInstances: 0, desiredAppsPendingStaging: 0, appsWithAllInstancesReporting: 0, appsWithMissingInstances: 0,
-    undesiredRunningApps: 0, runningInstances: 0, missingIndices: 0, crashedInstances: 0, crashedIndices: 0, skippedApps: 0,
-    unconfirmedRemovals: snapshot.unconfirmedRemovals?.size ?? 0,
-  };
+  /** Analyzes apps until about budgetMs have passed (default: to the end). */
+  step(budgetMs = Number.POSITIVE_INFINITY): void {
+    const deadline = performance.now() + budgetMs;
+    while (this.next < this.appGuids.length) {
+      this.app(this.appGuids[this.next++]!);
+      if ((this.next & 255) === 0 && performance.now() >= deadline) return;
+    }
+  }
 
-  const appsWithCrashCounts = new Set<string>();
-  for (const c of snapshot.crashCounts.values()) appsWithCrashCounts.add(c.appGuid);
+  finish(): Decisions {
+    const decisions = this.decisions;
+    if (decisions.notActingReason) return decisions;
+    decisions.counts = this.options.onlyApps ? { ...NOT_FRESH_COUNTS } : this.counts;
+    if (this.config.paused) {
+      // The policy is paused: freshness and counts are reported, nothing is decided.
+      return { ...decisions, starts: [], stops: [], crashCounts: [], notActingReason: 'Paused' };
+    }
+    decisions.acted = true;
+    return decisions;
+  }
 
-  for (const appGuid of appGuids) {
+  private app(appGuid: string): void {
+    const { snapshot, now, config, options, decisions, counts } = this;
     const desired = snapshot.desired.get(appGuid);
     const instances = snapshot.instances.get(appGuid) ?? [];
     const overrides = snapshot.overrides?.get(appGuid);
@@ -296,7 +360,14 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
     if (desired && desired.instances > config.guards.maxInstancesPerApp) {
       decisions.skipped.push({ appGuid, instances: desired.instances, reason: `desires ${desired.instances} instances, more than guards.maxInstancesPerApp (${config.guards.maxInstancesPerApp})` });
       decisions.apps.set(appGuid, skippedSummary(appGuid, desired, instances, overrides, config, counts));
-      continue;
+      return;
+    }
+
+    // The steady state of nearly every app: no rule below decides anything for it (issue 14 item 8).
+    if (!options.ruleByRule && isDesired(desired) && !this.appsWithCrashCounts.has(appGuid) && this.isSettled(desired, instances)) {
+      decisions.apps.set(appGuid, settledSummary(appGuid, desired, config.paused || !!overrides?.paused));
+      addSettledCounts(counts, desired);
+      return;
     }
 
     const backoff = overrides?.crashBackoff ? resolveCrashBackoff(overrides.crashBackoff, config.crashBackoff) : config.crashBackoff;
@@ -309,16 +380,16 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
     // (An app CC lists as STOPPED, or with fewer instances, is a positive statement: acted on.)
     const unconfirmed = !desired && !!snapshot.unconfirmedRemovals?.has(appGuid);
     if (unconfirmed) plan.stops = [];
-    const summary = summarize(appGuid, desired, app, overrides, config, plan, appsWithCrashCounts.has(appGuid) ? crashCountAt : undefined, backoff);
+    const summary = summarize(appGuid, desired, app, overrides, config, plan, this.appsWithCrashCounts.has(appGuid) ? crashCountAt : undefined, backoff);
     if (unconfirmed) summary.removalUnconfirmed = true;
     decisions.apps.set(appGuid, summary);
     addCounts(counts, desired, app);
 
     // `paused` (policy or app): decide nothing for this app, count nothing.
-    if (summary.paused) continue;
+    if (summary.paused) return;
     for (const s of plan.starts) {
       const key = startKey(appGuid, s.version, s.index);
-      if (startPending(key)) continue; // an existing key is never overwritten
+      if (this.startPending(key)) continue; // an existing key is never overwritten
       // Rule 2: the crash count increments only when a new start is enqueued. hm9k: the start
       // carries the count it raised (and the record before), and the sender gives the increment
       // back if verification drops the start unsent (a keep-alive ran out before the heartbeat
@@ -349,7 +420,7 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
     }
     for (const s of plan.stops) {
       const key = s.instance.instance;
-      if (stopPending(key)) continue;
+      if (this.stopPending(key)) continue;
       decisions.stops.push({
         kind: 'stop',
         messageId: `stop-${key}-${now}`,
@@ -367,13 +438,24 @@ export function analyze(snapshot: AnalyzerSnapshot, now: number, config: AppsCon
     }
   }
 
-  decisions.counts = options.onlyApps ? { ...NOT_FRESH_COUNTS } : counts;
-  if (config.paused) {
-    // The policy is paused: freshness and counts are reported, nothing is decided.
-    return { ...decisions, starts: [], stops: [], crashCounts: [], notActingReason: 'Paused' };
+  /**
+   * Settled: exactly one RUNNING instance of the desired version at each desired index and nothing
+   * else (no other state, version or index), and no crash count (checked by the caller). Then rule 1
+   * finds nothing missing, rule 2 nothing crashed, rule 3 nothing evacuating, rules 4 and 5 nothing
+   * extra or duplicated; the summary and counts follow from the instance count. One pass over the
+   * instances, no IndexView (test/fuzz/analyzer.fuzz.test.ts checks it against the rule-by-rule path).
+   */
+  private isSettled(desired: DesiredAppState, instances: readonly InstanceHeartbeat[]): boolean {
+    const n = desired.instances;
+    if (instances.length !== n) return false;
+    if (this.marks.length < n) this.marks = new Uint32Array(Math.max(n, 2 * this.marks.length));
+    const stamp = (this.stamp = (this.stamp + 1) >>> 0 || 1);
+    for (const i of instances) {
+      if (i.state !== 'RUNNING' || i.version !== desired.version || i.index >= n || this.marks[i.index] === stamp) return false;
+      this.marks[i.index] = stamp;
+    }
+    return true;
   }
-  decisions.acted = true;
-  return decisions;
 }
 
 /** One app's instances, split once per pass: the desired version by index, and the rest. */
@@ -523,6 +605,20 @@ function summarize(
   };
   if (desired) summary.desired = desired; // (no conditional spread: this runs for every app)
   return summary;
+}
+
+/** A settled app's summary (see AnalyzerPass.isSettled): what summarize() says of it. */
+function settledSummary(appGuid: string, desired: DesiredAppState, paused: boolean): AppSummary {
+  return { appGuid, paused, running: desired.instances, starting: 0, crashed: 0, missing: 0, flapping: [], gaveUp: [], undesiredRunning: 0, converged: true, desired };
+}
+
+/** A settled app's counts: what addCounts() adds for it. */
+function addSettledCounts(c: AnalysisCounts, desired: DesiredAppState): void {
+  c.runningInstances += desired.instances;
+  c.desiredApps++;
+  c.desiredInstances += desired.instances;
+  if (desired.packageState === 'PENDING') c.desiredAppsPendingStaging++;
+  c.appsWithAllInstancesReporting++;
 }
 
 /** An app not analysed: its instances are counted as they are, nothing is decided. */

@@ -9,7 +9,6 @@ import type { AppsConfig } from '../config.js';
 import { baselineCheck, shrinkGuard, unconfirmedRemovals, type ShrinkVerdict } from '../guards/index.js';
 import type { MemoryStore } from '../store/memory.js';
 import type { AppsMetrics } from '../status/metrics.js';
-import { isStartingOrRunning } from '../types.js';
 
 export interface ShrinkHold {
   id: string;
@@ -71,7 +70,7 @@ export class Fetcher {
     }
     if (this.baselineCheckedFor === store.desired()) return false;
     this.baselineCheckedFor = store.desired();
-    const v = baselineCheck(store.desired(), store.instancesByApp().values(), this.deps.config());
+    const v = baselineCheck(store.desired(), store.instanceLists(), this.deps.config());
     if (v.trusted) {
       if (hold) logger.info({ id: hold.id }, 'baseline hold lifted: the desired state agrees with the heartbeats');
       return this.trustBaseline();
@@ -92,9 +91,7 @@ export class Fetcher {
   }
 
   private runningInstances(): number {
-    let n = 0;
-    for (const list of this.deps.store.instancesByApp().values()) for (const i of list) if (isStartingOrRunning(i.state)) n++;
-    return n;
+    return this.deps.store.startingOrRunningCount();
   }
 
   async fetchOnce(now: number, signal?: AbortSignal): Promise<FetchOutcome> {

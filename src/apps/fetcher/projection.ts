@@ -9,6 +9,7 @@
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, KINDS, MANAGED_BY_LABEL, VERSION, type DesiredApp, type DesiredAppSpec } from '../../api/index.js';
 import type { AppOverrides, DesiredAppState } from '../types.js';
+import { shareKeepAliveAgent } from '../../kube/agent.js';
 import { WritePool } from './write-pool.js';
 
 export const MANAGED_BY = 'hm9k';
@@ -26,7 +27,7 @@ export interface DesiredAppApi {
 }
 
 export function kubeDesiredAppApi(kc: KubeConfig): DesiredAppApi {
-  const api = kc.makeApiClient(CustomObjectsApi);
+  const api = shareKeepAliveAgent(kc).makeApiClient(CustomObjectsApi);
   const plural = KINDS.DesiredApp.plural;
   return {
     async listPage(namespace, limit, cont) {

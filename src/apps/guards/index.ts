@@ -99,7 +99,7 @@ export interface BaselineVerdict {
 }
 
 /** Whether a desired state may serve as the first trusted baseline, judged against fresh actual state. */
-export function baselineCheck(desired: ReadonlyMap<string, DesiredAppState>, instances: Iterable<readonly InstanceHeartbeat[]>, config: AppsConfig): BaselineVerdict {
+export function baselineCheck(desired: ReadonlyMap<string, DesiredAppState>, instances: Iterable<Iterable<InstanceHeartbeat>>, config: AppsConfig): BaselineVerdict {
   let running = 0;
   let undesired = 0;
   for (const list of instances) {

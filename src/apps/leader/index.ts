@@ -20,7 +20,7 @@ import type { StatusReporter } from '../status/reporter.js';
 import { EtcdStore } from '../store/etcd.js';
 import { desiredIsFresh } from '../store/freshness.js';
 import type { MemoryStore } from '../store/memory.js';
-import { startKey, type DropletExited } from '../types.js';
+import { startKey, type DropletExited, type PendingActions, type PendingMessage } from '../types.js';
 
 export interface LeaderLoopDeps {
   leader: Pick<LeaderElection, 'isLeader'>;
@@ -103,7 +103,11 @@ export class LeaderLoop {
       }
       return;
     }
-    if (!this.deps.ready()) return;
+    if (!this.deps.ready()) {
+      // No policy can be followed: nothing is acted on, but each candidate's status says why.
+      this.deps.reporter.writeBlocked(now);
+      return;
+    }
     if (!this.leading) await this.becomeLeader(now, cfg);
     if (now >= this.next.fetch) {
       this.next.fetch = now + cfg.fetchIntervalMs;
@@ -176,12 +180,18 @@ export class LeaderLoop {
       loadedCrashCounts = loaded.loadedCrashCounts > 0;
       logger.info(loaded, 'leading: loaded state from etcd');
     }
-    // With state loaded from etcd no keep-alive + grace wait is needed. But a loaded pending start
-    // may have been in flight when the previous leader died (SIGKILL mid-send: CC may have carried it
-    // out, the answer and the sentOn mark were lost), so sends wait two heartbeat periods: the DEA's
-    // next heartbeat shows an instance CC started, and the sender's verification then drops the
-    // start instead of doubling the instance (test/faults/leader-kill.test.ts).
-    this.sendAllowedAfter = loadedPending ? now + 2 * cfg.heartbeatPeriodMs : loadedCrashCounts ? now : now + cfg.keepAliveMs + cfg.gracePeriodMs;
+    // With state loaded from etcd no keep-alive + grace wait is needed. A loaded message whose send
+    // had begun (attemptedAt) but was not recorded as sent may have been carried out by CC when the
+    // previous leader died (SIGKILL mid-send: the answer and the sentOn mark were lost): it alone
+    // waits two heartbeat periods, so that the DEA's next heartbeat shows an instance CC started and
+    // the sender's verification drops the start instead of doubling the instance
+    // (test/faults/leader-kill.test.ts). Messages never attempted go at once.
+    if (loadedPending) {
+      const held = holdMaybeSent(store.pending(), now + 2 * cfg.heartbeatPeriodMs);
+      store.putPending(held);
+      if (held.length) logger.info({ messages: held.length, until: new Date(now + 2 * cfg.heartbeatPeriodMs).toISOString() }, 'loaded sends that may have reached CC wait for the heartbeats to show them');
+    }
+    this.sendAllowedAfter = loadedPending || loadedCrashCounts ? now : now + cfg.keepAliveMs + cfg.gracePeriodMs;
     this.leading = true;
     logger.info({ sendAllowedAfter: new Date(this.sendAllowedAfter).toISOString() }, 'leading the app half');
   }
@@ -208,4 +218,16 @@ export class LeaderLoop {
       this.fetching = false;
     }
   }
+}
+
+/**
+ * Pure: the loaded pending messages whose send had begun but was not recorded as done (attemptedAt
+ * set, sentOn 0), each due no earlier than `notBefore`. Messages never attempted are not returned.
+ */
+export function holdMaybeSent(pending: PendingActions, notBefore: number): PendingMessage[] {
+  const held: PendingMessage[] = [];
+  for (const m of [...pending.starts.values(), ...pending.stops.values()]) {
+    if (m.sentOn === 0 && m.attemptedAt !== undefined && m.sendOn < notBefore) held.push({ ...m, sendOn: notBefore });
+  }
+  return held;
 }

@@ -47,7 +47,25 @@ export class Listener {
     const { nats } = this.deps;
     this.subs.push(nats.subscribe(HEARTBEAT_SUBJECT, { callback: (err, msg) => { if (!err) this.ingestHeartbeat(msg.data, HEARTBEAT_SUBJECT); } }));
     this.subs.push(nats.subscribe(EXITED_SUBJECT, { callback: (err, msg) => { if (!err) this.ingestExited(msg.data); } }));
+    void (async () => {
+      for await (const s of nats.status()) if (s.type === 'disconnect' || s.type === 'slowConsumer') this.intakeBroken(s.type === 'disconnect' ? 'disconnect' : 'slow_consumer');
+    })().catch(() => undefined);
     this.schedule();
+  }
+
+  /**
+   * Heartbeats were lost: NATS dropped the connection (a slow consumer, whose client fell behind
+   * the server's buffer, is disconnected too) or the client flagged the subscription slow. Some
+   * DEAs' heartbeats of that gap are gone for good, so actual state is not fresh until a whole TTL
+   * of unbroken intake again, and a DEA gets a whole presence TTL of observation (issue 14 item 8:
+   * at a million instances a blocked event loop made NATS drop hm9k over and over, and the store
+   * silently held an eighth of the instances). Counted, and logged.
+   */
+  intakeBroken(why: 'disconnect' | 'slow_consumer'): void {
+    this.deps.metrics.intakeBroken.inc({ why });
+    const wasFresh = this.deps.store.actualFreshness.isFresh(this.now());
+    this.deps.store.revokeFreshness();
+    this.deps.logger.warn({ why, wasFresh }, 'heartbeat intake broken (NATS): actual state is not fresh until one freshness TTL of unbroken intake (counted in hm9k_heartbeat_intake_broken_total)');
   }
 
   private schedule(): void {

@@ -10,7 +10,7 @@ import { recordStops, stopBudget, type StopBudgetState, type StopHold } from '..
 import type { MemoryStore } from '../store/memory.js';
 import { desiredIsFresh } from '../store/freshness.js';
 import { REASON_COUNTERS, type AppsMetrics } from '../status/metrics.js';
-import { isStartingOrRunning, startKey, type PendingMessage, type PendingStart, type PendingStop } from '../types.js';
+import { startKey, type PendingMessage, type PendingStart, type PendingStop } from '../types.js';
 import { startMessage, stopMessage, type StartMessage, type StopMessage } from '../../hm9000/messages.js';
 import { verifyStart, verifyStop } from './verify.js';
 
@@ -95,7 +95,8 @@ export class Sender {
     }
     due.sort(sendOrder);
     const streak = store.freshnessState().streakStart;
-    const state = { desired: store.desired(), instances: store.instancesByApp(), ...(streak !== undefined ? { observedSince: streak } : {}) };
+    // (the store's per-app view, not instancesByApp(): a run with nothing due must not copy 330,000 apps' lists)
+    const state = { desired: store.desired(), instances: { get: (g: string) => store.instancesOf(g) }, ...(streak !== undefined ? { observedSince: streak } : {}) };
     const records: SendRecord[] = [];
     const drop: { starts: PendingStart[]; stops: string[] } = { starts: [], stops: [] };
     const starts: { m: PendingStart }[] = [];
@@ -127,8 +128,7 @@ export class Sender {
     store.deletePending([], drop.stops);
 
     // The stop budget: hold every stop (starts go on) until an operator releases the hold.
-    let running = 0;
-    for (const list of state.instances.values()) for (const i of list) if (isStartingOrRunning(i.state)) running++;
+    const running = store.startingOrRunningCount();
     // Without a trusted baseline (issue 14 item 3) every stop is held, before the budget counts them.
     const trusted = this.deps.stopsTrusted?.(now) ?? true;
     const verdict = trusted ? stopBudget(this.budget, { dueStops: stops.length, runningInstances: running, releaseAnnotation: this.deps.releaseAnnotation?.(), now }, config) : undefined;
@@ -142,6 +142,22 @@ export class Sender {
     if (verdict?.allowStops) toSend.push(...stops.slice(0, config.stopLimit).map((s) => s.m));
     else for (const s of stops) records.push({ message: s.m, outcome: 'held', time: now, detail: verdict ? this.budget.hold?.id : 'no trusted baseline' });
     toSend.sort(sendOrder);
+
+    // Intent first (crash-safe, as the node half's fence records): every message about to go out is
+    // stored with attemptedAt before any request, so a successor that loads it knows CC may have
+    // acted on it. No record, no request: a store that cannot write sends nothing.
+    if (toSend.length && !config.dryRun) {
+      store.putPending(toSend.map((m) => ({ ...m, attemptedAt: now })));
+      for (let i = 0; i < toSend.length; i++) toSend[i] = { ...toSend[i]!, attemptedAt: now };
+      try {
+        await store.persist();
+      } catch (err) {
+        logger.error({ err: (err as Error).message, messages: toSend.length }, 'storing the sends about to go out failed: nothing sent, actual state is not fresh');
+        store.revokeFreshness();
+        for (const m of toSend) records.push({ message: m, outcome: 'failed', time: now, detail: 'intent not stored' });
+        toSend.length = 0;
+      }
+    }
 
     // Issue 14 item 4: a slow CC can make one run last minutes, so freshness is re-checked and each
     // message verified again against the current state right before it goes out, not once per run.

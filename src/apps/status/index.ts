@@ -44,6 +44,8 @@ export interface PolicyStatusInput {
   otherPartitions?: readonly string[];
   /** Heartbeats show instances of other partitions only: hm9k is not acting. */
   onlyOtherPartitions?: boolean;
+  /** Why this policy is the one followed (apps.policyName names it, or it is the only one). */
+  followed?: 'named' | 'only';
 }
 
 const iso = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString();
@@ -51,6 +53,9 @@ const iso = (ms: number) => new Date(Math.floor(ms / 1000) * 1000).toISOString()
 export function policyStatus(policy: AppHealthPolicy | undefined, s: PolicyStatusInput): AppHealthPolicyStatus {
   const now = iso(s.now);
   const conds: Cond[] = [
+    s.followed === 'named'
+      ? { type: 'Followed', status: 'True', reason: 'NamedByConfig', message: 'The app half follows this AppHealthPolicy: apps.policyName names it.' }
+      : { type: 'Followed', status: 'True', reason: 'OnlyPolicy', message: 'The app half follows this AppHealthPolicy: it is the only one and apps.policyName names none.' },
     s.actualFresh
       ? { type: 'ActualStateFresh', status: 'True', reason: 'HeartbeatsFlowing', message: 'DEA heartbeats have flowed without a gap for at least the freshness TTL.' }
       : { type: 'ActualStateFresh', status: 'False', reason: s.actualStreakStart ? 'WarmingUp' : 'NoHeartbeats', message: s.actualStreakStart ? 'Heartbeats flow again; waiting one freshness TTL before acting.' : 'No recent heartbeat flush: hm9k is not acting.' },
@@ -166,6 +171,20 @@ export function sameJson(a: unknown, b: unknown): boolean {
  * DesiredStateFresh condition says whether fetches succeed; the timestamp rides along with the next
  * real change).
  */
+/**
+ * The status of a policy the app half cannot follow (another one also exists and apps.policyName
+ * names none): only the Followed=False condition, so that `kubectl get ahp` shows on each candidate
+ * why nothing is acted on, and no freshness condition from an earlier time is left looking current.
+ * Undefined when the policy already says exactly that (steady state is quiet).
+ */
+export function notFollowedStatus(policy: AppHealthPolicy, reason: string, message: string, now: number): AppHealthPolicyStatus | undefined {
+  const prev = policy.status?.conditions;
+  const cond: Cond = { type: 'Followed', status: 'False', reason, message: message.slice(0, 2000) };
+  const old = prev?.find((c) => c.type === 'Followed');
+  if (prev?.length === 1 && old && old.status === cond.status && old.reason === cond.reason && old.message === cond.message) return undefined;
+  return { conditions: mergeConditions(prev, [cond], iso(now), policy.metadata.generation) };
+}
+
 export function policyStatusToWrite(next: AppHealthPolicyStatus, lastWritten: AppHealthPolicyStatus | undefined): AppHealthPolicyStatus | undefined {
   if (!lastWritten) return next;
   const keep = { ...next, ...(lastWritten.lastCompleteFetch !== undefined ? { lastCompleteFetch: lastWritten.lastCompleteFetch } : {}) };

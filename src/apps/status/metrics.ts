@@ -43,6 +43,7 @@ export class AppsMetrics {
   readonly stopHoldActive: Gauge;
   readonly fetches: Counter<'outcome'>;
   readonly fastPath: Counter<'reason'>;
+  readonly intakeBroken: Counter<'why'>;
 
   constructor(registry: Registry) {
     const reg = { registers: [registry] };
@@ -65,6 +66,7 @@ export class AppsMetrics {
     this.stopHoldActive = get('hm9k_stop_hold_active', () => new Gauge({ name: 'hm9k_stop_hold_active', help: '1 while every stop is held by the stop budget.', ...reg }));
     this.fetches = get('hm9k_bulk_fetches_total', () => new Counter({ name: 'hm9k_bulk_fetches_total', help: 'Bulk API fetches, by outcome (complete, failed, guarded).', labelNames: ['outcome'] as const, ...reg }));
     this.fastPath = get('hm9k_fast_path_total', () => new Counter({ name: 'hm9k_fast_path_total', help: 'droplet.exited messages that triggered an immediate analysis, by reason.', labelNames: ['reason'] as const, ...reg }));
+    this.intakeBroken = get('hm9k_heartbeat_intake_broken_total', () => new Counter({ name: 'hm9k_heartbeat_intake_broken_total', help: 'Times heartbeats were lost because NATS dropped the connection (disconnect, including a slow consumer) or flagged the subscription slow; each revokes actual freshness.', labelNames: ['why'] as const, ...reg }));
   }
 
   setCounts(counts: AnalysisCounts): void {

@@ -4,7 +4,7 @@
 // DesiredApp status is computed and written only for apps marked dirty: their summary differs from
 // the one last written, they had an action, or their object was created or its spec changed. In
 // steady state nothing is dirty, so 50k apps cost nothing per cycle.
-import type { AppHealthPolicyStatus } from '../../api/index.js';
+import type { AppHealthPolicy, AppHealthPolicyStatus } from '../../api/index.js';
 import type { Logger, StatusWriter } from '../../kube/contract.js';
 import type { AppSummary, Decisions } from '../analyzer/index.js';
 import type { Fetcher } from '../fetcher/index.js';
@@ -14,7 +14,7 @@ import type { PolicySource } from '../policy.js';
 import type { Sender, SendRecord } from '../sender/index.js';
 import type { MemoryStore } from '../store/memory.js';
 import { desiredIsFresh } from '../store/freshness.js';
-import { desiredAppStatus, policyStatus, policyStatusToWrite, sameSummary } from './index.js';
+import { desiredAppStatus, notFollowedStatus, policyStatus, policyStatusToWrite, sameSummary } from './index.js';
 
 export interface StatusReporterDeps {
   status: StatusWriter;
@@ -42,6 +42,8 @@ export class StatusReporter {
   private skipped: Decisions['skipped'] = [];
   private policyWrite: Promise<unknown> | undefined;
   private lastPolicyStatus: { name: string; uid?: string; status: AppHealthPolicyStatus } | undefined;
+  /** Not-followed status written per candidate (uid/reason/message), so a lagging informer causes no rewrite. */
+  private readonly notFollowedWritten = new Map<string, string>();
   private drain: Promise<void> | undefined;
   private stopped = false;
 
@@ -117,8 +119,11 @@ export class StatusReporter {
     const { store, fetcher, policies, logger } = this.deps;
     const { sender } = this.deps;
     const cfg = policies.config();
-    const p = policies.policy();
-    if (!p || this.policyWrite) return;
+    if (this.policyWrite) return;
+    const choice = policies.choice();
+    if (choice.kind === 'none') return this.writeNotFollowed(now, choice.candidates, choice.reason, choice.message);
+    if (choice.kind !== 'follow') return;
+    const p = choice.policy;
     const st = policyStatus(p, {
       now,
       actualFresh,
@@ -132,6 +137,7 @@ export class StatusReporter {
       ...(sender.budget.releasedHoldId ? { releasedHoldId: sender.budget.releasedHoldId } : {}),
       ...(fetcher.shrinkHold ? { shrinkHold: fetcher.shrinkHold } : {}),
       skippedApps: this.skipped,
+      followed: choice.why,
       sender: sender.stats,
       paused: cfg.paused,
       dryRun: cfg.dryRun,
@@ -153,6 +159,33 @@ export class StatusReporter {
       .finally(() => {
         this.policyWrite = undefined;
       });
+  }
+
+  /**
+   * Called while the half cannot act: when that is because no policy can be followed (several and
+   * none named, or the named one missing), each candidate says so in its status.
+   */
+  writeBlocked(now: number): void {
+    const { policies } = this.deps;
+    if (this.policyWrite || !policies.hasSynced()) return;
+    const choice = policies.choice();
+    if (choice.kind === 'none') this.writeNotFollowed(now, choice.candidates, choice.reason, choice.message);
+  }
+
+  /** Each candidate of an ambiguous choice says, in its status, that it is not followed and why. */
+  private writeNotFollowed(now: number, candidates: readonly AppHealthPolicy[], reason: string, message: string): void {
+    const writes: Promise<unknown>[] = [];
+    for (const c of candidates) {
+      const key = `${c.metadata.uid ?? ''}/${reason}/${message}`;
+      if (this.notFollowedWritten.get(c.metadata.name) === key) continue; // written; the informer may lag
+      const st = notFollowedStatus(c, reason, message, now);
+      if (!st) continue;
+      writes.push(this.deps.status.patchStatus('AppHealthPolicy', c, st)
+        .then(() => this.notFollowedWritten.set(c.metadata.name, key))
+        .catch((err) => this.deps.logger.error({ policy: c.metadata.name, err: (err as Error).message }, 'AppHealthPolicy status write failed')));
+    }
+    this.lastPolicyStatus = undefined; // a policy followed again later is written in full
+    if (writes.length) this.policyWrite = Promise.all(writes).finally(() => { this.policyWrite = undefined; });
   }
 
   private async writeApp(guid: string): Promise<void> {

@@ -80,11 +80,15 @@ export class MemoryStore {
     const seen = new Set<string>();
     for (const d of hb.droplets) {
       seen.add(d.instance);
-      // A plain literal (a conditional spread here costs ~25x: this runs for every instance of every heartbeat).
-      const next: InstanceHeartbeat = { droplet: d.droplet, version: d.version, instance: d.instance, index: d.index, state: d.state, state_timestamp: d.state_timestamp, dea_guid: hb.dea };
-      if (d.cc_partition !== undefined) next.cc_partition = d.cc_partition;
       const prev = dea.instances.get(d.instance);
-      if (prev && sameInstance(prev, next)) continue;
+      // Unchanged (nearly every instance of every heartbeat): compared before anything is allocated.
+      if (prev && sameInstance(prev, d)) continue;
+      // A plain literal (a conditional spread here costs ~25x: this runs for every changed instance).
+      // The app guid and version strings of the desired state when they are equal (nearly always):
+      // a million instances then do not each keep their own copies (~110 MB).
+      const want = this.desiredApps.get(d.droplet);
+      const next: InstanceHeartbeat = { droplet: want && want.appGuid === d.droplet ? want.appGuid : d.droplet, version: want && want.version === d.version ? want.version : d.version, instance: d.instance, index: d.index, state: d.state, state_timestamp: d.state_timestamp, dea_guid: hb.dea };
+      if (d.cc_partition !== undefined) next.cc_partition = d.cc_partition;
       if (prev && prev.droplet !== next.droplet) this.unindex(prev);
       dea.instances.set(d.instance, next);
       this.index(next);
@@ -176,6 +180,18 @@ export class MemoryStore {
     return out;
   }
 
+  /** Every app's instances, without building a map (one pass over the index). */
+  *instanceLists(): Iterable<Iterable<InstanceHeartbeat>> {
+    for (const m of this.byApp.values()) yield m.values();
+  }
+
+  /** STARTING or RUNNING instances (the guards' denominator), counted without copying anything. */
+  startingOrRunningCount(): number {
+    let n = 0;
+    for (const m of this.byApp.values()) for (const i of m.values()) if (i.state === 'STARTING' || i.state === 'RUNNING') n++;
+    return n;
+  }
+
   deaIds(): string[] {
     return [...this.deas.keys()];
   }
@@ -215,7 +231,7 @@ export class MemoryStore {
     this.unconfirmed = unconfirmed;
     for (const [guid, app] of apps) {
       const prev = this.desiredApps.get(guid);
-      if (prev && JSON.stringify(prev) === JSON.stringify(app)) continue;
+      if (prev && sameDesired(prev, app)) continue; // (fields, not two JSON.stringify per app: 333,000 apps a fetch)
       this.note(K.desired(guid), app);
     }
     for (const guid of this.desiredApps.keys()) if (!apps.has(guid)) this.note(K.desired(guid), null);
@@ -335,8 +351,13 @@ export class MemoryStore {
   async close(): Promise<void> {}
 }
 
-function sameInstance(a: InstanceHeartbeat, b: InstanceHeartbeat): boolean {
-  return a.state === b.state && a.state_timestamp === b.state_timestamp && a.index === b.index && a.version === b.version && a.droplet === b.droplet && a.dea_guid === b.dea_guid;
+function sameDesired(a: DesiredAppState, b: DesiredAppState): boolean {
+  return a.appGuid === b.appGuid && a.version === b.version && a.instances === b.instances && a.state === b.state && a.packageState === b.packageState && a.memory === b.memory && a.updatedAt === b.updatedAt;
+}
+
+/** The stored instance `a` (of this DEA) says what the heartbeat's entry `b` says. */
+function sameInstance(a: InstanceHeartbeat, b: Omit<InstanceHeartbeat, 'dea_guid'>): boolean {
+  return a.state === b.state && a.state_timestamp === b.state_timestamp && a.index === b.index && a.version === b.version && a.droplet === b.droplet && a.cc_partition === b.cc_partition;
 }
 
 export type AppsStore = MemoryStore;

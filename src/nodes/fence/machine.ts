@@ -11,6 +11,7 @@ import {
   type Phase,
 } from '../../api/index.js';
 import { maxUnhealthyAllowed, type ResolvedPolicy } from '../config.js';
+import { drainActive, drainRules, handOver, type DrainCtx } from '../drain/machine.js';
 import type { Action, DecideContext, Decision, FleetSummary, NodeSnapshot, Outcome } from './types.js';
 
 type FenceRecord = NonNullable<ComputeNodeStatus['fence']>;
@@ -20,7 +21,8 @@ type StepState = FenceRecord['steps'][number]['state'];
 const iso = (ms: number) => new Date(ms).toISOString();
 const ms = (t: string | undefined) => (t ? Date.parse(t) : NaN);
 
-export const IN_FLIGHT_PHASES: readonly Phase[] = ['Recovering', 'Fencing', 'Evacuating'];
+/** Phases that count towards maxConcurrentRemediations (a drain counts too: issue 12 item 5). */
+export const IN_FLIGHT_PHASES: readonly Phase[] = ['Recovering', 'Draining', 'Fencing', 'Evacuating'];
 
 export function fenceIdFor(name: string, now: number): string {
   // Deterministic from (node, time): unique per node since one fence per node is latched.
@@ -67,6 +69,8 @@ export function isUnhealthy(node: NodeSnapshot, policy: ResolvedPolicy | null): 
   }
   if (node.obs.power && node.obs.power.state !== 'on') return true;
   if (node.status.fence && !node.status.fence.acknowledged) return true;
+  // A drained or draining host is capacity gone: it counts for storm protection (issue 12 item 5).
+  if (node.status.drain && node.status.drain.result !== 'handedOver') return true;
   return false;
 }
 
@@ -102,8 +106,13 @@ function phase(x: Ctx, p: Phase, waitingFor?: string) {
   else delete x.status.waitingFor;
 }
 
-/** Why a new remediation may not start now, or undefined when it may. */
-function remediationGate(x: Ctx, fence: boolean): string | undefined {
+/**
+ * Why a new remediation may not start now, or undefined when it may. Concurrency: a drain waits for
+ * every remediation in flight, drains included; a recovery or a fence does not wait for drains (a
+ * planned live migration elsewhere must not keep a failed host from being fenced for the length of
+ * a drain); both still count draining hosts as unhealthy for the storm check.
+ */
+function remediationGate(x: Ctx, fence: boolean, forDrain = false): string | undefined {
   const s = x.policy.safety;
   if (s.paused) return 'policy paused';
   if (fence) {
@@ -114,8 +123,10 @@ function remediationGate(x: Ctx, fence: boolean): string | undefined {
       return `storm: ${x.fleet.global.unhealthy} of ${x.fleet.global.total} nodes unhealthy across all policies exceeds the global ceiling ${x.c.globalMaxUnhealthy}`;
     }
   }
-  if (x.fleet.policy.inFlight >= s.maxConcurrentRemediations) return `maxConcurrentRemediations (${s.maxConcurrentRemediations}) reached for the policy`;
-  if (x.fleet.global.inFlight >= x.c.globalMaxConcurrentRemediations) return `global maxConcurrentRemediations (${x.c.globalMaxConcurrentRemediations}) reached`;
+  const policyBusy = x.fleet.policy.inFlight - (forDrain ? 0 : x.fleet.policy.draining ?? 0);
+  const globalBusy = x.fleet.global.inFlight - (forDrain ? 0 : x.fleet.global.draining ?? 0);
+  if (policyBusy >= s.maxConcurrentRemediations) return `maxConcurrentRemediations (${s.maxConcurrentRemediations}) reached for the policy`;
+  if (globalBusy >= x.c.globalMaxConcurrentRemediations) return `global maxConcurrentRemediations (${x.c.globalMaxConcurrentRemediations}) reached`;
   return undefined;
 }
 
@@ -145,7 +156,51 @@ function observe(x: Ctx) {
   if (servers !== undefined) st.servers = servers;
   const p = node.obs.power;
   if (p) st.power = { state: p.state, readAt: iso(p.since), ...(p.error ? { error: p.error.slice(0, 512) } : {}) };
+  observeHardware(x);
   void c;
+}
+
+const HW_STATE = { Ok: 'ok', Notify: 'notify', Drain: 'drain' } as const;
+
+/**
+ * The hardware monitor's decision into status.hardware (issue 12 item 1): the state, its reasons,
+ * every sensor's state (a reading only while not ok, so steady state writes nothing) and the SEL
+ * cursor. An Event (and for Notify an email) only when the known state changes: quiet otherwise.
+ */
+function observeHardware(x: Ctx) {
+  const h = x.node.obs.hardware;
+  const prev = x.node.status.hardware;
+  const cursor = h?.selCursor ?? prev?.selCursor;
+  if (!h) {
+    if (prev) x.status.hardware = { ...prev, ...(cursor !== undefined ? { selCursor: cursor } : {}) };
+    return;
+  }
+  const d = h.decision;
+  const state = d.bmc === 'unknown' ? 'unknown' : HW_STATE[d.action];
+  const sensors = h.sensors.slice(0, 64).map((s) => {
+    const st = s.faults.length && s.state === 'ok' ? 'critical' : s.state;
+    const reading = s.value !== undefined ? `${s.value}${s.unit ? ` ${s.unit}` : ''}` : s.states.join(', ');
+    return { name: s.name.slice(0, 64), kind: s.kind, state: st, ...(st !== 'ok' && reading ? { reading: reading.slice(0, 128) } : {}) };
+  });
+  const reasons = d.reasons.slice(0, 16).map((r) => `${r.condition} (${r.action}): ${r.detail}`.slice(0, 256));
+  x.status.hardware = {
+    state,
+    ...(d.error && state === 'unknown' ? { error: d.error.slice(0, 512) } : {}),
+    ...(reasons.length ? { reasons } : {}),
+    ...(sensors.length ? { sensors } : prev?.sensors ? { sensors: prev.sensors } : {}),
+    ...(cursor !== undefined ? { selCursor: cursor } : {}),
+  };
+  if (state === 'unknown' || state === prev?.state || (state === 'ok' && (!prev || prev.state === 'unknown'))) return;
+  const what = d.reasons.map((r) => r.detail).join('; ');
+  if (state === 'ok') {
+    event(x, 'Normal', 'HardwareOk', `hardware ok again (was ${prev?.state})`);
+    return;
+  }
+  event(x, 'Warning', state === 'drain' ? 'HardwareDrain' : 'HardwareDegraded', `hardware ${state}: ${what}`.slice(0, 1024));
+  if (state === 'notify') {
+    notify(x, `hardware-${d.reasons.map((r) => r.condition).sort().join('-')}`, 'warning', 'hardware fault',
+      `The BMC reports (each held for ${x.policy.hardware.samples} readings):\n${d.reasons.map((r) => `  ${r.condition}: ${r.detail}`).join('\n')}\nPolicy action: Notify. hm9k does nothing else; please look at the host.`);
+  }
 }
 
 function conditions(x: Ctx) {
@@ -198,6 +253,20 @@ function conditions(x: Ctx) {
   } else {
     conds = conds.filter((c) => c.type !== 'Evacuated');
   }
+  const hw = x.status.hardware;
+  conds = !hw
+    ? conds.filter((c) => c.type !== 'HardwareHealthy')
+    : hw.state === 'unknown'
+      ? setCondition(conds, 'HardwareHealthy', 'Unknown', 'BmcUnreadable', `BMC sensors unreadable (hm9k does not act on this): ${hw.error ?? 'no answer'}`, now, g)
+      : hw.state === 'ok'
+        ? setCondition(conds, 'HardwareHealthy', 'True', 'SensorsOk', 'no hardware condition holds', now, g)
+        : setCondition(conds, 'HardwareHealthy', 'False', hw.state === 'drain' ? 'DrainCondition' : 'NotifyCondition', (hw.reasons ?? []).join('; ') || hw.state, now, g);
+  const dr = x.status.drain;
+  conds = !dr
+    ? conds.filter((c) => c.type !== 'Drained')
+    : setCondition(conds, 'Drained', dr.result === 'empty' ? 'True' : 'False',
+      dr.result === 'empty' ? 'HostEmpty' : dr.result === 'incomplete' ? 'ServersNeedOperator' : dr.result === 'handedOver' ? 'HandedOverToFence' : 'InProgress',
+      `drain ${dr.id} (${dr.reason}): ${dr.migrated} of ${dr.total} live-migrated, ${dr.failed} need an operator, ${dr.left} left${dr.result === 'handedOver' ? '; the host failed: the fence path evacuates what is still there' : ''}`, now, g);
   const hold = actionHold(x);
   conds = hold
     ? setCondition(conds, 'Paused', 'True', hold === 'dry run' ? 'DryRun' : 'PolicyPaused',
@@ -379,6 +448,16 @@ export function decide(node: NodeSnapshot, policy: ResolvedPolicy | null, fleet:
   observe(x);
   const before = status.phase;
   const result = (): Decision => {
+    if (status.fence) {
+      // The host failed mid-drain (or the drain ended in a power-off): the fence path has it (issue 12 item 4).
+      if (drainActive(status.drain)) handOver({ status, c, event: (t, r, n) => event(x, t, r, n) });
+    } else if (!node.spec.maintenance) {
+      // A drain moves servers off a running host only: every watched network up, power not off,
+      // nova-compute not down; else the base flow (Suspect, recovery, fence) decides.
+      const netsUp = NETWORKS.every((n) => !policy.networks[n] || node.obs.networks[n]?.state === 'up');
+      const hostOk = (status.phase === 'Healthy' || status.phase === 'Degraded') && netsUp && node.obs.power?.state !== 'off' && node.obs.nova?.apiState !== 'down';
+      drainRules(drainCtx(x), hostOk);
+    }
     conditions(x);
     // Start-up (or failover) before the first Consul answer: Unknown until observed is no news, so
     // no Event (the condition and status say it); the first real observation decides (issue 10).
@@ -628,6 +707,13 @@ function fenceFlow(x: Ctx, net: NetworkName, what: string, since: number, result
     notify(x, 'dry-run-fence', 'warning', 'dry run: would fence', `${what}.\nRecovery failed and corroboration (${cor.result}) confirms it. hm9k would fence this node; dryRun is on, so it did nothing.`);
     return result();
   }
+  startFence(x, what, `corroboration ${cor.result}`);
+  return result();
+}
+
+/** A new fence: intent (the record, powerOff pending) first; its steps follow in handleFence. */
+function startFence(x: Ctx, what: string, why: string): void {
+  const { c, status, node } = x;
   const id = fenceIdFor(node.name, c.now);
   status.fence = {
     id, reason: what.slice(0, 512), startedAt: iso(c.now), leaseHolder: c.lease.holder, leaseTransitions: c.lease.transitions,
@@ -637,8 +723,28 @@ function fenceFlow(x: Ctx, net: NetworkName, what: string, since: number, result
   delete status.watchedHealthyAt;
   phase(x, 'Fencing', 'powering off through the BMC and confirming off');
   x.actions.push({ type: 'powerOff', fenceId: id });
-  event(x, 'Warning', 'Fence', `fence ${id}: ${what}; corroboration ${cor.result}`);
-  return result();
+  event(x, 'Warning', 'Fence', `fence ${id}: ${what}; ${why}`);
+}
+
+/** What the drain rules (drain/machine.ts) may use of this machine. */
+function drainCtx(x: Ctx): DrainCtx {
+  return {
+    node: x.node, policy: x.policy, c: x.c, status: x.status, actions: x.actions,
+    // The base flow may have set another phase this decision: a phase kept since the last decision
+    // keeps its phaseSince (else every decision would write a new one).
+    phase: (p, waitingFor) => {
+      x.status.phase = p;
+      x.status.phaseSince = x.node.status.phase === p && x.node.status.phaseSince ? x.node.status.phaseSince : iso(x.c.now);
+      if (waitingFor) x.status.waitingFor = waitingFor.slice(0, 512);
+      else delete x.status.waitingFor;
+    },
+    event: (t, r, n) => event(x, t, r, n),
+    notify: (k, sev, what, body) => notify(x, k, sev, what, body),
+    gate: () => remediationGate(x, true, true),
+    hold: () => actionHold(x),
+    held: (what) => { x.held = what; },
+    startFence: (reason) => startFence(x, reason, 'drain.whenEmpty PowerOff'),
+  };
 }
 
 /** Folds an action's outcome into status (recorded after the external call). */
@@ -664,11 +770,36 @@ export function applyOutcome(status: ComputeNodeStatus, outcome: Outcome, now: n
     case 'evacuationFinished':
       if (s.fence) s.fence = setStep(s.fence, 'evacuate', outcome.ok ? 'succeeded' : 'failed', now, outcome.message);
       return s;
+    case 'drainDisable':
+      if (s.drain) s.drain = { ...s.drain, disabled: outcome.ok ? 'succeeded' : 'failed', disableMessage: outcome.message.slice(0, 512) };
+      return s;
+    case 'drainEnable':
+      if (!s.drain) return s;
+      if (!outcome.ok) {
+        s.drain = { ...s.drain, enable: 'failed' };
+        s.waitingFor = `undrain: enabling nova-compute failed: ${outcome.message}`.slice(0, 512);
+        return s;
+      }
+      // Returned to service (issue 12 item 5): the record goes; what it was is kept so the same
+      // annotation, or a hardware fault that still holds, does not drain the host again at once.
+      s.undrained = {
+        id: s.drain.id, at: iso(now),
+        ...(s.drain.operatorReason ? { operatorReason: s.drain.operatorReason } : {}),
+        ...(s.hardware?.state === 'drain' ? { hardwareHeld: true } : {}),
+      };
+      delete s.drain;
+      s.phase = 'Healthy';
+      s.phaseSince = iso(now);
+      delete s.waitingFor;
+      return s;
     case 'returnToService':
       if (outcome.ok && !outcome.waiting) {
         if (s.fence) s.returnedFenceId = s.fence.id;
         delete s.fence;
         delete s.evacuation;
+        // A drain handed over to (or ended in) this fence ends with it.
+        if (s.drain) s.undrained = { id: s.drain.id, at: iso(now), ...(s.drain.operatorReason ? { operatorReason: s.drain.operatorReason } : {}), ...(s.hardware?.state === 'drain' ? { hardwareHeld: true } : {}) };
+        delete s.drain;
         delete s.recovery;
         s.phase = 'Healthy';
         s.phaseSince = iso(now);

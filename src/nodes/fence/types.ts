@@ -1,5 +1,15 @@
 // Inputs and outputs of the pure fence state machine.
 import type { ComputeNodeSpec, ComputeNodeStatus, NetworkName, PowerState, UpDownUnknown } from '../../api/index.js';
+import type { HardwareSensor } from '../../clients/ipmi-sensors.js';
+import type { HardwareDecision } from '../hardware/rules.js';
+
+/** The hardware monitor's latest decision for a node and the sensors of its last readable reading. */
+export interface HardwareObservation {
+  decision: HardwareDecision;
+  sensors: HardwareSensor[];
+  /** The SEL cursor the monitor holds (persisted in status.hardware.selCursor). */
+  selCursor?: number;
+}
 
 /** One network as the Consul observers see one node, merged by the network monitor. */
 export interface NetworkObservation {
@@ -53,6 +63,7 @@ export interface NodeObservations {
   servers?: number;
   /** nova-compute on the node as the SSH command reports it (when no Consul check is configured). */
   nodeSideSsh?: { state: UpDownUnknown; at: number; detail?: string };
+  hardware?: HardwareObservation;
 }
 
 export interface NodeSnapshot {
@@ -65,9 +76,12 @@ export interface NodeSnapshot {
 }
 
 export interface FleetSummary {
-  /** Nodes matched by this node's policy; unhealthy counts unknown as unhealthy; inFlight excludes this node. */
-  policy: { matched: number; unhealthy: number; inFlight: number };
-  global: { total: number; unhealthy: number; inFlight: number };
+  /**
+   * Nodes matched by this node's policy; unhealthy counts unknown as unhealthy; inFlight excludes
+   * this node; draining (part of inFlight) counts other nodes in a live-migration drain.
+   */
+  policy: { matched: number; unhealthy: number; inFlight: number; draining?: number };
+  global: { total: number; unhealthy: number; inFlight: number; draining?: number };
 }
 
 export interface DecideContext {
@@ -92,7 +106,10 @@ export type Action =
   | { type: 'forceDown'; fenceId: string }
   | { type: 'disable'; fenceId: string; reason: string }
   | { type: 'evacuate'; fenceId: string }
-  | { type: 'returnToService'; fenceId: string };
+  | { type: 'returnToService'; fenceId: string }
+  | { type: 'drainDisable'; drainId: string; reason: string }
+  | { type: 'drainTick'; drainId: string }
+  | { type: 'drainEnable'; drainId: string };
 
 export interface Decision {
   /** The next status: written first (intent), before any action runs. */
@@ -112,4 +129,6 @@ export type Outcome =
   | { type: 'forceDown'; ok: boolean; message: string }
   | { type: 'disable'; ok: boolean; message: string }
   | { type: 'evacuationFinished'; ok: boolean; message: string }
-  | { type: 'returnToService'; ok: boolean; waiting: boolean; message: string };
+  | { type: 'returnToService'; ok: boolean; waiting: boolean; message: string }
+  | { type: 'drainDisable'; ok: boolean; message: string }
+  | { type: 'drainEnable'; ok: boolean; message: string };

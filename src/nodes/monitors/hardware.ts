@@ -47,6 +47,8 @@ export class HardwareMonitor {
   private readonly lastRead = new Map<string, number>();
   private readonly busy = new Set<string>();
   private readonly rejectedLogged = new Set<string>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private stopped = false;
 
   constructor(
     private readonly deps: HardwareMonitorDeps,
@@ -81,13 +83,24 @@ export class HardwareMonitor {
     void this.sweep();
   }
 
-  stop(): void {
+  /**
+   * Stops the sweeps. A read in flight reports nothing once stopped (its SEL entries come again to
+   * whoever reads next, from the persisted cursor): else a stopping leader could mail an entry and
+   * move the cursor after its successor had read the old one, and the entry would be mailed twice.
+   * Resolves when the reads in flight have ended, or after `waitMs` (a dead BMC's read runs until
+   * its IPMI timeout; its result is dropped anyway).
+   */
+  async stop(waitMs = 3_000): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => (t = setTimeout(r, waitMs)))]);
+    clearTimeout(t);
   }
 
   /** Reads every node whose interval has passed (not waiting for them: each read is independent). */
   async sweep(): Promise<void> {
-    if (!this.isActive()) return;
+    if (!this.active()) return;
     const now = this.now();
     const due: Promise<unknown>[] = [];
     for (const n of this.nodes()) {
@@ -102,8 +115,22 @@ export class HardwareMonitor {
 
   /** One read of one node (skipped while its previous read runs: one read per BMC at a time). */
   async read(node: ComputeNode, rules: ResolvedHardware): Promise<HardwareDecision | undefined> {
+    const p = this.readOnce(node, rules);
+    this.inFlight.add(p);
+    try {
+      return await p;
+    } finally {
+      this.inFlight.delete(p);
+    }
+  }
+
+  private active(): boolean {
+    return !this.stopped && this.isActive();
+  }
+
+  private async readOnce(node: ComputeNode, rules: ResolvedHardware): Promise<HardwareDecision | undefined> {
     const name = node.metadata.name;
-    if (this.busy.has(name) || !this.isActive()) return undefined;
+    if (this.busy.has(name) || !this.active()) return undefined;
     this.busy.add(name);
     this.lastRead.set(name, this.now());
     try {
@@ -128,6 +155,8 @@ export class HardwareMonitor {
         this.log.debug({ node: name, err: (err as Error).message }, 'BMC sensors unreadable');
         reading = { at: this.now(), readable: false, error: (err as Error).message };
       }
+      // Stopped (or no longer leader) while BMC calls ran: report nothing (see stop()).
+      if (!this.active()) return undefined;
       const h = this.history.get(name) ?? [];
       h.push(reading);
       const keep = Math.max(this.opts.historyLimit ?? 0, rules.samples + 1);
@@ -157,7 +186,7 @@ export class HardwareMonitor {
       return;
     }
     const { fresh, lastId } = newSelEntries(sel, cursor);
-    if (fresh.length === 0) return;
+    if (fresh.length === 0 || !this.active()) return;
     try {
       await this.hooks.onSel(name, fresh, selNotices(fresh, rules), lastId);
       if (lastId !== undefined) this.cursors.set(name, lastId);

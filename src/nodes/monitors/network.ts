@@ -1,5 +1,9 @@
 // Network monitor: Consul blocking queries (shared watchers) sampled once per policy interval into
 // per-node network observations. Unreachable/leaderless observers and absent nodes are unknown.
+// A watcher that Consul refuses (403: a rotated or revoked ACL token) makes the monitor read its
+// token Secret again, past any cache, at most once per resync period; a changed token rebuilds the
+// policy's watchers (the signature carries a digest of the tokens, never the tokens).
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { NETWORKS, type ComputeNode, type NetworkName, type UpDownUnknown } from '../../api/index.js';
 import type { ConsulWatcher } from '../../clients/consul.js';
@@ -34,6 +38,8 @@ interface PolicyWatch {
   signature: string;
   watchers: Partial<Record<NetworkName, ConsulWatcher[]>>;
   timer: NodeJS.Timeout | undefined;
+  /** Some observer of this policy authenticates with a token from a Secret. */
+  usesTokens?: boolean;
 }
 
 export class NetworkMonitor {
@@ -42,6 +48,10 @@ export class NetworkMonitor {
   private syncing: Promise<void> | undefined;
   private again = false;
   private retry: NodeJS.Timeout | undefined;
+  /** Next pass reads token Secrets past the cache (a watcher was refused). */
+  private freshSecrets = false;
+  /** Earliest time a refused watcher may trigger another fresh Secret read. */
+  private tokenRecheckAfter = 0;
 
   constructor(private readonly deps: NodeDeps, private readonly store: ObservationStore, private readonly fleet: FleetView, private readonly log: Logger, private readonly now = () => Date.now()) {}
 
@@ -71,30 +81,29 @@ export class NetworkMonitor {
 
   private async syncOnce(): Promise<void> {
     if (this.stopped) return;
+    const fresh = this.freshSecrets;
+    this.freshSecrets = false;
     const seen = new Set<string>();
     for (const { name, policy } of this.fleet.policies()) {
       seen.add(name);
-      const signature = JSON.stringify([policy.networks, policy.detection.intervalMs, policy.detection.novaNodeSideCheck]);
+      const tokens = await this.readTokens(name, policy, fresh);
+      const digest = createHash('sha256').update(JSON.stringify([...tokens.values()])).digest('hex');
+      const base = JSON.stringify([policy.networks, policy.detection.intervalMs, policy.detection.novaNodeSideCheck, digest]);
+      const missingToken = [...tokens.values()].some((t) => t === null);
+      // A token Secret not readable yet: the signature never matches, so the next pass (at the latest
+      // one resync period later) reads it again.
+      const signature = missingToken ? `${base}#token-missing` : base;
       const old = this.watches.get(name);
       if (old && old.signature === signature) continue;
       const watchers: PolicyWatch['watchers'] = {};
-      let missingToken = false;
       for (const net of NETWORKS) {
         const rule = policy.networks[net];
         if (!rule) continue;
         const checkIds = net === 'management' && policy.detection.novaNodeSideCheck ? [policy.detection.novaNodeSideCheck] : [];
         watchers[net] = [];
         for (const o of rule.observers) {
-          let token: string | undefined;
-          if (o.tokenSecret) {
-            try {
-              token = requireKey(await this.deps.secrets.get(o.tokenSecret), 'token', o.tokenSecret);
-            } catch (err) {
-              this.log.warn({ policy: name, network: net, err: (err as Error).message }, 'Consul token Secret unreadable; observer counts as unknown');
-              missingToken = true;
-              continue;
-            }
-          }
+          const token = o.tokenSecret ? tokens.get(o.tokenSecret) : undefined;
+          if (token === null) continue; // unreadable: this observer counts as unknown
           watchers[net]!.push(this.deps.consul.acquire(o.address, token, checkIds));
         }
       }
@@ -103,12 +112,13 @@ export class NetworkMonitor {
         await this.release({ signature, watchers, timer: undefined });
         return;
       }
-      if (old) await this.release(old);
+      if (old) {
+        await this.release(old);
+        this.log.info({ policy: name }, 'Consul observers re-created: the policy or a token Secret changed');
+      }
       const timer = setInterval(() => this.sample(name), policy.detection.intervalMs);
       timer.unref?.();
-      // A token Secret not readable yet: the signature never matches, so the next pass (at the latest
-      // one resync period later) reads it again.
-      this.watches.set(name, { signature: missingToken ? `${signature}#token-missing` : signature, watchers, timer });
+      this.watches.set(name, { signature, watchers, timer, usesTokens: tokens.size > 0 });
       this.sample(name);
       if (missingToken && !this.retry) {
         this.retry = setTimeout(() => { this.retry = undefined; void this.sync().catch(() => undefined); }, this.deps.config.resyncMs);
@@ -123,6 +133,32 @@ export class NetworkMonitor {
     }
   }
 
+  /** The token of every observer's Secret in the policy, by Secret name; null where unreadable. */
+  private async readTokens(policyName: string, policy: ResolvedPolicy, fresh: boolean): Promise<Map<string, string | null>> {
+    const tokens = new Map<string, string | null>();
+    for (const net of NETWORKS) {
+      for (const o of policy.networks[net]?.observers ?? []) {
+        if (!o.tokenSecret || tokens.has(o.tokenSecret)) continue;
+        try {
+          tokens.set(o.tokenSecret, requireKey(await this.deps.secrets.get(o.tokenSecret, { fresh }), 'token', o.tokenSecret));
+        } catch (err) {
+          this.log.warn({ policy: policyName, network: net, secret: o.tokenSecret, err: (err as Error).message }, 'Consul token Secret unreadable; observer counts as unknown');
+          tokens.set(o.tokenSecret, null);
+        }
+      }
+    }
+    return tokens;
+  }
+
+  /** A watcher with a token was refused by Consul: read the Secrets again (at most once per resync period). */
+  private recheckTokens(now: number): void {
+    if (now < this.tokenRecheckAfter || this.stopped) return;
+    this.tokenRecheckAfter = now + this.deps.config.resyncMs;
+    this.freshSecrets = true;
+    this.log.info('a Consul observer refused its ACL token (403): reading the token Secrets again');
+    void this.sync().catch((err: Error) => this.log.error({ err: err.message }, 'network monitor sync failed'));
+  }
+
   private async release(w: PolicyWatch) {
     clearInterval(w.timer);
     for (const list of Object.values(w.watchers)) for (const x of list ?? []) await this.deps.consul.release(x);
@@ -133,6 +169,7 @@ export class NetworkMonitor {
     const w = this.watches.get(policyName);
     if (!w) return;
     const now = this.now();
+    if (w.usesTokens && Object.values(w.watchers).some((list) => list?.some((x) => x.view.error?.startsWith('permission denied')))) this.recheckTokens(now);
     for (const node of this.fleet.nodes()) {
       const p = this.fleet.policyOf(node);
       if (!p || p.name !== policyName) continue;
