@@ -139,8 +139,9 @@ const nodeUse = new Map<string, number>();
 /** Identical Events (object, reason, note) are recorded once per 10 minutes: a replayed storm is not told twice. */
 let stormPlays = 0;
 
-function pickNode(c: Ctx, preferred: string[]): { name: string; firstTime: boolean } {
-  const names = c.world.compute.nodes.map((n) => n.name);
+function pickNode(c: Ctx, preferred: string[], avoid: Set<string> = new Set()): { name: string; firstTime: boolean } {
+  const all = c.world.compute.nodes.map((n) => n.name);
+  const names = all.some((n) => !avoid.has(n)) ? all.filter((n) => !avoid.has(n)) : all;
   const order = [...preferred.filter((p) => names.includes(p)), ...names.filter((n) => !preferred.includes(n))];
   const name = [...order].sort((a, b) => (nodeUse.get(a) ?? 0) - (nodeUse.get(b) ?? 0) || order.indexOf(a) - order.indexOf(b))[0]!;
   const firstTime = !nodeUse.get(name);
@@ -461,7 +462,10 @@ const hardwareDegraded: Incident = {
   title: "a node's CPU temperature climbs past critical -> drained by live migration while it runs, left disabled, operators mailed",
   async run(c, check) {
     const w = c.world.compute;
-    const { name, firstTime } = pickNode(c, ['cmp3', 'cmp2', 'cmp1']);
+    // A host whose servers all run: live migration moves running servers only (Nova answers 409 for a
+    // SHUTOFF one), and real Nova's scheduler may have placed storage-lost's stopped server anywhere.
+    const notRunning = new Set((await c.world.nova.servers()).filter((s) => s.status !== 'ACTIVE').map((s) => s.host));
+    const { name, firstTime } = pickNode(c, ['cmp3', 'cmp2', 'cmp1'], notRunning);
     const node = w.node(name)!;
     await allNodesHealthy(c, check);
     await bootServers(c, name, 10);
