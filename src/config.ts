@@ -116,7 +116,7 @@ export const ProcessConfigSchema = Type.Object(
       {
         timeout: Duration('Server-side watch timeout before a re-watch.', '5m'),
         watchdog: Duration('Re-watch when no event or bookmark arrived for this long.', '10m'),
-        resync: Duration('Periodic relist, a safety net.', '10m'),
+        resync: Duration('Periodic full relist, a safety net. Each is a LIST of every object (21 pages at 10,000 DesiredApps), so it is rare: watches resume from their last version and relist only on 410 Gone, as client-go does.', '24h'),
       },
       { default: {}, description: 'List/watch loop.' },
     ),
