@@ -25,7 +25,8 @@ export async function run(): Promise<BenchRow[]> {
   const os = new OpenStack({ reportIntervalS: 2, serviceDownTimeS: 60 });
   try {
     await os.start(['cmp1', 'cmp2', 'cmp3']);
-    process.stderr.write(`evacuate-real: OpenStack up in ${os.timings.total}s, ${await os.memoryMiB()} MiB; booting ${SERVERS} servers on cmp1\n`);
+    const stack = `stack up in ${os.timings.total}s, ${await os.memoryMiB()} MiB`;
+    process.stderr.write(`evacuate-real: OpenStack ${stack}; booting ${SERVERS} servers on cmp1\n`);
     for (let i = 0; i < SERVERS; i += 10) await os.bootServers('cmp1', Array.from({ length: Math.min(10, SERVERS - i) }, (_, j) => `s${i + j}`));
     await os.killCompute('cmp1');
     const svc = (await os.nova<{ services: { id: string; host: string }[] }>('GET', '/os-services?binary=nova-compute')).services.find((s) => s.host === 'cmp1')!;
@@ -60,7 +61,7 @@ export async function run(): Promise<BenchRow[]> {
     return [{
       bench: 'evacuate-real', subject: `${SERVERS} servers evacuated by hm9k (concurrency ${CONCURRENCY}) on real Nova`, subjectMs: hm9kMs,
       baseline: "sum of Nova's own migration times", baselineMs: novaSum,
-      note: `${e.done} done, ${e.failed} failed, ${migs.length} migrations; ${(calls / SERVERS).toFixed(1)} Nova API calls per server (tick 250 ms)`,
+      note: `${e.done} done, ${e.failed} failed, ${migs.length} migrations; ${(calls / SERVERS).toFixed(1)} Nova API calls per server (tick 250 ms); ${stack}, ${await os.memoryMiB()} MiB after`,
     }];
   } finally {
     await os.stop();

@@ -56,7 +56,8 @@ export class ControllerProcess {
               consulMinLoop: '50ms',
               powerPollInterval: '1s',
               novaPollInterval: '500ms',
-              httpTimeout: '5s',
+              // Real Nova on a loaded machine answers in seconds, the simulator at once.
+              httpTimeout: world.openstack ? '30s' : '5s',
               resync: '3s',
               ipmitoolPath: ipmitool,
             },

@@ -20,13 +20,14 @@ import { CREDENTIALS, DEMO_APPS, DemoWorld, NAMESPACE } from './world.js';
 
 export { INCIDENTS } from './incidents.js';
 
-const USAGE = `Usage: hm9k demo [--script all|none|NAME[,NAME...]] [--exit] [--interactive] [--install] [--keep]
+const USAGE = `Usage: hm9k demo [--script all|none|NAME[,NAME...]] [--exit] [--interactive] [--install] [--keep] [--nova-sim]
 
   --script       incidents to play (default: all; none with --interactive):
 ${INCIDENTS.map((i) => `                   ${i.name.padEnd(13)} ${i.title}`).join('\n')}
   --exit         exit when the incidents are done: code 0 only if every assertion held
   --interactive  keep the world running and trigger incidents by typing their names
-  --install      run the project's install scripts for whatever is missing
+  --install      run the project's install scripts for whatever is missing (real OpenStack included)
+  --nova-sim     the Nova/Keystone simulator instead of real OpenStack (faster start, less memory)
   --keep         keep the demo's directory (configs, logs, kubeconfig) after it ends
   --examples DIR apply the samples from DIR instead of examples/ (same file names)
 Without --exit the world keeps running after the incidents until Ctrl-C.
@@ -78,6 +79,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       install: { type: 'boolean' },
       keep: { type: 'boolean' },
       examples: { type: 'string' },
+      'nova-sim': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -92,7 +94,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const n = new Narrator(out);
 
   try {
-    preflight({ install: values.install === true, root, out });
+    preflight({ install: values.install === true, root, out, openstack: values['nova-sim'] !== true });
   } catch (err) {
     process.stderr.write((err as Error).message.endsWith('\n') ? (err as Error).message : `hm9k demo: ${(err as Error).message}\n`);
     return 3;
@@ -102,7 +104,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
 
   const dir = mkdtempSync(join(tmpdir(), 'hm9k-demo-'));
   const stop = new AbortController();
-  const world = new DemoWorld({ dir, nodes: 0, natsBin, step: (what) => n.say('demo', `starting ${what}`) });
+  const world = new DemoWorld({ dir, nodes: 0, natsBin, nova: values['nova-sim'] ? 'sim' : 'auto', step: (what) => n.say('demo', `starting ${what}`) });
   const controllers: ControllerProcess[] = [];
   let observer: Observer | undefined;
   let signalled: NodeJS.Signals | undefined;
@@ -203,7 +205,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       const fresh = ['ActualStateFresh', 'DesiredStateFresh'].every((t) => ahp?.status?.conditions?.some((c) => c.type === t && c.status === 'True'));
       return nodes.length === world.compute.nodes.length && nodes.every((x) => x.status?.phase === 'Healthy') && fresh &&
         das.length === DEMO_APPS.length && das.every((d) => (d.status?.running ?? 0) === d.spec.instances);
-    }, 120_000);
+    }, world.openstack ? 300_000 : 120_000);
     await new Promise((r) => setTimeout(r, 1200)); // one more observer round
     n.say('demo', 'the world is healthy:');
     observer.printTable();

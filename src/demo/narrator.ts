@@ -3,6 +3,7 @@
 // the nodes and apps, printed when it changes.
 import { CustomObjectsApi, EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { GROUP, VERSION, type ComputeNode, type DesiredApp, type FencePolicy } from '../api/index.js';
+import type { ComputeService } from '../devenv/compute-api.js';
 import { NAMESPACE, type DemoWorld } from './world.js';
 
 export type Tag = 'demo' | 'world' | 'hm9k' | 'event' | 'check' | 'result' | 'mail';
@@ -67,7 +68,7 @@ export class Observer {
   start(): void {
     // Skip what happened before the narration began (the initial placement).
     this.cursor = { cc: this.world.cc.requests.length, fleet: this.world.fleet.log.length, mails: this.world.compute.smtp.mails.length, recover: this.world.compute.recoverCalls.length, migrations: 0 };
-    for (const s of this.world.compute.nova.services.values()) this.service.set(s.host, serviceText(s));
+    void this.world.nova.services().then((list) => { for (const s of list) if (!this.service.has(s.host)) this.service.set(s.host, serviceText(s)); }).catch(() => undefined);
     const fast = async () => {
       if (this.stopped) return;
       await this.flush();
@@ -92,6 +93,7 @@ export class Observer {
   }
 
   private worldChain: Promise<void> = Promise.resolve();
+  private novaPolledAt = 0;
 
   /** Narrates whatever the world recorded up to now (the checks call it first, so the story reads in order). */
   flush(): Promise<void> {
@@ -100,7 +102,7 @@ export class Observer {
   }
 
   private async pollWorld(): Promise<void> {
-    const { cc, fleet, compute } = this.world;
+    const { cc, fleet, compute, nova } = this.world;
     for (; this.cursor.cc < cc.requests.length; this.cursor.cc++) {
       const r = cc.requests[this.cursor.cc]!;
       if ((r.endpoint !== 'start' && r.endpoint !== 'stop') || r.status === 0) {
@@ -127,24 +129,29 @@ export class Observer {
       const [host, what] = compute.recoverCalls[this.cursor.recover]!.split(':');
       this.n.say('hm9k', `-> ssh ${host}: recovery command "recover.sh ${what}"`);
     }
-    for (const m of compute.nova.migrations) {
-      const key = String(m.id);
-      const prev = this.migrationState.get(key);
-      if (prev === m.status) continue;
-      this.migrationState.set(key, m.status);
-      const server = compute.nova.servers.get(m.instance_uuid);
-      const name = server ? `${server.name} (${m.instance_uuid.slice(0, 8)})` : m.instance_uuid.slice(0, 8);
-      const live = m.migration_type === 'live-migration';
-      if (prev === undefined) this.n.say('hm9k', `-> Nova: ${live ? 'live-migrate' : 'evacuate'} ${name} from ${m.source_compute}`);
-      if (m.status === 'done' || m.status === 'completed' || m.status === 'failed' || m.status === 'error') {
-        if (prev !== 'done' || m.status === 'failed') this.n.say('world', `Nova: ${live ? 'live migration' : 'evacuation'} of ${name} ${m.status}${m.dest_compute ? ` (now on ${m.dest_compute})` : ''}`);
+    // Nova through the compute API (real Nova: its REST API, so at most once a second).
+    if (Date.now() - this.novaPolledAt >= (nova.real ? 1000 : 0)) {
+      this.novaPolledAt = Date.now();
+      const [migrations, servers, services] = await Promise.all([nova.migrations(), nova.servers(), nova.services()]);
+      const byId = new Map(servers.map((x) => [x.id, x]));
+      for (const m of migrations) {
+        const prev = this.migrationState.get(m.id);
+        if (prev === m.status) continue;
+        this.migrationState.set(m.id, m.status);
+        const server = byId.get(m.serverId);
+        const name = server ? `${server.name} (${m.serverId.slice(0, 8)})` : m.serverId.slice(0, 8);
+        const live = m.type === 'live-migration';
+        if (prev === undefined) this.n.say('hm9k', `-> Nova: ${live ? 'live-migrate' : 'evacuate'} ${name} from ${m.source}`);
+        if (m.status === 'done' || m.status === 'completed' || m.status === 'failed' || m.status === 'error') {
+          if (prev !== 'done' || m.status === 'failed') this.n.say('world', `Nova: ${live ? 'live migration' : 'evacuation'} of ${name} ${m.status}${m.dest ? ` (now on ${m.dest})` : ''}`);
+        }
       }
-    }
-    for (const s of compute.nova.services.values()) {
-      const t = serviceText(s);
-      if (this.service.get(s.host) !== t) {
-        this.n.say('world', `Nova: nova-compute on ${s.host} is now ${t}`);
-        this.service.set(s.host, t);
+      for (const s of services) {
+        const t = serviceText(s);
+        if (this.service.get(s.host) !== t) {
+          this.n.say('world', `Nova: nova-compute on ${s.host} is now ${t}`);
+          this.service.set(s.host, t);
+        }
       }
     }
     for (; this.cursor.mails < compute.smtp.mails.length; this.cursor.mails++) {
@@ -203,8 +210,8 @@ export class Observer {
   }
 }
 
-function serviceText(s: { status: string; forced_down: boolean; disabled_reason: string | null }): string {
-  return `${s.status}${s.forced_down ? ', forced down' : ''}${s.disabled_reason ? ` ("${s.disabled_reason}")` : ''}`;
+function serviceText(s: ComputeService): string {
+  return `${s.status}${s.forcedDown ? ', forced down' : ''}${s.disabledReason ? ` ("${s.disabledReason}")` : ''}`;
 }
 
 function eventTime(e: { eventTime?: unknown; metadata?: { creationTimestamp?: unknown } }): number {

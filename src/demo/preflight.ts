@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { binDir, findBinary } from '../devenv/controlplane.js';
+import { openStackMissing } from '../devenv/openstack.js';
 
 export interface Requirement {
   name: string;
@@ -66,7 +67,7 @@ export function missingReport(missing: Requirement[]): string {
 }
 
 /** Checks, and with `install` runs the project's scripts for what is missing. Returns the requirements (all present) or throws with the report. */
-export function preflight(opts: { install: boolean; root: string; out: (s: string) => void }): Requirement[] {
+export function preflight(opts: { install: boolean; root: string; out: (s: string) => void; openstack?: boolean }): Requirement[] {
   const major = Number(process.versions.node.split('.')[0]);
   if (major < 20) throw new Error(`hm9k demo needs Node.js 20 or newer (this is ${process.versions.node})`);
   let reqs = checkRequirements();
@@ -82,5 +83,11 @@ export function preflight(opts: { install: boolean; root: string; out: (s: strin
     missing = reqs.filter((r) => !r.path);
   }
   if (missing.length) throw Object.assign(new Error(missingReport(missing)), { preflight: true });
+  // Real OpenStack is optional (the demo falls back to the simulator and says so): --install adds it.
+  if (opts.install && opts.openstack !== false && openStackMissing()) {
+    opts.out('running bash scripts/install-openstack.sh (real OpenStack for the node half)\n');
+    const r = spawnSync('bash', [resolve(opts.root, 'scripts/install-openstack.sh')], { stdio: 'inherit', cwd: opts.root });
+    if (r.status !== 0) opts.out(`bash scripts/install-openstack.sh failed (exit ${r.status ?? r.signal}): the demo falls back to the Nova simulator\n`);
+  }
   return reqs;
 }

@@ -50,6 +50,8 @@ export function substituteFencePolicy(fp: FencePolicy, w: ComputeWorld): FencePo
   const email = need(out.spec.notifications?.email, 'FencePolicy spec.notifications.email');
   email.smtpHost = w.smtp.host;
   email.smtpPort = w.smtp.port;
+  // Real Nova on a loaded 2-core machine: an evacuation may take a minute or more.
+  if (w.openstack && out.spec.evacuation) out.spec.evacuation.perServerTimeout = '180s';
   return out;
 }
 

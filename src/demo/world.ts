@@ -1,13 +1,16 @@
 // The demo's world on loopback: a local control plane (etcd + kube-apiserver with the CRDs), NATS,
 // etcd for the app state store, the Cloud Controller simulator with a DEA fleet publishing real
-// heartbeats, and the compute world (Nova/Keystone and three Consul simulators, one ipmi_sim BMC per
-// node, a real sshd running the recovery scripts, a real SMTP listener capturing mail).
+// heartbeats, and the compute world (real OpenStack from Debian's packages when installed, else the
+// Nova/Keystone simulator, said plainly; three Consul simulators, one ipmi_sim BMC per node, a real sshd
+// running the recovery scripts, a real SMTP listener capturing mail).
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { LocalControlPlane, findBinary } from '../devenv/controlplane.js';
 import { World as ComputeWorld } from '../devenv/compute-world.js';
+import { realCompute, simCompute, type ComputeApi } from '../devenv/compute-api.js';
+import { OpenStack, openStackMissing } from '../devenv/openstack.js';
 import { NatsServer } from '../devenv/nats.js';
 import { BMC_PASSWORD, BMC_USER } from '../devenv/ipmi.js';
 import type { EtcdServer } from '../devenv/etcd.js';
@@ -43,6 +46,8 @@ export interface DemoWorldOptions {
   natsBin: string;
   deas?: number;
   step?: (what: string) => void;
+  /** 'auto': real OpenStack when its packages are installed, else the simulator (said plainly); 'sim': the simulator. */
+  nova?: 'auto' | 'sim';
 }
 
 export class DemoWorld {
@@ -53,7 +58,13 @@ export class DemoWorld {
   nc!: NatsConnection;
   fleet!: DeaFleet;
   cc!: CloudControllerSim;
-  compute = new ComputeWorld();
+  compute!: ComputeWorld;
+  /** Nova as the incidents read it: real Nova's API, or the simulator's state. */
+  nova!: ComputeApi;
+  /** The real OpenStack, when the demo runs one. */
+  openstack: OpenStack | undefined;
+  /** Why the simulator stands in for real Nova (undefined: real Nova). */
+  simulatorReason: string | undefined;
   /** Stops what started, in reverse order. */
   private stoppers: (() => Promise<unknown>)[] = [];
 
@@ -95,7 +106,22 @@ export class DemoWorld {
     }
     this.fleet.start();
 
-    step(`compute world: Nova/Keystone, 3 Consul clusters, ${this.o.nodes} ipmi_sim BMCs, sshd, SMTP`);
+    const names = Array.from({ length: this.o.nodes }, (_, i) => `cmp${i + 1}`);
+    this.simulatorReason = this.o.nova === 'sim' ? 'asked for with --nova-sim' : openStackMissing();
+    if (!this.simulatorReason) {
+      step(`real OpenStack (MariaDB, RabbitMQ, Keystone, Placement, Glance, Neutron, Nova api/conductor/scheduler) and ${names.length} fake-driver nova-computes: about a minute, 2-3 GB`);
+      // service_down_time 30s: a nova-compute starved by a loaded machine must not look dead.
+      const os = new OpenStack({ dir: join(this.o.dir, 'openstack'), reportIntervalS: 5, serviceDownTimeS: 30 });
+      this.stoppers.push(() => os.stop(true));
+      await os.start(names);
+      this.openstack = os;
+      step(`real OpenStack up in ${os.timings.total}s, ${await os.memoryMiB()} MiB resident (logs in ${os.dir}/logs)`);
+    } else {
+      step(`NO real OpenStack (${this.simulatorReason}): FALLING BACK TO THE NOVA SIMULATOR (src/sim/nova.ts) for Nova and Keystone; real OpenStack: bash scripts/install-openstack.sh, or npm run demo -- --install`);
+    }
+    this.compute = new ComputeWorld(this.openstack ? { openstack: this.openstack } : {});
+    this.nova = this.openstack ? realCompute(this.openstack) : simCompute(this.compute.nova);
+    step(`compute world: ${this.openstack ? 'real Nova/Keystone' : 'Nova/Keystone simulator'}, 3 Consul clusters (simulated), ${this.o.nodes} ipmi_sim BMCs, sshd, SMTP`);
     this.stoppers.push(async () => {
       // After a terminal's Ctrl-C, sshd and ipmi_sim (same process group) are already gone, killed by
       // the signal; their stop() waits for an exit that has already happened. Bounded, then the
@@ -104,14 +130,15 @@ export class DemoWorld {
       for (const d of [this.compute.sshd?.dir, ...this.compute.nodes.map((n) => n.bmc.dir)]) if (d) rmSync(d, { recursive: true, force: true });
     });
     await this.compute.start(this.o.nodes);
-    // Servers on the hypervisors: cmp1 has three (one stopped), cmp2 two, the others one each.
-    const c = this.compute;
-    c.nova.addServer('cmp1', { name: 'db-primary' });
-    c.nova.addServer('cmp1', { name: 'web-01' });
-    c.nova.addServer('cmp1', { name: 'batch-01', vm_state: 'stopped' });
-    c.nova.addServer('cmp2', { name: 'web-02' });
-    c.nova.addServer('cmp2', { name: 'cache-01' });
-    for (const n of c.nodes.slice(2)) c.nova.addServer(n.name, { name: `vm-${n.name}` });
+    // Servers on the hypervisors: cmp1 has three (one stopped), cmp2 two, the others one each
+    // (booted through Nova's API and scheduler when Nova is real).
+    if (this.openstack) step('booting the servers through real Nova\'s API and scheduler');
+    await Promise.all([
+      this.nova.bootServers('cmp1', ['db-primary', 'web-01']),
+      this.nova.bootServers('cmp1', ['batch-01'], { stopped: true }),
+      this.nova.bootServers('cmp2', ['web-02', 'cache-01']),
+      ...this.compute.nodes.slice(2).map((n) => this.nova.bootServers(n.name, [`vm-${n.name}`])),
+    ]);
   }
 
   /** The hm9k namespace and the Secrets the node half reads (BMC, SSH, clouds.yaml). */
@@ -121,7 +148,7 @@ export class DemoWorld {
     const secret = (name: string, data: Record<string, string>) => core.createNamespacedSecret({ namespace: NAMESPACE, body: { metadata: { name }, type: 'Opaque', stringData: data } });
     await secret(SECRETS.bmc, { username: BMC_USER, password: BMC_PASSWORD });
     await secret(SECRETS.ssh, { privateKey: this.compute.sshd.privateKey, knownHosts: this.compute.sshd.knownHosts });
-    await secret(SECRETS.clouds, { 'clouds.yaml': this.compute.nova.cloudsYaml(CLOUD_NAME) });
+    await secret(SECRETS.clouds, { 'clouds.yaml': this.nova.cloudsYaml(CLOUD_NAME) });
   }
 
   /** Stops every simulator and process of the world, last started first. */

@@ -1,13 +1,16 @@
-// A simulated compute world for whole-node tests and `hm9k demo`: per node a real ipmi_sim BMC and an sshd port;
-// three Consul clusters (simulated), Nova+Keystone (simulated), a real SMTP listener. A loop couples
-// them: a powered-off host's agents die and its nova-compute stops reporting; recovery scripts run
-// over SSH change the world.
+// The compute world of whole-node tests and `hm9k demo`: per node a real ipmi_sim BMC and an sshd port;
+// three Consul clusters (simulated), Nova+Keystone (simulated, or REAL when an OpenStack from
+// ./openstack.ts is given), a real SMTP listener. A loop couples them: a powered-off host's agents die
+// and its nova-compute stops reporting (real: the host's nova-compute process is killed, and started
+// again on power-on); a lost management network stops a real nova-compute's reports and RPC
+// (SIGSTOP, SIGCONT when it is back); recovery scripts run over SSH change the world.
 import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NETWORKS, type NetworkName } from '../api/index.js';
 import { ConsulSim } from '../sim/consul.js';
 import { NovaSim, type NovaSimOptions } from '../sim/nova.js';
+import type { OpenStack } from './openstack.js';
 import { startBmc, type SimBmc } from './ipmi.js';
 import { startSmtp, type SimSmtp } from './smtp.js';
 import { startSshd, type SimSshd } from './sshd.js';
@@ -29,6 +32,12 @@ export interface WorldOptions {
   /** Consul ACLs on (default policy deny): the one token with node:read that hm9k must send. */
   consulToken?: string;
   nova?: NovaSimOptions;
+  /**
+   * A started real OpenStack whose nova-computes are the nodes' (one per node name): the world then
+   * couples power and the management network to those processes, and the Nova simulator is not
+   * started (world.nova must not be used).
+   */
+  openstack?: OpenStack;
 }
 
 export class World {
@@ -36,6 +45,7 @@ export class World {
   readonly consulToken: string | undefined;
   consul = {} as Record<NetworkName, ConsulSim>;
   nova: NovaSim;
+  readonly openstack: OpenStack | undefined;
   sshd!: SimSshd;
   smtp!: SimSmtp;
   recoverCalls: string[] = [];
@@ -45,6 +55,7 @@ export class World {
   /** `nova`: options of the Nova simulator (e.g. a small maxLimit, so that lists are paged). */
   constructor(opts: WorldOptions = {}) {
     this.consulToken = opts.consulToken;
+    this.openstack = opts.openstack;
     this.nova = new NovaSim({ migrationStepMs: 150, serviceDownTimeMs: 3000, ...opts.nova });
   }
 
@@ -53,7 +64,7 @@ export class World {
       this.consul[n] = new ConsulSim(this.consulToken ? { aclTokens: { [this.consulToken]: { nodeRead: true } } } : {});
       await this.consul[n].start();
     }
-    await this.nova.start();
+    if (!this.openstack) await this.nova.start();
     this.sshd = await startSshd({ extraPorts: count - 1 });
     this.smtp = await startSmtp();
     const ports = [this.sshd.port, ...this.sshd.extraPorts];
@@ -106,6 +117,14 @@ export class World {
     try {
       for (const n of this.nodes) {
         n.power = await n.bmc.power();
+        const os = this.openstack;
+        if (os) {
+          if (n.power === 'off') await os.killCompute(n.name);
+          else {
+            os.startCompute(n.name);
+            os.pauseCompute(n.name, n.broken.management);
+          }
+        }
         for (const net of NETWORKS) {
           const marker = join(this.sshd.dir, `recover-${net}-${n.sshPort}`);
           if (existsSync(marker)) {
@@ -130,7 +149,7 @@ export class World {
     await Promise.allSettled([
       ...this.nodes.map((n) => n.bmc.stop()),
       ...NETWORKS.map((n) => this.consul[n]?.stop()),
-      this.nova.stop(),
+      ...(this.openstack ? [] : [this.nova.stop()]),
       this.sshd?.stop(),
       this.smtp?.stop(),
     ]);

@@ -23,7 +23,7 @@
 // - nova-compute is run from python3-nova's nova.cmd.compute, not Debian's nova-compute package: that
 //   one depends on a hypervisor package (libvirt + qemu, or ironic); the fake driver needs neither.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { copyFile, cp, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
@@ -91,6 +91,9 @@ interface Service {
   proc: Started;
 }
 
+/** A service could not bind its port: another process took it after it was chosen. */
+class PortTaken extends Error {}
+
 const ks = (auth: string, pw: string) => [
   `auth_url = ${auth}`, 'auth_type = password', 'project_domain_name = Default', 'user_domain_name = Default',
   'project_name = service', 'username = svc', `password = ${pw}`, 'region_name = RegionOne',
@@ -137,13 +140,40 @@ export class OpenStack {
       '      project_name: admin', '      user_domain_name: Default', '      project_domain_name: Default', '    region_name: RegionOne', '    interface: public', ''].join('\n');
   }
 
-  /** Starts the whole control plane and one nova-compute per host; resolves when every service answers. */
+  /**
+   * Starts the whole control plane and one nova-compute per host; resolves when every service answers.
+   * A port taken by another process between choosing it and a service binding it (a shared machine)
+   * is a start-up failure that is retried, twice, with fresh ports.
+   */
   async start(hosts: string[]): Promise<void> {
     const missing = openStackMissing();
     if (missing) throw new Error(missing);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.startOnce(hosts);
+      } catch (err) {
+        if (!(err instanceof PortTaken) || attempt >= 3) throw err;
+        if (process.env.HM9K_OPENSTACK_VERBOSE) console.error(`openstack: ${err.message}; starting again with other ports`);
+        await rm(this.dir, { recursive: true, force: true });
+        await mkdir(this.dir, { recursive: true });
+        this.keepDir = false;
+        this.tokens.clear();
+        process.once('exit', this.onExit);
+      }
+    }
+  }
+
+  private async startOnce(hosts: string[]): Promise<void> {
     const t0 = Date.now();
     const phase = (name: string, since: number) => { this.timings[name] = (Date.now() - since) / 1000; if (process.env.HM9K_OPENSTACK_VERBOSE) console.error(`openstack: ${name} ${this.timings[name]}s`); };
-    for (const k of Object.keys(this.ports) as (keyof OpenStack['ports'])[]) this.ports[k] = await freePort();
+    // Distinct ports (the kernel may hand one out twice in a row once it is closed).
+    const used = new Set<number>();
+    for (const k of Object.keys(this.ports) as (keyof OpenStack['ports'])[]) {
+      let p = await freePort();
+      while (used.has(p)) p = await freePort();
+      used.add(p);
+      this.ports[k] = p;
+    }
     for (const d of ['logs', 'db', 'rabbit', 'keystone/fernet', 'keystone/credential', 'nova', 'placement', 'glance/images', 'neutron']) await mkdir(join(this.dir, d), { recursive: true });
     try {
       let t = Date.now();
@@ -181,6 +211,7 @@ export class OpenStack {
     } catch (err) {
       this.keepDir = true;
       await this.stop(true);
+      if (err instanceof PortTaken) throw err;
       throw new Error(`OpenStack start-up failed (logs kept in ${this.dir}/logs): ${(err as Error).message}`);
     }
   }
@@ -366,18 +397,38 @@ export class OpenStack {
     this.uwsgi('placement-uwsgi', this.ports.placement, '/usr/bin/placement-api', { OS_PLACEMENT_CONFIG_DIR: join(d, 'placement') });
     this.spawn('glance-api', 'glance-api', ['--config-file', join(d, 'glance/glance-api.conf')]);
     this.spawn('neutron-server', 'neutron-server', ['--config-file', join(d, 'neutron/neutron.conf'), '--config-file', join(d, 'neutron/ml2.ini')]);
-    this.uwsgi('nova-api', this.ports.nova, '/usr/bin/nova-api-wsgi', { OS_NOVA_CONFIG_DIR: join(d, 'nova') });
+    // One thread per process: nova-api is eventlet-patched, and with several uwsgi threads a greenlet
+    // switch across threads ("greenlet.error: cannot switch to a different thread", seen under load)
+    // leaves the worker hung for good. Concurrency comes from processes instead.
+    this.uwsgi('nova-api', this.ports.nova, '/usr/bin/nova-api-wsgi', { OS_NOVA_CONFIG_DIR: join(d, 'nova') }, 3, 1);
     this.spawn('nova-conductor', 'nova-conductor', [...nc, '--log-file', this.log('nova-conductor-oslo')]);
     this.spawn('nova-scheduler', 'nova-scheduler', [...nc, '--log-file', this.log('nova-scheduler-oslo')]);
   }
 
-  private async waitHttp(what: string, url: string): Promise<void> {
-    await waitFor(what, async () => {
-      for (const s of this.services) if (!isAlive(s.proc.pid)) throw new Error(`${s.name} exited; see ${s.proc.logFile}`);
-      const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
-      await r.arrayBuffer();
-      return r.status < 500;
-    }, 600_000, 250);
+  /**
+   * Waits until `url` answers below 500. A service that exited or could not bind its port fails at once
+   * (checked before each request, outside the retried part: another process on a taken port would
+   * answer in the service's stead).
+   */
+  private async waitHttp(what: string, url: string, timeoutMs = 600_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    for (;;) {
+      for (const s of this.services) {
+        if (existsSync(s.proc.logFile) && /Address already in use/i.test(readFileSync(s.proc.logFile, 'utf8'))) throw new PortTaken(`${s.name}: its port is taken (Address already in use)`);
+        if (!isAlive(s.proc.pid)) throw new Error(`${s.name} exited; see ${s.proc.logFile}`);
+      }
+      try {
+        const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
+        await r.arrayBuffer();
+        if (r.status < 500) return;
+        last = `HTTP ${r.status}`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${url}): ${last}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 
   /** The admin user's token scoped to `project`, cached for 10 minutes. */
@@ -477,12 +528,18 @@ export class OpenStack {
     c.paused = paused;
   }
 
+  /** The pid of host's nova-compute (a new one after each power cycle), undefined while powered off. */
+  computePid(host: string): number | undefined {
+    return this.computes.get(host)?.proc?.pid;
+  }
+
   computeRunning(host: string): boolean {
     const c = this.computes.get(host);
     return !!c?.proc && isAlive(c.proc.pid) && !c.paused;
   }
 
-  private async waitComputesUp(hosts: string[]): Promise<void> {
+  /** Resolves when every host's nova-compute is up in os-services and mapped (in os-hypervisors). */
+  async waitComputesUp(hosts: string[], timeoutMs = 600_000): Promise<void> {
     await waitFor('nova-compute services up', async () => {
       for (const h of hosts) {
         const c = this.computes.get(h);
@@ -492,7 +549,39 @@ export class OpenStack {
       // os-hypervisors lists only hosts mapped to a cell: the scheduler maps new ones every second.
       const hv = await this.list<{ hypervisor_hostname: string }>('/os-hypervisors', 'hypervisors');
       return hosts.every((h) => s.services.some((x) => x.host === h && x.state === 'up') && hv.some((x) => x.hypervisor_hostname === h));
-    }, 600_000, 500);
+    }, timeoutMs, 500);
+  }
+
+  /**
+   * Every nova-compute service no longer forced down and enabled again (what an operator does after a
+   * fence). Real Nova refuses to force a host up (400) while `done` evacuation migrations from it
+   * remain: its nova-compute must have started again and cleaned them up (done -> completed) first,
+   * so a 400 is retried until `timeoutMs`.
+   */
+  async resetComputeServices(timeoutMs = 300_000): Promise<void> {
+    await waitFor('nova-compute services un-forced and enabled', async () => {
+      const s = await this.nova<{ services: { id: string; forced_down: boolean; status: string }[] }>('GET', '/os-services?binary=nova-compute');
+      let done = true;
+      for (const x of s.services) {
+        if (x.forced_down) {
+          const r = await this.api('PUT', `${this.novaUrl}/os-services/${x.id}`, { forced_down: false }, { microversion: '2.93', expect: [400] });
+          if (r && typeof r === 'object' && 'badRequest' in r) { done = false; continue; }
+        }
+        if (x.status !== 'enabled') await this.nova('PUT', `/os-services/${x.id}`, { status: 'enabled' });
+      }
+      return done;
+    }, timeoutMs, 1000);
+  }
+
+  /**
+   * Points the catalog's public compute endpoint at `url` (e.g. a recording proxy in front of
+   * nova-api); hm9k reads the public interface. The services themselves keep using nova-api directly.
+   */
+  async setPublicComputeEndpoint(url: string): Promise<void> {
+    const k = this.keystoneUrl;
+    const svc = (await this.api<{ services: { id: string }[] }>('GET', `${k}/services?type=compute`)).services[0]!;
+    const eps = (await this.api<{ endpoints: { id: string }[] }>('GET', `${k}/endpoints?service_id=${svc.id}&interface=public`)).endpoints;
+    for (const e of eps) await this.api('PATCH', `${k}/endpoints/${e.id}`, { endpoint: { url } });
   }
 
   // ---- servers ----
@@ -511,7 +600,10 @@ export class OpenStack {
     const wait = async (want: string) => waitFor(`servers ${names.join(',')} ${want}`, async () => {
       const all = await Promise.all(ids.map((id) => this.server(id)));
       const bad = all.find((s) => s.status === 'ERROR');
-      if (bad) throw new Error(`server ${bad.name} went to ERROR: ${JSON.stringify(await this.nova('GET', `/servers/${bad.id}`))}`);
+      if (bad) {
+        const full = (await this.nova<{ server: { fault?: { message?: string; details?: string } } }>('GET', `/servers/${bad.id}`)).server;
+        throw new Error(`server ${bad.name} went to ERROR: ${full.fault?.message ?? 'no fault recorded'}${full.fault?.details ? ` (${full.fault.details.slice(0, 500)})` : ''}`);
+      }
       return all.every((s) => s.status === want);
     }, 180_000, 500);
     await wait('ACTIVE');
@@ -547,7 +639,7 @@ export class OpenStack {
   }
 
   /** Evacuation migrations, all of them. */
-  migrations(): Promise<{ instance_uuid: string; status: string; source_compute: string; dest_compute: string | null; created_at: string; updated_at: string }[]> {
+  migrations(): Promise<{ id: number; instance_uuid: string; status: string; source_compute: string; dest_compute: string | null; created_at: string; updated_at: string }[]> {
     return this.list('/os-migrations?migration_type=evacuation', 'migrations');
   }
 

@@ -58,9 +58,30 @@ export interface NovaSimOptions {
 
 const STATUS_OF: Record<SimServer['vm_state'], string> = { active: 'ACTIVE', stopped: 'SHUTOFF', error: 'ERROR', building: 'BUILD', paused: 'PAUSED' };
 
-function fault(res: ServerResponse, code: number, name: string, message: string) {
-  res.writeHead(code, { 'content-type': 'application/json' });
+/** Nova's fault body; `mv`: the negotiated microversion, whose headers real Nova sends on errors too. */
+function fault(res: ServerResponse, code: number, name: string, message: string, mv?: string) {
+  res.writeHead(code, { 'content-type': 'application/json; charset=UTF-8', ...(mv ? mvHeaders(mv) : {}) });
   res.end(JSON.stringify({ [name]: { code, message } }));
+}
+
+function mvHeaders(mv: string): Record<string, string> {
+  return { 'openstack-api-version': `compute ${mv}`, 'x-openstack-nova-api-version': mv, vary: 'OpenStack-API-Version, X-OpenStack-Nova-API-Version' };
+}
+
+/** jsonschema's message for properties a schema does not allow, as Nova words it. */
+function extraProps(keys: string[]): string {
+  return `Additional properties are not allowed (${keys.map((k) => `'${k}'`).join(', ')} ${keys.length > 1 ? 'were' : 'was'} unexpected)`;
+}
+
+/** Python's repr of a small JSON value, as Nova's validation messages print the value. */
+function pyRepr(v: unknown): string {
+  if (v === null || v === undefined) return 'None';
+  if (v === true) return 'True';
+  if (v === false) return 'False';
+  if (typeof v === 'string') return `'${v}'`;
+  if (Array.isArray(v)) return `[${v.map(pyRepr).join(', ')}]`;
+  if (typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `'${k}': ${pyRepr(x)}`).join(', ')}}`;
+  return String(v);
 }
 
 function mvNum(v: string): number {
@@ -219,7 +240,7 @@ export class NovaSim {
   }
 
   private json(res: ServerResponse, code: number, body: unknown, mv?: string) {
-    res.writeHead(code, { 'content-type': 'application/json', ...(mv ? { 'openstack-api-version': `compute ${mv}`, 'x-openstack-nova-api-version': mv, vary: 'OpenStack-API-Version' } : {}) });
+    res.writeHead(code, { 'content-type': 'application/json', ...(mv ? mvHeaders(mv) : {}) });
     res.end(body === undefined ? '' : JSON.stringify(body));
   }
 
@@ -249,36 +270,44 @@ export class NovaSim {
     // Microversion negotiation.
     const hdr = (req.headers['openstack-api-version'] as string | undefined)?.replace(/^compute\s+/, '') ?? (req.headers['x-openstack-nova-api-version'] as string | undefined) ?? '2.1';
     const mv = hdr === 'latest' ? this.o.maxMicroversion : hdr;
-    if (!/^2\.[0-9]+$/.test(mv) || mvNum(mv) > mvNum(this.o.maxMicroversion)) {
-      return fault(res, 406, 'computeFault', `Version ${mv} is not supported by the API. Minimum is 2.1 and maximum is ${this.o.maxMicroversion}.`);
+    // Real Nova: an unreadable version is a 400 (no version headers); a readable one outside 2.1..max a 406.
+    if (!/^[0-9]+\.[0-9]+$/.test(mv)) return fault(res, 400, 'badRequest', `API Version String ${mv} is of invalid format. Must be of format MajorNum.MinorNum.`);
+    if (!/^2\.[0-9]+$/.test(mv) || mvNum(mv) < mvNum('2.1') || mvNum(mv) > mvNum(this.o.maxMicroversion)) {
+      return fault(res, 406, 'computeFault', `Version ${mv} is not supported by the API. Minimum is 2.1 and maximum is ${this.o.maxMicroversion}.`, mv);
     }
     let body: unknown;
     try {
       body = await this.body(req);
     } catch {
-      return fault(res, 400, 'badRequest', 'Malformed request body');
+      return fault(res, 400, 'badRequest', 'Malformed request body', mv);
     }
     let m: RegExpExecArray | null;
     if (sub === '/os-services' && req.method === 'GET') {
+      const extra = [...new Set(url.searchParams.keys())].filter((k) => k !== 'host' && k !== 'binary');
+      if (extra.length && mvNum(mv) >= 2075) return fault(res, 400, 'badRequest', extraProps(extra), mv);
       const host = url.searchParams.get('host');
       const binary = url.searchParams.get('binary');
       const list = [...this.services.values()].filter((s) => (!host || s.host === host) && (!binary || binary === 'nova-compute'));
       return this.json(res, 200, { services: list.map((s) => this.serviceView(s, mv)) }, mv);
     }
     if ((m = /^\/os-services\/([^/]+)$/.exec(sub)) && req.method === 'PUT') {
-      if (mvNum(mv) < 2053) return fault(res, 404, 'itemNotFound', 'Service id in the URL requires microversion 2.53');
-      const svc = [...this.services.values()].find((s) => s.id === m![1]);
-      if (!svc) return fault(res, 404, 'itemNotFound', `Service ${m[1]} not found.`);
       const b = (body ?? {}) as { status?: string; disabled_reason?: string; forced_down?: boolean };
-      const keys = Object.keys(b);
-      if (keys.length === 0 || keys.some((k) => !['status', 'disabled_reason', 'forced_down'].includes(k))) return fault(res, 400, 'badRequest', 'Invalid input for field/attribute.');
-      if (b.status !== undefined && b.status !== 'enabled' && b.status !== 'disabled') return fault(res, 400, 'badRequest', `Invalid input for field/attribute status. Value: ${b.status}.`);
+      // Before 2.53 the URL names the action (enable, disable, force-down) and the body the host: an id there fails that schema.
+      if (mvNum(mv) < 2053) return fault(res, 400, 'badRequest', "'host' is a required property", mv);
+      // The body schema is checked before the service is looked up (real Nova's order).
+      const extra = Object.keys(b).filter((k) => !['status', 'disabled_reason', 'forced_down'].includes(k));
+      if (extra.length) return fault(res, 400, 'badRequest', extraProps(extra), mv);
+      const svc = [...this.services.values()].find((s) => s.id === m![1]);
+      if (!svc) return fault(res, 404, 'itemNotFound', `Service ${m[1]} could not be found.`, mv);
+      if (Object.keys(b).length === 0) return fault(res, 400, 'badRequest', 'Invalid input for field/attribute.', mv);
+      if (b.status !== undefined && b.status !== 'enabled' && b.status !== 'disabled') return fault(res, 400, 'badRequest', `Invalid input for field/attribute status. Value: ${b.status}.`, mv);
       if (b.disabled_reason !== undefined && (b.status !== 'disabled' || b.disabled_reason.length < 1 || b.disabled_reason.length > 255)) {
-        return fault(res, 400, 'badRequest', 'Specifying a disabled reason is not supported unless disabling the service.');
+        return fault(res, 400, 'badRequest', 'Specifying a disabled reason is not supported unless disabling the service.', mv);
       }
       if (b.forced_down === false && svc.forced_down) {
         const pending = this.migrations.filter((x) => x.source_compute === svc.host && x.status === 'done');
-        if (pending.length) return fault(res, 400, 'badRequest', `Cannot unset forced_down: ${pending.length} evacuation migration(s) from host ${svc.host} are not yet cleaned up; restart nova-compute on the host first.`);
+        // Real Nova's words (Zed, nova/api/openstack/compute/services.py).
+        if (pending.length) return fault(res, 400, 'badRequest', `Unable to force up host ${svc.host} as \`done\` evacuation migration records remain associated with the host. Ensure the compute service has been restarted, allowing these records to move to \`completed\` before retrying this request.`, mv);
       }
       if (b.status === 'enabled') { svc.status = 'enabled'; svc.disabled_reason = null; }
       if (b.status === 'disabled') { svc.status = 'disabled'; svc.disabled_reason = b.disabled_reason ?? null; }
@@ -289,12 +318,12 @@ export class NovaSim {
       const allTenants = url.searchParams.get('all_tenants');
       const host = allTenants ? url.searchParams.get('host') : null;
       const limit = this.pageLimit(url);
-      if (typeof limit === 'string') return fault(res, 400, 'badRequest', limit);
+      if (typeof limit === 'string') return fault(res, 400, 'badRequest', limit, mv);
       const marker = url.searchParams.get('marker');
       let list = [...this.servers.values()].filter((s) => !host || s.host === host).sort((a, b) => a.id.localeCompare(b.id));
       if (marker) {
         const i = list.findIndex((s) => s.id === marker);
-        if (i < 0) return fault(res, 400, 'badRequest', `marker [${marker}] not found`);
+        if (i < 0) return fault(res, 400, 'badRequest', `marker [${marker}] not found`, mv);
         list = list.slice(i + 1);
       }
       const page = list.slice(0, limit);
@@ -302,30 +331,30 @@ export class NovaSim {
     }
     if ((m = /^\/servers\/([^/]+)$/.exec(sub)) && req.method === 'GET') {
       const s = this.servers.get(m[1]!);
-      if (!s) return fault(res, 404, 'itemNotFound', 'Instance could not be found.');
+      if (!s) return fault(res, 404, 'itemNotFound', `Instance ${m[1]} could not be found.`, mv);
       return this.json(res, 200, { server: this.serverView(s) }, mv);
     }
     if ((m = /^\/servers\/([^/]+)\/action$/.exec(sub)) && req.method === 'POST') {
       const s = this.servers.get(m[1]!);
-      if (!s) return fault(res, 404, 'itemNotFound', `Instance ${m[1]} could not be found.`);
+      if (!s) return fault(res, 404, 'itemNotFound', `Instance ${m[1]} could not be found.`, mv);
       const b = (body ?? {}) as Record<string, unknown>;
       if (this.beforeAction) await this.beforeAction(s.id, Object.keys(b)[0] ?? '');
       if ('evacuate' in b) return this.evacuate(res, s, (b.evacuate ?? {}) as { host?: string; force?: boolean; onSharedStorage?: boolean }, mv);
       if ('os-migrateLive' in b) return this.migrateLive(res, s, b['os-migrateLive'], mv);
       if ('os-start' in b) {
-        if (s.vm_state !== 'stopped' || s.task_state) return fault(res, 409, 'conflictingRequest', `Cannot 'start' instance ${s.id} while it is in vm_state ${s.vm_state}`);
+        if (s.vm_state !== 'stopped' || s.task_state) return fault(res, 409, 'conflictingRequest', `Cannot 'start' instance ${s.id} while it is in vm_state ${s.vm_state}`, mv);
         s.vm_state = 'active';
         return this.json(res, 202, undefined, mv);
       }
       if ('os-resetState' in b) {
         // Admin action: sets vm_state and clears task_state (Nova's reset-state), answers 202.
         const st = (b['os-resetState'] as { state?: unknown } | null)?.state;
-        if (st !== 'active' && st !== 'error') return fault(res, 400, 'badRequest', `Invalid input for field/attribute state. Value: ${String(st)}. '${String(st)}' is not one of ['active', 'error']`);
+        if (st !== 'active' && st !== 'error') return fault(res, 400, 'badRequest', `Invalid input for field/attribute state. Value: ${String(st)}. '${String(st)}' is not one of ['active', 'error']`, mv);
         s.vm_state = st;
         s.task_state = null;
         return this.json(res, 202, undefined, mv);
       }
-      return fault(res, 400, 'badRequest', 'There is no such action');
+      return fault(res, 400, 'badRequest', `There is no such action: ${Object.keys(b)[0] ?? ''}`, mv);
     }
     if (sub === '/os-migrations' && req.method === 'GET') {
       const q = url.searchParams;
@@ -337,13 +366,13 @@ export class NovaSim {
       // Before 2.59 os-migrations is not paged: the whole list, limit and marker ignored.
       if (mvNum(mv) < 2059) return this.json(res, 200, { migrations: list.map(view) }, mv);
       const limit = this.pageLimit(url);
-      if (typeof limit === 'string') return fault(res, 400, 'badRequest', limit);
+      if (typeof limit === 'string') return fault(res, 400, 'badRequest', limit, mv);
       // Nova's order: created_at desc, id desc; the marker is the migration's uuid.
       list = [...list].sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id - a.id);
       const marker = q.get('marker');
       if (marker) {
         const i = list.findIndex((x) => x.uuid === marker);
-        if (i < 0) return fault(res, 400, 'badRequest', `Marker ${marker} could not be found.`);
+        if (i < 0) return fault(res, 400, 'badRequest', `Marker ${marker} could not be found.`, mv);
         list = list.slice(i + 1);
       }
       const page = list.slice(0, limit);
@@ -352,14 +381,15 @@ export class NovaSim {
     return fault(res, 404, 'itemNotFound', `The resource could not be found.`);
   }
 
-  /** Nova's common.get_limit_and_marker: limit must be a non-negative integer; 0 or absent = max_limit; never above it. */
+  /**
+   * Nova's query schema (limit: '^[0-9]*$') and common.get_limit_and_marker: absent = max_limit, never
+   * above it; 0 is an empty page (real Zed answers `limit=0` with no items and no links).
+   */
   private pageLimit(url: URL): number | string {
     const raw = url.searchParams.get('limit');
     if (raw === null) return this.o.maxLimit;
-    if (!/^-?[0-9]+$/.test(raw)) return 'limit param must be an integer';
-    const n = Number(raw);
-    if (n < 0) return 'limit param must be positive';
-    return Math.min(n || this.o.maxLimit, this.o.maxLimit);
+    if (!/^[0-9]*$/.test(raw)) return `Invalid input for query parameters limit. Value: ${raw}. '${raw}' does not match '^[0-9]*$'`;
+    return Math.min(raw === '' ? this.o.maxLimit : Number(raw), this.o.maxLimit);
   }
 
   /**
@@ -424,16 +454,20 @@ export class NovaSim {
 
   private evacuate(res: ServerResponse, s: SimServer, b: { host?: string; force?: boolean; onSharedStorage?: boolean }, mv: string) {
     const n = mvNum(mv);
-    if (n < 2014 && b.onSharedStorage === undefined) return fault(res, 400, 'badRequest', "Invalid input for field/attribute evacuate. Value: {}. 'onSharedStorage' is a required property");
-    if (b.force !== undefined && (n < 2029 || n >= 2068)) return fault(res, 400, 'badRequest', "Additional properties are not allowed ('force' was unexpected)");
-    const src = this.services.get(s.host);
-    if (src && this.serviceState(src) === 'up') return fault(res, 400, 'badRequest', `Compute service of ${s.host} is still in use.`);
+    // Real Nova's order (Zed, evacuate.py): the body schema, the target host, then the source's service.
+    const invalid = (detail: string) => fault(res, 400, 'badRequest', `Invalid input for field/attribute evacuate. Value: ${pyRepr(b)}. ${detail}`, mv);
+    const allowed = ['host', 'adminPass', ...(n < 2014 ? ['onSharedStorage'] : []), ...(n >= 2029 && n < 2068 ? ['force'] : [])];
+    const extra = Object.keys(b).filter((k) => !allowed.includes(k));
+    if (extra.length) return invalid(extraProps(extra));
+    if (n < 2014 && b.onSharedStorage === undefined) return invalid("'onSharedStorage' is a required property");
     if (b.host !== undefined) {
-      if (b.host === s.host) return fault(res, 400, 'badRequest', 'The target host can\'t be the same one.');
-      if (!this.services.has(b.host)) return fault(res, 404, 'itemNotFound', `Compute host ${b.host} could not be found.`);
+      if (!this.services.has(b.host)) return fault(res, 404, 'itemNotFound', `Compute host ${b.host} not found.`, mv);
+      if (b.host === s.host) return fault(res, 400, 'badRequest', 'The target host can\'t be the same one.', mv);
     }
+    const src = this.services.get(s.host);
+    if (src && this.serviceState(src) === 'up') return fault(res, 400, 'badRequest', `Compute service of ${s.host} is still in use.`, mv);
     if (!['active', 'stopped', 'error'].includes(s.vm_state) || s.task_state) {
-      return fault(res, 409, 'conflictingRequest', `Cannot 'evacuate' instance ${s.id} while it is in ${s.task_state ? `task_state ${s.task_state}` : `vm_state ${s.vm_state}`}`);
+      return fault(res, 409, 'conflictingRequest', `Cannot 'evacuate' instance ${s.id} while it is in ${s.task_state ? `task_state ${s.task_state}` : `vm_state ${s.vm_state}`}`, mv);
     }
     const target = b.host ?? [...this.services.values()].find((x) => x.host !== s.host && x.status === 'enabled' && !x.forced_down && this.serviceState(x) === 'up')?.host;
     const now = new Date().toISOString();

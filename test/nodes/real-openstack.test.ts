@@ -1,189 +1,284 @@
-// The node half as a REAL process against REAL OpenStack (Debian bookworm's Zed packages, started by
+// The node half as REAL processes against REAL OpenStack (Debian bookworm's Zed packages, started by
 // src/devenv/openstack.ts): Keystone, Nova API + conductor + scheduler, Placement, Glance, Neutron
 // (no agents), RabbitMQ, MariaDB, and one fake-driver nova-compute per node, coupled to the node's
-// real ipmi_sim BMC (power off kills that host's nova-compute, power on starts it). Servers are booted
-// through the real API and scheduler; Nova's [api] max_limit is 2 so every list hm9k reads is paged.
-// Consul stays simulated (see README), as do the kube-apiserver-side parts' peers in process.test.ts.
-import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { FENCE_FINALIZER, GROUP, VERSION, type ComputeNode, type FencePolicy } from '../../src/api/index.js';
+// real ipmi_sim BMC by the world (power off kills that host's nova-compute, power on starts it; a lost
+// management network SIGSTOPs it). Servers are booted through the real API and scheduler; Nova's
+// [api] max_limit is 2 so every list hm9k reads is paged. One control plane for the whole file (its
+// start-up is the expensive part): each test begins its own run (FencePolicy, ComputeNodes, Lease)
+// and the world is put back in service after it (power on, Nova services un-forced and enabled).
+// hm9k reaches nova-api through a recording HTTP proxy (test/support/http-proxy.ts) that gives the
+// tests the moment of a request ("SIGKILL at the first evacuate call"); real Nova answers everything.
+// Consul stays simulated (see README).
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FENCE_FINALIZER } from '../../src/api/index.js';
 import { OpenStack, type RealServer } from '../../src/devenv/openstack.js';
-import { freePort, isAlive, killGroup, startProcess, type Started } from '../../src/devenv/procs.js';
-import { BMC_PASSWORD, BMC_USER, type SimBmc } from '../support/ipmi.js';
-import { controlPlane, kubeConfig, testNamespace } from '../support/controlplane.js';
-import { quiesce, until as untilOr } from './helpers.js';
+import { isAlive, type Started } from '../../src/devenv/procs.js';
+import { HttpProxy, type ProxiedRequest } from '../support/http-proxy.js';
+import { CONSUL_TOKEN, logChassisCalls, quiesce } from './helpers.js';
+import { Hm9kProcesses, sigkill, type RunOptions } from './processes.js';
 import { World } from './world.js';
 
-const until = <T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 120_000, logs: () => string = () => '') =>
-  untilOr(what, fn, timeoutMs, logs, 250);
+const HOSTS = ['cmp1', 'cmp2', 'cmp3'];
+/** Real Nova on a loaded 2-core machine: slower answers, minutes per evacuation in the worst case. */
+const REAL: RunOptions = { perServerTimeout: '180s', nodes: { novaPollInterval: '500ms', serverCountInterval: '2s', httpTimeout: '30s' } };
+const isEvacuate = (r: ProxiedRequest) => r.method === 'POST' && /\/servers\/[^/]+\/action$/.test(r.path) && r.body.includes('"evacuate"');
 
-/** Wraps the BMC's chassis_control script so that every `set` (power on/off) is logged to a file. */
-async function logChassisCalls(bmc: SimBmc): Promise<() => string[]> {
-  const real = join(bmc.dir, 'chassis-real.sh');
-  const log = join(bmc.dir, 'calls.log');
-  await rename(join(bmc.dir, 'chassis.sh'), real);
-  await writeFile(join(bmc.dir, 'chassis.sh'), `#!/bin/sh\n[ "$2" = set ] && echo "$*" >> "${log}"\nexec "${real}" "$@"\n`);
-  await chmod(join(bmc.dir, 'chassis.sh'), 0o755);
-  return () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []);
-}
+interface NovaService { id: string; host: string; state: string; status: string; forced_down: boolean; disabled_reason: string | null }
 
 describe('hm9k run --nodes against real OpenStack (Zed from Debian)', { timeout: 900_000 }, () => {
-  let kc: KubeConfig;
-  let api: CustomObjectsApi;
-  let ns: string;
   let world: World;
   let os: OpenStack;
-  let coupling: NodeJS.Timeout | undefined;
-  let dir: string;
-  const run = `r${Math.random().toString(36).slice(2, 7)}`;
-  const procs: Started[] = [];
-  const cn = (name: string) => `${run}-${name}`;
-  const getNode = async (name: string) => (await api.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn(name) })) as ComputeNode;
-  const logs = () => procs.map((p) => `--- ${p.logFile} (pid ${p.pid}${isAlive(p.pid) ? '' : ', dead'})\n${existsSync(p.logFile) ? readFileSync(p.logFile, 'utf8').split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-15).join('\n') : ''}`).join('\n') + `\nOpenStack logs: ${os?.dir}/logs (kept with HM9K_KEEP_OPENSTACK=1)`;
+  let proxy: HttpProxy;
+  let h: Hm9kProcesses;
+  const until = <T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 180_000) => h.until(what, fn, timeoutMs);
+  const services = async () => (await os.nova<{ services: NovaService[] }>('GET', '/os-services?binary=nova-compute')).services;
+  const service = async (host: string) => (await services()).find((s) => s.host === host)!;
+  const migrationsFrom = async (host: string) => (await os.migrations()).filter((m) => m.source_compute === host);
+  const onHost = async (host: string) => (await os.servers()).filter((s) => s.host === host).map((s) => s.id).sort();
+  const fencedNode = (name: string, timeoutMs = 600_000) => until(`${name} Fenced`, async () => { const n = await h.getNode(name); return n.status?.phase === 'Fenced' ? n : undefined; }, timeoutMs);
+  const evacuationsPerServer = async (host: string) => {
+    const m = new Map<string, number>();
+    for (const x of await migrationsFrom(host)) m.set(x.instance_uuid, (m.get(x.instance_uuid) ?? 0) + 1);
+    return m;
+  };
 
   beforeAll(async () => {
-    kc = kubeConfig();
-    api = kc.makeApiClient(CustomObjectsApi);
-    ns = await testNamespace('nodes-real');
-    dir = await mkdtemp(join(tmpdir(), 'hm9k-nodes-real-'));
-    world = new World();
-    await world.start(3);
     // service_down_time 30s: a compute starved by a loaded machine must not look dead to hm9k.
     os = new OpenStack({ maxLimit: 2, reportIntervalS: 2, serviceDownTimeS: 30 });
-    await os.start(world.nodes.map((n) => n.name));
+    await os.start(HOSTS);
     console.log(`[figures] real OpenStack up in ${os.timings.total}s (${JSON.stringify(os.timings)}), ${await os.memoryMiB()} MiB resident`);
-    // The BMC's power is the host's: off kills its nova-compute, on starts it again.
-    let busy = false;
-    coupling = setInterval(() => {
-      if (busy) return;
-      busy = true;
-      void (async () => {
-        for (const n of world.nodes) {
-          if (n.power === 'off' && os.computeRunning(n.name)) await os.killCompute(n.name);
-          else if (n.power === 'on' && !os.computeRunning(n.name)) os.startCompute(n.name);
-        }
-      })().finally(() => { busy = false; });
-    }, 200);
-    const core = kc.makeApiClient(CoreV1Api);
-    const secret = (name: string, data: Record<string, string>) => core.createNamespacedSecret({ namespace: ns, body: { metadata: { name }, stringData: data } });
-    await secret('clouds', { 'clouds.yaml': os.cloudsYaml('openstack') });
-    await secret('bmc', { username: BMC_USER, password: BMC_PASSWORD });
-    await secret('ssh', { privateKey: world.sshd.privateKey, knownHosts: world.sshd.knownHosts });
+    proxy = await HttpProxy.start(os.ports.nova);
+    await os.setPublicComputeEndpoint(`http://127.0.0.1:${proxy.port}/v2.1`);
+    world = new World({ consulToken: CONSUL_TOKEN, openstack: os });
+    await world.start(HOSTS.length);
+    h = new Hm9kProcesses(world, 'real');
+    await h.init();
+    // Through the real API and scheduler: two active and one stopped on cmp1, one on cmp2.
+    await os.bootServers('cmp1', ['a0', 'a1']);
+    await os.bootServers('cmp1', ['stopped'], { stopped: true });
+    await os.bootServers('cmp2', ['b0']);
   }, 900_000);
 
-  afterAll(async () => {
-    for (const p of procs.splice(0)) await killGroup(p.pid, 3000);
-    if (coupling) clearInterval(coupling);
-    if (api) {
-      for (const n of world?.nodes ?? []) {
-        await api.patchClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn(n.name), body: [{ op: 'replace', path: '/metadata/finalizers', value: [] }] }).catch(() => undefined);
-        await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn(n.name) }).catch(() => undefined);
-      }
-      await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run }).catch(() => undefined);
+  afterEach(async () => {
+    proxy.onRequest = undefined;
+    await h.end();
+    // Back in service: every fault undone, every host powered on, Nova's services un-forced and enabled.
+    for (const n of world.nodes) {
+      for (const net of ['management', 'storage', 'tenant'] as const) { n.broken[net] = false; n.agentBroken[net] = false; }
+      await world.setRecoveryFails(n.name, false);
+      await n.bmc.refusePowerOn(false);
+      if ((await n.bmc.power()) === 'off') await n.bmc.setPower('on');
     }
-    await os?.stop();
+    await os.resetComputeServices();
+    await os.waitComputesUp(HOSTS, 300_000);
+    world.smtp.mails.length = 0;
+    world.recoverCalls.length = 0;
+  }, 600_000);
+
+  afterAll(async () => {
+    await h?.close();
     await quiesce(world);
     await world?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await proxy?.stop();
+    await os?.stop();
   }, 120_000);
 
-  async function startHm9k(podName: string): Promise<Started> {
-    const [metricsPort, healthPort] = [await freePort(), await freePort()];
-    const p = startProcess('node', [
-      'bin/hm9k.js', 'run', '--nodes', '--kubeconfig', controlPlane().state.kubeconfig, '--namespace', ns, '--config', join(dir, 'hm9k.yaml'),
-      '--metrics-port', String(metricsPort), '--health-port', String(healthPort), '--set', `podName=${podName}`,
-    ], join(dir, `${podName}.log`), { cwd: process.cwd(), env: { ...process.env, POD_NAME: podName } });
-    procs.push(p);
-    return p;
-  }
+  it('management network lost: its nova-compute stops reporting (SIGSTOP) and real Nova says down; tenant down elsewhere: email only, nothing recovered, forced down, fenced or evacuated; back -> Healthy', async () => {
+    await h.begin({ ...REAL, leaderElection: false });
+    await h.start('n1');
+    await h.healthy(240_000);
+    const before = (await os.migrations()).length;
+    world.node('cmp2')!.broken.management = true;
+    world.node('cmp3')!.broken.tenant = true;
+    await world.smtp.waitFor((m) => m.subject.includes('cmp2') && m.subject.includes('management network down'), 120_000);
+    await world.smtp.waitFor((m) => m.subject.includes('cmp3') && m.subject.includes('tenant network down'), 120_000);
+    // The lost management network reached Nova: no reports for service_down_time, so nova-compute is down (not forced).
+    await until('real Nova reports cmp2 nova-compute down', async () => (await service('cmp2')).state === 'down', 180_000);
+    await until('hm9k sees Nova say down', async () => (await h.getNode('cmp2')).status?.nova?.apiState === 'down', 60_000);
+    const n2 = await h.getNode('cmp2');
+    expect(n2.status?.phase).toBe('Degraded');
+    expect(n2.status?.fence).toBeUndefined();
+    expect((await h.getNode('cmp3')).status?.phase).toBe('Degraded');
+    expect(world.recoverCalls).toEqual([]);
+    for (const s of await services()) expect(s).toMatchObject({ forced_down: false, status: 'enabled' });
+    expect((await os.migrations()).length).toBe(before);
+    for (const n of world.nodes) expect(await n.bmc.power()).toBe('on');
+    world.node('cmp2')!.broken.management = false;
+    world.node('cmp3')!.broken.tenant = false;
+    await until('cmp2 up in Nova and Healthy again', async () => (await service('cmp2')).state === 'up' && (await h.getNode('cmp2')).status?.phase === 'Healthy', 180_000);
+    expect((await os.migrations()).length).toBe(before);
+  });
 
-  it('storage lost and recovery fails: fenced through IPMI, every server evacuated exactly once by real Nova at 2.93, power states kept, SIGKILL mid-fence changes nothing', async () => {
-    // Servers through the real API and scheduler: two active and one stopped on cmp1, one on cmp2.
-    const active = await os.bootServers('cmp1', ['a0', 'a1']);
-    const stopped = await os.bootServers('cmp1', ['stopped'], { stopped: true });
-    await os.bootServers('cmp2', ['b0']);
-    const onCmp1 = [...active, ...stopped].map((s) => s.id).sort();
-    expect((await os.servers()).filter((s) => s.host === 'cmp1').map((s) => s.id).sort()).toEqual(onCmp1);
-
-    const sd = world.sshd.dir;
-    const obs = (c: { url: string }) => ({ consul: [{ address: c.url }] });
-    const policy: FencePolicy = {
-      apiVersion: `${GROUP}/${VERSION}`, kind: 'FencePolicy', metadata: { name: run },
-      spec: {
-        nodeSelector: { matchLabels: { 'hm9k.io/test-run': run } },
-        networks: { management: obs(world.consul.management), storage: obs(world.consul.storage), tenant: obs(world.consul.tenant) },
-        detection: { interval: '300ms', failureThreshold: 3, recoveryGracePeriod: '1s', healthyDelay: '1s', novaNodeSideCommand: '', corroboration: { sshCommand: `${sd}/check.sh storage`, timeout: '5s' } },
-        recovery: { commands: { storage: `${sd}/recover.sh storage`, novaCompute: `${sd}/recover.sh nova` }, attempts: 1, timeout: '5s', settleTime: '1500ms' },
-        fencing: { powerOffTimeout: '5s', powerWait: '1s', pollInterval: '200ms', ipmiTimeout: '5s' },
-        // The default microversion (2.94) is above Zed's 2.93: hm9k must negotiate down.
-        evacuation: { concurrency: 2, perServerTimeout: '180s' },
-        safety: { maxUnhealthy: '40%', maxConcurrentRemediations: 2 },
-        notifications: { minInterval: '1m' },
-      },
-    };
-    await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', body: policy });
-    for (const n of world.nodes) {
-      const body: ComputeNode = {
-        apiVersion: `${GROUP}/${VERSION}`, kind: 'ComputeNode', metadata: { name: cn(n.name), labels: { 'hm9k.io/test-run': run } },
-        spec: { host: n.name, bmc: { address: '127.0.0.1', port: n.bmc.port, cipherSuite: 3, credentialsSecret: 'bmc' }, ssh: { address: '127.0.0.1', port: n.sshPort, user: world.sshd.user, credentialsSecret: 'ssh' } },
-      };
-      await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', body });
+  it('storage lost on 2 of 3 nodes (above maxUnhealthy 40%): storm, nothing powered off, forced down or evacuated in real Nova', async () => {
+    await h.begin({ ...REAL, leaderElection: false });
+    const p = await h.start('s1');
+    await h.healthy(240_000);
+    const before = (await os.migrations()).length;
+    for (const name of ['cmp1', 'cmp2']) {
+      await world.setRecoveryFails(name, true);
+      world.node(name)!.broken.storage = true;
     }
-    await writeFile(join(dir, 'hm9k.yaml'), stringify({
-      logLevel: 'info',
-      bindAddress: '127.0.0.1',
-      nodes: {
-        cloudsSecret: 'clouds', cloudName: 'openstack', globalMaxUnhealthy: '100%', maxConcurrentRemediations: 5,
-        consulWait: '2s', consulMinLoop: '50ms', powerPollInterval: '1s', novaPollInterval: '500ms', serverCountInterval: '2s', resync: '3s', httpTimeout: '30s',
-        smtpDefault: { smtpHost: '127.0.0.1', smtpPort: world.smtp.port, from: 'hm9k@example.org', to: ['ops@example.org'] },
-      },
-      leaderElection: { enabled: false },
-    }));
+    const pol = await until('StormActive', async () => { const x = await h.getPolicy(); return x.status?.conditions?.find((c) => c.type === 'StormActive')?.status === 'True' ? x : undefined; });
+    expect(pol.status?.unhealthyNodes).toBe(2);
+    for (const name of ['cmp1', 'cmp2']) {
+      const n = await until(`${name} held by the storm`, async () => { const n = await h.getNode(name); return n.status?.waitingFor?.includes('storm') ? n : undefined; });
+      expect(n.status?.fence).toBeUndefined();
+      expect(n.status?.phase).toBe('Suspect');
+    }
+    expect(await h.metrics(p)).toMatch(new RegExp(`^hm9k_nodes_storm_active\\{policy="${h.run}"\\} 1`, 'm'));
+    await world.smtp.waitFor((m) => m.subject.includes('fence held') || m.subject.includes('recovery held'), 60_000);
+    for (const n of world.nodes) expect(await n.bmc.power()).toBe('on');
+    for (const s of await services()) expect(s).toMatchObject({ forced_down: false, status: 'enabled', state: 'up' });
+    expect((await os.migrations()).length).toBe(before);
+    for (const name of ['cmp1', 'cmp2']) {
+      await world.setRecoveryFails(name, false);
+      world.node(name)!.broken.storage = false;
+    }
+    await until('storm over', async () => (await h.getPolicy()).status?.conditions?.find((c) => c.type === 'StormActive')?.status === 'False');
+    expect((await os.migrations()).length).toBe(before);
+  });
 
+  it('host found powered off -> powered on through IPMI, its nova-compute restarted and up in real Nova; power-on refused -> email, left off', async () => {
+    await h.begin({ ...REAL, leaderElection: false });
+    await h.start('o1');
+    await h.healthy(240_000);
+    const before = (await os.migrations()).length;
+    const n3 = world.node('cmp3')!;
+    const pid = os.computePid('cmp3');
+    await n3.bmc.setPower('off');
+    await until('cmp3 nova-compute gone with the power', () => os.computePid('cmp3') !== pid, 30_000);
+    await until('cmp3 powered on by hm9k', async () => { await h.getNode('cmp3'); return (await n3.bmc.power()) === 'on'; }, 240_000);
+    await until('cmp3 nova-compute up again in real Nova, node Healthy', async () => os.computeRunning('cmp3') && (await service('cmp3')).state === 'up' && (await h.getNode('cmp3')).status?.phase === 'Healthy', 240_000);
+    expect(os.computePid('cmp3')).not.toBe(pid);
+    await n3.bmc.refusePowerOn(true);
+    await n3.bmc.setPower('off');
+    await world.smtp.waitFor((m) => m.subject.includes('cmp3') && m.subject.includes('power-on FAILED'), 120_000);
+    expect(await n3.bmc.power()).toBe('off');
+    expect(os.computeRunning('cmp3')).toBe(false);
+    expect((await h.getNode('cmp3')).status?.fence).toBeUndefined();
+    expect((await service('cmp3')).forced_down).toBe(false);
+    expect((await os.migrations()).length).toBe(before);
+  });
+
+  it('storage lost and recovery fails: fenced through IPMI, every server evacuated exactly once by real Nova at 2.93, power states kept; SIGKILLed mid-fence and again at its first evacuate call, the third process finishes', async () => {
+    await h.begin(REAL);
+    const active = (await os.servers()).filter((s) => s.host === 'cmp1' && s.status === 'ACTIVE');
+    const stopped = (await os.servers()).filter((s) => s.host === 'cmp1' && s.status === 'SHUTOFF');
+    const onCmp1 = await onHost('cmp1');
+    expect(onCmp1).toHaveLength(3);
+    expect([active.length, stopped.length]).toEqual([2, 1]);
     const chassis = await logChassisCalls(world.node('cmp1')!.bmc);
-    const p1 = await startHm9k('p1');
-    for (const n of ['cmp1', 'cmp2', 'cmp3']) await until(`${n} Healthy`, async () => (await getNode(n)).status?.phase === 'Healthy', 180_000, logs);
+    const p1 = await h.start('p1');
+    await h.healthy(240_000);
     // status.servers comes from real Nova's paged GET /servers?host= (max_limit 2, three servers).
-    await until('cmp1 status.servers = 3 from paged Nova lists', async () => (await getNode('cmp1')).status?.servers === 3, 120_000, logs);
+    await until('cmp1 status.servers = 3 from paged Nova lists', async () => (await h.getNode('cmp1')).status?.servers === 3, 120_000);
 
     await world.setRecoveryFails('cmp1', true);
     world.node('cmp1')!.broken.storage = true;
-    // Killed in the middle of the fence: the BMC got the power-off command, its confirmation not recorded.
-    await until('power-off command reached the BMC', () => chassis().includes('0x20 set power 0'), 180_000, logs);
-    process.kill(-p1.pid, 'SIGKILL');
-    const fenceId = (await getNode('cmp1')).status!.fence!.id;
-    await startHm9k('p2');
+    // 1. Killed in the middle of the fence: the BMC got the power-off command, its confirmation not recorded.
+    await until('power-off command reached the BMC', () => chassis().includes('0x20 set power 0'), 180_000);
+    sigkill(p1);
+    const mid = await h.getNode('cmp1');
+    expect(mid.status?.phase).toBe('Fencing');
+    expect(mid.status?.fence?.steps.find((s) => s.name === 'powerOff')?.state).toBe('pending');
+    expect(mid.metadata.finalizers).toContain(FENCE_FINALIZER);
+    const fenceId = mid.status!.fence!.id;
 
-    const fenced = await until('cmp1 Fenced', async () => { const n = await getNode('cmp1'); return n.status?.phase === 'Fenced' ? n : undefined; }, 600_000, logs);
+    // 2. Killed as its first evacuate call reaches nova-api (before the answer): real Nova carries it out.
+    let p2: Started | undefined;
+    let killedP2 = false;
+    proxy.onRequest = (r) => {
+      if (!killedP2 && p2 && isEvacuate(r)) {
+        killedP2 = true;
+        sigkill(p2);
+      }
+    };
+    p2 = await h.start('p2');
+    await until('p2 killed at its first evacuate call', () => killedP2 && !isAlive(p2!.pid), 300_000);
+    const mid2 = await h.getNode('cmp1');
+    expect(mid2.status?.phase).toBe('Evacuating');
+    expect(mid2.status?.evacuation?.servers.filter((s) => s.state === 'requested')).toHaveLength(1);
+    await until('the evacuation in os-migrations', async () => (await migrationsFrom('cmp1')).length === 1, 60_000);
+
+    // 3. A third process finishes the job.
+    await h.start('p3');
+    const fenced = await fencedNode('cmp1');
     expect(chassis().filter((c) => c.endsWith('set power 0'))).toHaveLength(1);
     expect(chassis().filter((c) => c.endsWith('set power 1'))).toHaveLength(0);
     expect(fenced.status?.fence?.id).toBe(fenceId);
+    expect(fenced.status?.fence?.leaseHolder).toBe('p1');
     expect(fenced.status?.fence?.steps.map((s) => `${s.name}:${s.state}`)).toEqual(['powerOff:succeeded', 'confirmOff:succeeded', 'forceDown:succeeded', 'disable:succeeded', 'evacuate:succeeded']);
     // Nova's own record: cmp1 forced down and disabled with the fence id as the reason.
-    const svc = (await os.nova<{ services: { host: string; forced_down: boolean; status: string; disabled_reason: string | null }[] }>('GET', '/os-services?binary=nova-compute')).services.find((s) => s.host === 'cmp1');
-    expect(svc).toMatchObject({ forced_down: true, status: 'disabled', disabled_reason: `hm9k fence ${fenceId}` });
+    expect(await service('cmp1')).toMatchObject({ forced_down: true, status: 'disabled', disabled_reason: `hm9k fence ${fenceId}` });
     // hm9k asked for 2.94 (its default), Zed offers 2.93: it used 2.93, where evacuate keeps power states.
     expect(fenced.status?.evacuation).toMatchObject({ microversion: '2.93', total: 3, done: 3, failed: 0 });
     // Exactly one evacuation per server in Nova's os-migrations (read page by page), every one done.
-    const migs = (await os.migrations()).filter((m) => m.source_compute === 'cmp1');
-    expect(migs.map((m) => m.instance_uuid).sort()).toEqual(onCmp1);
+    const per = await evacuationsPerServer('cmp1');
+    expect([...per.keys()].sort()).toEqual(onCmp1);
+    expect([...per.values()]).toEqual([1, 1, 1]);
+    const migs = await migrationsFrom('cmp1');
     expect(migs.every((m) => m.status === 'done')).toBe(true);
     const after = new Map((await os.servers()).map((s) => [s.id, s] as [string, RealServer]));
     for (const id of onCmp1) expect(['cmp2', 'cmp3']).toContain(after.get(id)!.host);
     for (const s of active) expect(after.get(s.id)!.status).toBe('ACTIVE');
     expect(after.get(stopped[0]!.id)!.status).toBe('SHUTOFF');
-    await until('finalizer removed', async () => !(await getNode('cmp1')).metadata.finalizers?.includes(FENCE_FINALIZER), 120_000, logs);
-    await until('status.servers 0 from Nova', async () => (await getNode('cmp1')).status?.servers === 0, 120_000, logs);
-    const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'));
+    await until('finalizer removed', async () => !(await h.getNode('cmp1')).metadata.finalizers?.includes(FENCE_FINALIZER), 120_000);
+    await until('status.servers 0 from Nova', async () => (await h.getNode('cmp1')).status?.servers === 0, 120_000);
+    const mail = await world.smtp.waitFor((m) => m.subject.includes('cmp1') && m.subject.includes('fenced'), 60_000);
     expect(mail.raw).toContain(fenceId);
-    expect((await getNode('cmp2')).status?.phase).toBe('Healthy');
+    expect((await h.getNode('cmp2')).status?.phase).toBe('Healthy');
     expect(os.computeRunning('cmp1')).toBe(false);
     const evacMs = migs.map((m) => Date.parse(`${m.updated_at}Z`) - Date.parse(`${m.created_at}Z`));
     console.log(`[figures] real Nova evacuations: ${migs.length}, each ${evacMs.join('/')} ms (os-migrations created->updated)`);
+  });
+
+  it('two replicas: only the Lease holder acts; it is SIGKILLed at its first evacuate call and the other finishes, every server evacuated once by real Nova', async () => {
+    await h.begin(REAL);
+    // cmp3 this time (never fenced): three new servers on it, besides any the previous fence moved there.
+    await os.bootServers('cmp3', ['r0', 'r1', 'r2']);
+    const ids = await onHost('cmp3');
+    expect(ids.length).toBeGreaterThanOrEqual(3);
+    const chassis = await logChassisCalls(world.node('cmp3')!.bmc);
+    const ipmi = { r1: await h.ipmitoolWrapper('r1'), r2: await h.ipmitoolWrapper('r2') };
+    const r1 = await h.start('r1', ipmi.r1.path);
+    const r2 = await h.start('r2', ipmi.r2.path);
+    await h.healthy(240_000);
+    const holder = await until('a leader', () => h.leaseHolder(), 60_000);
+    const [leader, follower] = holder === 'r1' ? [r1, r2] : [r2, r1];
+    const followerIpmi = follower === r1 ? ipmi.r1 : ipmi.r2;
+    expect((follower === r1 ? ipmi.r2 : ipmi.r1).calls().length).toBeGreaterThan(0);
+    let followerBefore = '';
+    let followerIpmiBefore: string[] = [];
+    let killed = false;
+    proxy.onRequest = async (r) => {
+      if (!killed && isEvacuate(r)) {
+        killed = true;
+        followerIpmiBefore = followerIpmi.calls();
+        sigkill(leader);
+        followerBefore = await h.metrics(follower);
+      }
+    };
+    await world.setRecoveryFails('cmp3', true);
+    world.node('cmp3')!.broken.storage = true;
+    await until('leader killed at its first evacuate call', () => killed && !isAlive(leader.pid), 300_000);
+    await until('follower metrics read', () => followerBefore !== '', 30_000);
+    // Up to then the follower acted on nothing: not the master, no action metric, no BMC call.
+    expect(followerBefore).toMatch(new RegExp(`leader_election_master_status\\{name="${h.lease}"\\} 0`));
+    expect(followerBefore).not.toMatch(/^hm9k_nodes_actions_total\{/m);
+    expect(followerIpmiBefore).toEqual([]);
+
+    const fenced = await fencedNode('cmp3');
+    expect(await h.leaseHolder()).toBe(follower === r1 ? 'r1' : 'r2');
+    expect(fenced.status?.fence?.leaseHolder).toBe(holder);
+    expect(chassis().filter((c) => c.endsWith('set power 0'))).toHaveLength(1);
+    const per = await evacuationsPerServer('cmp3');
+    expect([...per.keys()].sort()).toEqual(ids);
+    expect([...per.values()].every((n) => n === 1)).toBe(true);
+    expect(fenced.status?.evacuation).toMatchObject({ microversion: '2.93', total: ids.length, done: ids.length, failed: 0 });
+    expect(world.recoverCalls.filter((c) => c === 'cmp3:storage')).toHaveLength(1);
+    const after = await h.metrics(follower);
+    expect(after).toMatch(new RegExp(`leader_election_master_status\\{name="${h.lease}"\\} 1`));
+    expect(after).toMatch(/^hm9k_nodes_actions_total\{type="evacuate",result="ok"\} 1/m);
+    for (const id of ids) expect(['cmp1', 'cmp2']).toContain((await os.server(id)).host);
   });
 });

@@ -8,7 +8,7 @@ import { createRuntime, type ManagedRuntime } from '../../src/kube/runtime.js';
 import { nodesConfig } from '../../src/nodes/config.js';
 import { startNodes } from '../../src/nodes/index.js';
 import { kubeConfig, testNamespace } from '../support/controlplane.js';
-import { CONSUL_TOKEN, createNodeSecrets, observer, quiesce, seedServers, until as untilOr } from './helpers.js';
+import { CONSUL_TOKEN, createComputeNodes, createNodeSecrets, quiesce, seedServers, testPolicy, until as untilOr } from './helpers.js';
 import { World } from './world.js';
 
 let lastSeen = new Map<string, string>();
@@ -51,30 +51,10 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
     if (servers) seedServers(world);
     await createNodeSecrets(kc, ns, world);
     await startController();
-    const dir = world.sshd.dir;
-    const obs = (c: { url: string }) => observer(world, c);
-    const policy: FencePolicy = {
-      apiVersion: `${GROUP}/${VERSION}`, kind: 'FencePolicy', metadata: { name: run },
-      spec: {
-        nodeSelector: { matchLabels: { 'hm9k.io/test-run': run } },
-        networks: { management: obs(world.consul.management), storage: obs(world.consul.storage), tenant: obs(world.consul.tenant) },
-        detection: { interval: '300ms', failureThreshold: 3, recoveryGracePeriod: '1s', healthyDelay: '1s', corroboration: { sshCommand: `${dir}/check.sh storage`, timeout: '5s' } },
-        recovery: { commands: { storage: `${dir}/recover.sh storage`, novaCompute: `${dir}/recover.sh nova` }, attempts: 1, timeout: '5s', settleTime: '1500ms' },
-        fencing: { powerOffTimeout: '5s', powerWait: '200ms', pollInterval: '200ms', ipmiTimeout: '5s' },
-        evacuation: { concurrency: 2, perServerTimeout: '20s' },
-        safety: { maxUnhealthy: '40%', maxConcurrentRemediations: 2, ...safety },
-        notifications: { email: { smtpHost: '127.0.0.1', smtpPort: world.smtp.port, from: 'hm9k@example.org', to: ['ops@example.org'] }, minInterval: '1m' },
-      },
-    };
+    const policy = testPolicy(world, run, { safety });
     tweak(policy.spec);
     await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', body: policy });
-    for (const n of world.nodes) {
-      const body: ComputeNode = {
-        apiVersion: `${GROUP}/${VERSION}`, kind: 'ComputeNode', metadata: { name: cn(n.name), labels: { 'hm9k.io/test-run': run } },
-        spec: { host: n.name, bmc: { address: '127.0.0.1', port: n.bmc.port, cipherSuite: 3, credentialsSecret: 'bmc' }, ssh: { address: '127.0.0.1', port: n.sshPort, user: world.sshd.user, credentialsSecret: 'ssh' } },
-      };
-      await api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', body });
-    }
+    await createComputeNodes(api, world, run);
     // Everyone Healthy first, and watched so (BMC read on: the power-on evidence of issue 9 item 4),
     // so that a test that powers a host off does not race hm9k's first power reading.
     for (const n of world.nodes) {

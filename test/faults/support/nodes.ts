@@ -6,13 +6,13 @@
 // servers evacuated, exactly once)?
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { GROUP, VERSION, type ComputeNode, type FencePolicy, type FencePolicySpec } from '../../../src/api/index.js';
+import { GROUP, VERSION, type ComputeNode, type FencePolicySpec } from '../../../src/api/index.js';
 import { createRuntime, type ManagedRuntime } from '../../../src/kube/runtime.js';
 import { nodesConfig, type NodesProcessConfig } from '../../../src/nodes/config.js';
 import { startNodes } from '../../../src/nodes/index.js';
 import { ConsulSim } from '../../../src/sim/consul.js';
 import { kubeConfig, testNamespace } from '../../support/controlplane.js';
-import { createNodeSecrets, quiesce, seedServers, until } from '../../nodes/helpers.js';
+import { createComputeNodes, createNodeSecrets, quiesce, seedServers, testPolicy, until } from '../../nodes/helpers.js';
 import { World } from '../../nodes/world.js';
 
 export const logger = pino({ level: process.env.HM9K_TEST_LOG ?? 'silent' });
@@ -73,30 +73,10 @@ export class NodeFaultWorld {
     }, 100);
     await createNodeSecrets(this.kc, this.ns, this.world);
     await this.startController();
-    const dir = this.world.sshd.dir;
-    const obs = (...c: { url: string }[]) => ({ consul: c.map((x) => ({ address: x.url })) });
-    const policy: FencePolicy = {
-      apiVersion: `${GROUP}/${VERSION}`, kind: 'FencePolicy', metadata: { name: this.run },
-      spec: {
-        nodeSelector: { matchLabels: { 'hm9k.io/test-run': this.run } },
-        networks: { management: obs(this.world.consul.management), storage: obs(this.world.consul.storage, ...this.extra.map((x) => x.sim)), tenant: obs(this.world.consul.tenant) },
-        detection: { interval: '300ms', failureThreshold: 3, recoveryGracePeriod: '1s', healthyDelay: '1s', corroboration: { sshCommand: `${dir}/check.sh storage`, timeout: '5s' } },
-        recovery: { commands: { storage: `${dir}/recover.sh storage`, novaCompute: `${dir}/recover.sh nova` }, attempts: 1, timeout: '5s', settleTime: '1500ms' },
-        fencing: { powerOffTimeout: '5s', powerWait: '200ms', pollInterval: '200ms', ipmiTimeout: '5s' },
-        evacuation: { concurrency: 2, perServerTimeout: '20s' },
-        safety: { maxUnhealthy: '40%', maxConcurrentRemediations: 2, ...this.o.safety },
-        notifications: { email: { smtpHost: '127.0.0.1', smtpPort: this.world.smtp.port, from: 'hm9k@example.org', to: ['ops@example.org'] }, minInterval: '1m' },
-      },
-    };
+    const policy = testPolicy(this.world, this.run, { safety: this.o.safety, extraStorage: this.extra.map((x) => x.sim) });
     this.o.tweak?.(policy.spec, this);
     await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', body: policy });
-    for (const n of this.world.nodes) {
-      const body: ComputeNode = {
-        apiVersion: `${GROUP}/${VERSION}`, kind: 'ComputeNode', metadata: { name: this.cn(n.name), labels: { 'hm9k.io/test-run': this.run } },
-        spec: { host: n.name, bmc: { address: '127.0.0.1', port: n.bmc.port, cipherSuite: 3, credentialsSecret: 'bmc' }, ssh: { address: '127.0.0.1', port: n.sshPort, user: this.world.sshd.user, credentialsSecret: 'ssh' } },
-      };
-      await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', body });
-    }
+    await createComputeNodes(this.api, this.world, this.run);
     // Healthy and watched so (BMC read on: the power-on evidence), so a scenario never races hm9k's first power reading.
     for (const n of this.world.nodes) await this.until(`${n.name} Healthy and watched`, async () => { const s = (await this.getNode(n.name)).status; return s?.phase === 'Healthy' && !!s.watchedHealthyAt; });
   }
