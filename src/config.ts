@@ -83,6 +83,9 @@ export const ProcessConfigSchema = Type.Object(
         tokenRefreshPercent: Int('Keystone tokens are refreshed when this percentage of their lifetime (issued_at to expires_at) has passed.', { minimum: 10, maximum: 95, default: 80 }),
         tokenRetryInterval: Duration('A token fetched after a 401 is not dropped by another 401, and a failed refresh is not retried (the valid token is kept), for this long.', '5s'),
         resync: Duration('Healthy nodes are re-evaluated at least this often.', '30s'),
+        emailRetryInitial: Duration('A notification email that failed is sent again after this, the wait doubling with each failure up to emailRetryMax.', '5s'),
+        emailRetryMax: Duration('Longest wait between two attempts of a failed notification email.', '5m'),
+        emailRetries: Int('Attempts of one notification email before it is given up (logged at error, hm9k_nodes_notifications_total{result="gave_up"}).', { minimum: 1, default: 12 }),
         ipmitoolPath: Str('Path of ipmitool.', { default: 'ipmitool' }),
         workers: Int('Node reconcile workers.', { minimum: 1, default: 4 }),
         serverCountInterval: Duration('Period of the fleet-wide server count in Nova (ComputeNode status.servers).', '60s'),
@@ -116,7 +119,7 @@ export const ProcessConfigSchema = Type.Object(
       {
         timeout: Duration('Server-side watch timeout before a re-watch.', '5m'),
         watchdog: Duration('Re-watch when no event or bookmark arrived for this long.', '10m'),
-        resync: Duration('Periodic relist, a safety net.', '10m'),
+        resync: Duration('Periodic full relist, a safety net. Each is a LIST of every object (21 pages at 10,000 DesiredApps), so it is rare: watches resume from their last version and relist only on 410 Gone, as client-go does.', '24h'),
       },
       { default: {}, description: 'List/watch loop.' },
     ),

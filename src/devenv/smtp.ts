@@ -57,7 +57,7 @@ export async function startSmtp(opts: SmtpOptions = {}): Promise<SimSmtp> {
   const pem = tls === 'none' ? undefined : await selfSigned();
   const sim: SimSmtp = {
     host: '127.0.0.1', port, mails: [], auths: [], ...(pem ? { ca: pem.cert } : {}),
-    async waitFor(pred, timeoutMs = 20_000) {
+    async waitFor(pred, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const m = sim.mails.find(pred);

@@ -34,7 +34,7 @@ export const DEFAULT_INFORMER_CONFIG: InformerConfig = {
   // from the last event's version, which the apiserver may have compacted: 410, a full relist
   // (issue 14 item 9 measured one per minute at 10,000 DesiredApps). The CLI's defaults agree (5m, 10m).
   watchdogMs: 600_000,
-  relistPeriodMs: 600_000,
+  relistPeriodMs: 86_400_000, // (the CLI's default too: a relist LISTs every object; steady state is watches only)
   listTimeoutMs: 60_000,
   backoffInitialMs: 800,
   backoffMaxMs: 30_000,

@@ -264,6 +264,11 @@ export interface NodesProcessConfig {
   workers: number;
   /** Interval at which healthy nodes are re-evaluated even without changes. */
   resyncMs: number;
+  /** A failed notification email is retried after this, doubling up to emailRetryMaxMs. */
+  emailRetryInitialMs: number;
+  emailRetryMaxMs: number;
+  /** Attempts of one email before it is given up. */
+  emailRetries: number;
 }
 
 export const DEFAULT_NODES_CONFIG: Omit<NodesProcessConfig, 'namespace' | 'cloudsSecret' | 'cloudName'> = {
@@ -284,6 +289,9 @@ export const DEFAULT_NODES_CONFIG: Omit<NodesProcessConfig, 'namespace' | 'cloud
   tokenRetryIntervalMs: 5000,
   workers: 4,
   resyncMs: 30_000,
+  emailRetryInitialMs: 5000,
+  emailRetryMaxMs: 300_000,
+  emailRetries: 12,
 };
 
 /** The node half's configuration with defaults applied; throws on an invalid global storm ceiling. */

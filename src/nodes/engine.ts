@@ -250,6 +250,7 @@ export class NodesEngine implements FleetView {
     // from the cursor in status.
     await this.hardware.stop();
     this.nodeSide.stop();
+    this.notifier.stop();
     await this.network.stop();
     await this.deps.stop();
   }

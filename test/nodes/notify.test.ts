@@ -45,14 +45,34 @@ describe('notifier', () => {
     expect(smtp.mails.length - before).toBe(2);
   });
 
-  it('a failed delivery is retried by a later notification (not deduplicated)', async () => {
-    const n = new Notifier(deps, recorder, pino({ level: 'silent' }), nodesConfig({ namespace: 'x', cloudsSecret: 'c', cloudName: 'c' }), undefined, () => 7);
+  it('a failed delivery is sent again by itself on a back-off, exactly once; a repeat of the same notification meanwhile adds no copy', async () => {
+    const cfg = nodesConfig({ namespace: 'x', cloudsSecret: 'c', cloudName: 'c', emailRetryInitialMs: 50, emailRetryMaxMs: 200, emailRetries: 5 });
+    const n = new Notifier(deps, recorder, pino({ level: 'silent' }), cfg, undefined, () => 7);
     smtp.rejectWith = 451;
     await n.notify(node, policy(), msg('retry-me'));
     expect(n.history.at(-1)).toMatchObject({ delivered: false });
+    expect(n.pendingRetries()).toBe(1);
+    await n.notify(node, policy(), msg('retry-me')); // the same decision again: deduplicated, not a second copy
     smtp.rejectWith = undefined;
-    await n.notify(node, policy(), msg('retry-me'));
+    await smtp.waitFor((m) => m.subject.includes('retry-me'), 10_000);
+    await new Promise((r) => setTimeout(r, 400)); // a second copy would arrive by now
     expect(smtp.mails.filter((m) => m.subject.includes('retry-me'))).toHaveLength(1);
+    expect(n.pendingRetries()).toBe(0);
+    n.stop();
+  });
+
+  it('a delivery that keeps failing is given up after emailRetries attempts; a later notification may mail again', async () => {
+    const cfg = nodesConfig({ namespace: 'x', cloudsSecret: 'c', cloudName: 'c', emailRetryInitialMs: 20, emailRetryMaxMs: 40, emailRetries: 3 });
+    const n = new Notifier(deps, recorder, pino({ level: 'silent' }), cfg, undefined, () => 9);
+    smtp.rejectWith = 451;
+    await n.notify(node, policy(), msg('give-up'));
+    const deadline = Date.now() + 10_000;
+    while (n.pendingRetries() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(n.pendingRetries()).toBe(0);
+    smtp.rejectWith = undefined;
+    await n.notify(node, policy(), msg('give-up'));
+    expect(smtp.mails.filter((m) => m.subject.includes('give-up'))).toHaveLength(1);
+    n.stop();
   });
 
   it('a policy with SMTP credentials and a server without STARTTLS: not delivered, credentials never sent, the reason recorded', async () => {
