@@ -103,6 +103,9 @@ file can never switch both halves on in one process. Secrets are not in the file
   "ipmitoolPath" $n.ipmitoolPath
   "workers" (int $n.workers)
   "serverCountInterval" $n.serverCountInterval
+  "emailRetryInitial" $n.emailRetryInitial
+  "emailRetryMax" $n.emailRetryMax
+  "emailRetries" (int $n.emailRetries)
 -}}
 {{- with $n.smtpDefault }}{{ if .smtpHost -}}
 {{- $smtp := dict "smtpHost" .smtpHost "smtpPort" (int .smtpPort) "secure" .secure "from" .from "to" .to -}}
