@@ -11,7 +11,7 @@ import { createRuntime, type ManagedRuntime } from '../../src/kube/runtime.js';
 import { nodesConfig } from '../../src/nodes/config.js';
 import { startNodes } from '../../src/nodes/index.js';
 import { kubeConfig, testNamespace } from '../support/controlplane.js';
-import { CONSUL_TOKEN, createNodeSecrets, observer, quiesce, until as untilOr } from './helpers.js';
+import { CONSUL_TOKEN, createNodeSecrets, deleteRunObjects, observer, quiesce, until as untilOr } from './helpers.js';
 import { World } from './world.js';
 
 const logger = pino({ level: process.env.HM9K_TEST_LOG ?? 'silent' });
@@ -93,10 +93,7 @@ describe('drain by live migration, whole node', { timeout: 180_000 }, () => {
   afterEach(async () => {
     await nodes?.stop();
     await runtime?.stop();
-    if (api && run) {
-      for (const n of world?.nodes ?? []) await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn(n.name) }).catch(() => undefined);
-      await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run }).catch(() => undefined);
-    }
+    if (api && run) await deleteRunObjects(api, world, run);
     await quiesce(world);
     await world?.stop();
     nodes = undefined;

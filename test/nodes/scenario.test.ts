@@ -8,7 +8,7 @@ import { createRuntime, type ManagedRuntime } from '../../src/kube/runtime.js';
 import { nodesConfig } from '../../src/nodes/config.js';
 import { startNodes } from '../../src/nodes/index.js';
 import { kubeConfig, testNamespace } from '../support/controlplane.js';
-import { CONSUL_TOKEN, createComputeNodes, createNodeSecrets, quiesce, seedServers, testPolicy, until as untilOr } from './helpers.js';
+import { CONSUL_TOKEN, createComputeNodes, createNodeSecrets, deleteRunObjects, quiesce, seedServers, testPolicy, until as untilOr } from './helpers.js';
 import { World } from './world.js';
 
 let lastSeen = new Map<string, string>();
@@ -77,10 +77,7 @@ describe('compute-node HA, whole node', { timeout: 150_000 }, () => {
   afterEach(async () => {
     await nodes?.stop();
     await runtime?.stop();
-    if (api && run) {
-      for (const n of world?.nodes ?? []) await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'computenodes', name: cn(n.name) }).catch(() => undefined);
-      await api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'fencepolicies', name: run }).catch(() => undefined);
-    }
+    if (api && run) await deleteRunObjects(api, world, run);
     await quiesce(world);
     await world?.stop();
   });
