@@ -17,7 +17,7 @@ import {
 import { IpmiError } from '../clients/ipmi.js';
 import { SshError } from '../clients/ssh.js';
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { keyOf, type Informer, type Runtime, type WorkQueue } from '../kube/contract.js';
+import { ConflictError, keyOf, type Informer, type Runtime, type WorkQueue } from '../kube/contract.js';
 import { resolvePolicy, validatePolicy, type NodesProcessConfig, type ResolvedPolicy } from './config.js';
 import type { NodeDeps } from './deps.js';
 import { evacuationTick, planEvacuation } from './evacuate.js';
@@ -611,7 +611,9 @@ export class NodesEngine implements FleetView {
       }
     } catch (err) {
       done('error');
-      log.error({ err: (err as Error).message }, 'action failed');
+      // A status write that met a newer version (409) is retried on a fresh read: not an error.
+      if (err instanceof ConflictError) log.info({ err: err.message }, 'status changed meanwhile: deciding again on a fresh read');
+      else log.error({ err: (err as Error).message }, 'action failed');
       throw err;
     }
   }
