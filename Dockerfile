@@ -7,8 +7,11 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/bundle.mjs ./scripts/
 COPY src ./src
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --no-audit --no-fund
+# npm run build: tsc, then @kubernetes/client-node bundled tree-shaken into dist/kube/client.js
+# (half the library's memory); then the dev dependencies go.
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:22-bookworm-slim
 # ipmitool fences and powers on hosts through their BMCs; tini forwards signals and reaps children

@@ -3,7 +3,7 @@
 // (from /proc), never from hm9k's own counters.
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '../src/kube/client.js';
 
 export type RequestCounts = Map<string, number>; // "VERB resource" -> count
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '../src/kube/client.js';
 import pino from 'pino';
 import { DesiredAppProjection, kubeDesiredAppApi } from '../src/apps/fetcher/projection.js';
 import { ProjectionSync } from '../src/apps/fetcher/projection-sync.js';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
-import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig } from '../src/kube/client.js';
 import { API_VERSION, GROUP, VERSION } from '../src/api/index.js';
 import { LocalControlPlane } from '../src/devenv/controlplane.js';
 import { NatsServer } from '../src/devenv/nats.js';
@@ -43,6 +43,8 @@ async function size(cp: LocalControlPlane, kc: KubeConfig, apps: number, deas: n
   }
   fleet.start();
   const hm9k: ChildProcess = fork(join(dir, 'steady', 'hm9k.js'), {
+    // STEADY_NODE_FLAGS: extra node flags for hm9k's process (experiments; production's come with it).
+    execArgv: (process.env.STEADY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
     env: { ...process.env, KUBECONFIG_FILE: cp.state.kubeconfig, NS: ns, NATS_URL: nats.url, CC_URL: cc.url, POLICY: policy },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -1,7 +1,7 @@
 // `hm9k dump`: what hm9k sees, for operators (HM9000's dump was the tool everyone reached for).
 // Nodes come from the API server (ComputeNode and FencePolicy status); apps from the app half's
 // /dump endpoint (its actual state lives in memory or etcd, not in resources).
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig } from '../kube/client.js';
 import { loadKubeConfig } from './kubeconfig.js';
 import { GROUP, VERSION, type ComputeNode, type FencePolicy } from '../api/index.js';
 import { nodeDump, renderNodes } from './dump-nodes.js';

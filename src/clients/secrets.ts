@@ -1,5 +1,5 @@
 // Secrets are looked up by name in hm9k's own namespace only (never a namespace from a resource).
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '../kube/client.js';
 
 export class SecretError extends Error {
   override name = 'SecretError';

@@ -2,7 +2,7 @@
 // hm9k to react, and asserts the outcome from the simulators' records (Cloud Controller requests,
 // DEA fleet, Nova, BMC power, captured mail), the resources' status and the Events: which actions
 // were taken and which were not. Each ends by restoring the world, so any order works.
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { CustomObjectsApi } from '../kube/client.js';
 import { ACK_FENCE_ANNOTATION, GROUP, UNDRAIN_ANNOTATION, VERSION, type AppHealthPolicy, type ComputeNode, type DesiredApp, type FencePolicy } from '../api/index.js';
 import type { AppsDump } from '../apps/dump.js';
 import type { Narrator, Observer } from './narrator.js';

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { CustomObjectsApi } from '../kube/client.js';
 import { GROUP, VERSION, type AppHealthPolicy, type ComputeNode, type DesiredApp } from '../api/index.js';
 import { ControllerProcess } from './controllers.js';
 import { Checks, INCIDENTS, IncidentFailed, selectIncidents, type Ctx, type Incident } from './incidents.js';

@@ -1,7 +1,7 @@
 // What the demo prints while it runs: a narrative of timestamped lines (what the world did, what
 // hm9k did, as the simulators recorded it and as hm9k's Events tell it) and a compact live table of
 // the nodes and apps, printed when it changes.
-import { CustomObjectsApi, EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, EventsV1Api, type KubeConfig } from '../kube/client.js';
 import { GROUP, VERSION, type ComputeNode, type DesiredApp, type FencePolicy } from '../api/index.js';
 import type { ComputeService } from '../devenv/compute-api.js';
 import { NAMESPACE, type DemoWorld } from './world.js';

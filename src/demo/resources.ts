@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig } from '../kube/client.js';
 import { GROUP, VERSION, NETWORKS, type AppHealthPolicy, type ComputeNode, type FencePolicy } from '../api/index.js';
 import type { World as ComputeWorld } from '../devenv/compute-world.js';
 

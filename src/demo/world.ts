@@ -6,7 +6,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '../kube/client.js';
 import { LocalControlPlane, findBinary } from '../devenv/controlplane.js';
 import { World as ComputeWorld } from '../devenv/compute-world.js';
 import { realCompute, simCompute, type ComputeApi } from '../devenv/compute-api.js';

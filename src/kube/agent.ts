@@ -4,7 +4,7 @@
 // DesiredApp creates each paid one). The agent is rebuilt when the TLS material changes (a rotated
 // client certificate is read anew by the library on every request, so it is compared by content).
 import type { Agent as HttpAgent } from 'node:http';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './client.js';
 
 type CreateAgent = (cluster: unknown, options: Record<string, unknown>) => HttpAgent;
 

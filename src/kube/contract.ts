@@ -1,6 +1,6 @@
 // The controller runtime's public surface. src/apps and src/nodes program against these interfaces;
 // src/kube implements them (runtime.ts builds one Runtime per process).
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from './client.js';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { KindName, AppHealthPolicy, DesiredApp, ComputeNode, FencePolicy } from '../api/index.js';

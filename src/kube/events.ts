@@ -7,7 +7,7 @@
 // most one PATCH in flight per series, the latest count wins).
 // record() never throws: failures are logged and counted. Events about a namespaced object go to
 // its namespace; about a cluster-scoped object to "default" (the apiserver accepts nothing else).
-import { EventsV1Api, PatchStrategy, V1MicroTime, setHeaderOptions, type KubeConfig, type EventsV1Event } from '@kubernetes/client-node';
+import { EventsV1Api, PatchStrategy, V1MicroTime, setHeaderOptions, type KubeConfig, type EventsV1Event } from './client.js';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { EventRecorder, EventType, KubeObject } from './contract.js';

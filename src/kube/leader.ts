@@ -6,7 +6,7 @@
 // release on graceful shutdown.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from './client.js';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { LeaderElection } from './contract.js';

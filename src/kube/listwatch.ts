@@ -3,7 +3,7 @@
 // that its loop can be tested against a fake.
 import http from 'node:http';
 import https from 'node:https';
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import { Watch, type KubeConfig } from './client.js';
 import type { KubeObject } from './contract.js';
 
 export interface ListPage<T> {

@@ -1,7 +1,7 @@
 // One Runtime per process: logger, metrics, informers, controllers with their queues and workers,
 // status writer, event recorder, leader election, probe and metrics servers, graceful shutdown.
 import { hostname } from 'node:os';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from './client.js';
 import type { DestinationStream, Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { KINDS, type KindName } from '../api/index.js';

@@ -2,7 +2,7 @@
 // write, while the cache lags) says; rate-limited per object and under a global token-bucket budget
 // (over budget = delayed, latest status wins, never dropped); conflicts and transient errors retried.
 // updateStatus = PUT /status with the object's resourceVersion (intent records), ConflictError on 409.
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from './client.js';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { KindName } from '../api/index.js';

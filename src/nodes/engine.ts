@@ -16,7 +16,7 @@ import {
 } from '../api/index.js';
 import { IpmiError } from '../clients/ipmi.js';
 import { SshError } from '../clients/ssh.js';
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '../kube/client.js';
 import { ConflictError, keyOf, type Informer, type Runtime, type WorkQueue } from '../kube/contract.js';
 import { resolvePolicy, validatePolicy, type NodesProcessConfig, type ResolvedPolicy } from './config.js';
 import type { NodeDeps } from './deps.js';

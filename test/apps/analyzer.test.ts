@@ -442,3 +442,22 @@ describe('crash restart delay noise (crashBackoff.delayNoise)', () => {
     expect(byApp.get('app1')).toBe(60 * S);
   });
 });
+
+describe('settled apps between passes (issue 14 item 8)', () => {
+  it('a settled app gets the same summary object every pass while its desired state is the same; a new desired state or pause gives a new one', () => {
+    const desired = app(2);
+    const world = snap(desired, [hb(0, 'RUNNING'), hb(1, 'RUNNING')]);
+    const first = analyze(world, NOW, config, emptyPending()).apps.get('app');
+    const second = analyze(world, NOW + 10 * S, config, emptyPending()).apps.get('app');
+    expect(first).toMatchObject({ converged: true, running: 2, missing: 0, paused: false });
+    expect(second).toBe(first);
+    // CC's record changed (a new object): a new summary, with the new figures.
+    const scaled = app(2, { memory: 512 });
+    const third = analyze(snap(scaled, [hb(0, 'RUNNING'), hb(1, 'RUNNING')]), NOW, config, emptyPending()).apps.get('app');
+    expect(third).not.toBe(first);
+    expect(third?.desired).toBe(scaled);
+    const paused = analyze(world, NOW, { ...config, paused: true }, emptyPending());
+    expect(paused.apps.get('app')).toMatchObject({ paused: true, converged: true });
+    expect(analyze(world, NOW, config, emptyPending()).apps.get('app')).toBe(first);
+  });
+});

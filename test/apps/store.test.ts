@@ -48,6 +48,29 @@ const hb = (dea: string, ...droplets: [string, number, string][]): DeaHeartbeat 
 });
 
 describe('memory store', () => {
+  it('a buffered heartbeat keeps the stored record of each unchanged entry, not its parsed copy (issue 14 item 9: parsed copies promoted to the old generation)', () => {
+    const store = new MemoryStore(30 * S);
+    store.applyHeartbeat(hb('dea-1', ['i0', 0, 'RUNNING'], ['i1', 1, 'RUNNING'], ['i2', 2, 'RUNNING']), T0);
+    const stored = store.instancesOf('app');
+    const next = hb('dea-1', ['i0', 0, 'RUNNING'], ['i1', 1, 'CRASHED'], ['i3', 3, 'RUNNING']);
+    const parsed = [...next.droplets];
+    const shared = store.shareUnchanged(next);
+    expect(shared.droplets[0]).toBe(stored.find((i) => i.instance === 'i0'));
+    expect(shared.droplets[1]).toBe(parsed[1]); // changed: the parsed entry
+    expect(shared.droplets[2]).toBe(parsed[2]); // new
+    // Applying it changes the store exactly as the parsed heartbeat would have.
+    const twin = new MemoryStore(30 * S);
+    twin.applyHeartbeat(hb('dea-1', ['i0', 0, 'RUNNING'], ['i1', 1, 'RUNNING'], ['i2', 2, 'RUNNING']), T0);
+    expect(store.applyHeartbeat(shared, T0 + S).changed).toBe(twin.applyHeartbeat(hb('dea-1', ['i0', 0, 'RUNNING'], ['i1', 1, 'CRASHED'], ['i3', 3, 'RUNNING']), T0 + S).changed);
+    const view = (m: MemoryStore) => m.instancesOf('app').map((i) => `${i.instance}:${i.index}:${i.state}:${i.dea_guid}`).sort();
+    expect(view(store)).toEqual(view(twin));
+    expect(view(store)).toEqual(['i0:0:RUNNING:dea-1', 'i1:1:CRASHED:dea-1', 'i3:3:RUNNING:dea-1']);
+    // A DEA the store does not know yet: nothing to share.
+    const fresh = hb('dea-2', ['j0', 0, 'RUNNING']);
+    const entry = fresh.droplets[0];
+    expect(store.shareUnchanged(fresh).droplets[0]).toBe(entry);
+  });
+
   it('applies only changes, drops instances a DEA no longer reports, expires a silent DEA', () => {
     const s = new MemoryStore(30 * S);
     expect(s.applyHeartbeat(hb('d1', ['a', 0, 'RUNNING'], ['b', 1, 'RUNNING']), T0).changed).toBe(2);

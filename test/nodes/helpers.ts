@@ -1,5 +1,5 @@
 // Small helpers shared by the whole-node test files.
-import { CoreV1Api, type CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type CustomObjectsApi, type KubeConfig } from '../../src/kube/client.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -2,7 +2,7 @@
 // and a compute world (test/nodes/world.ts: simulated Nova, or real OpenStack): the set-up shared by
 // process.test.ts and real-openstack.test.ts. One namespace, Secrets and work directory per file;
 // each test begins a run (its own FencePolicy, ComputeNodes, config and Lease name) and ends it.
-import { CoordinationV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CoordinationV1Api, CustomObjectsApi, type KubeConfig } from '../../src/kube/client.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

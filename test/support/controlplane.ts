@@ -1,5 +1,5 @@
 // Access to the run's shared control plane from inside a test file.
-import { KubeConfig, CoreV1Api } from '@kubernetes/client-node';
+import { KubeConfig, CoreV1Api } from '../../src/kube/client.js';
 import { LocalControlPlane } from '../../src/devenv/controlplane.js';
 
 export function controlPlane(): LocalControlPlane {

@@ -4,7 +4,7 @@
 //        <leaseMs> <renewMs> <retryMs> [server-override]
 // Prints {"event":"started"}, {"event":"leading","t":...}, {"event":"lost","t":...} (then exits 1,
 // the production default), and releases the Lease on SIGTERM (exit 0).
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '../../src/kube/client.js';
 import { pino } from 'pino';
 import { LeaseElector, coordinationLeaseClient } from '../../src/kube/leader.js';
 

@@ -3,7 +3,7 @@
 //   node --import tsx test/support/leader-runtime.ts <kubeconfig> <namespace> <identity> <leaseMs> <renewMs> <retryMs>
 // Prints {"event":"started","probes":port,"metrics":port}, {"event":"leading"},
 // {"event":"reconcile","key":...}; SIGTERM = graceful shutdown (the runtime exits 0).
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '../../src/kube/client.js';
 import { pino } from 'pino';
 import { createRuntime } from '../../src/kube/runtime.js';
 

@@ -607,9 +607,22 @@ function summarize(
   return summary;
 }
 
+/**
+ * Settled summaries by desired state (a DesiredAppState is replaced, never changed, when CC's
+ * record changes): a settled app's summary depends on nothing else, so every pass hands out the
+ * same object instead of 330,000 new ones that outlive it (issue 14 item 8: old-generation garbage
+ * every pass). Summaries are read, never changed, by their consumers.
+ */
+const settledSummaries = new WeakMap<DesiredAppState, { running?: AppSummary; paused?: AppSummary }>();
+
 /** A settled app's summary (see AnalyzerPass.isSettled): what summarize() says of it. */
 function settledSummary(appGuid: string, desired: DesiredAppState, paused: boolean): AppSummary {
-  return { appGuid, paused, running: desired.instances, starting: 0, crashed: 0, missing: 0, flapping: [], gaveUp: [], undesiredRunning: 0, converged: true, desired };
+  let cached = settledSummaries.get(desired);
+  if (!cached) settledSummaries.set(desired, (cached = {}));
+  const key = paused ? 'paused' : 'running';
+  const hit = cached[key];
+  if (hit && hit.appGuid === appGuid) return hit;
+  return (cached[key] = { appGuid, paused, running: desired.instances, starting: 0, crashed: 0, missing: 0, flapping: [], gaveUp: [], undesiredRunning: 0, converged: true, desired });
 }
 
 /** A settled app's counts: what addCounts() adds for it. */

@@ -6,7 +6,7 @@
 // CC does not list is reported (returned as `unknown`) and ignored; a missing object never means
 // "undesired". Writes are bounded-parallel and rate-limited (100,000 apps must not flood the
 // apiserver); the objects as they are come from the informer's cache when there is one (no LIST).
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig } from '../../kube/client.js';
 import { API_VERSION, GROUP, KINDS, MANAGED_BY_LABEL, VERSION, type DesiredApp, type DesiredAppSpec } from '../../api/index.js';
 import type { AppOverrides, DesiredAppState } from '../types.js';
 import { shareKeepAliveAgent } from '../../kube/agent.js';

@@ -101,7 +101,7 @@ export class Listener {
     }
     this.deps.metrics.receivedHeartbeats.inc();
     const hb = this.deps.partitions ? this.deps.partitions.heartbeat(p.value) : p.value;
-    this.buffer.set(hb.dea, hb);
+    this.buffer.set(hb.dea, this.deps.store.shareUnchanged(hb));
     return true;
   }
 

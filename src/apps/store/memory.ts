@@ -68,6 +68,25 @@ export class MemoryStore {
 
   // ---- actual state -------------------------------------------------------------------------
 
+  /**
+   * Replaces, in a heartbeat just received, every entry equal to what the store holds by the stored
+   * record, so that the parsed copies die young: buffered until the next flush, they outlived a
+   * scavenge or two and filled the old generation with garbage (at 1 s heartbeats from 100 DEAs the
+   * heap swung between 120 and 470 MB, issue 14 item 9). Applying it later is unchanged: an entry that
+   * is the stored record is unchanged by identity, and one the store changed meanwhile compares as before.
+   */
+  shareUnchanged(hb: DeaHeartbeat): DeaHeartbeat {
+    const dea = this.deas.get(hb.dea);
+    if (!dea) return hb;
+    const droplets = hb.droplets;
+    for (let n = 0; n < droplets.length; n++) {
+      const d = droplets[n]!;
+      const prev = dea.instances.get(d.instance);
+      if (prev && prev !== d && sameInstance(prev, d)) droplets[n] = prev;
+    }
+    return hb;
+  }
+
   /** Applies the newest heartbeat of one DEA: only changes, and instances it no longer reports are gone. */
   applyHeartbeat(hb: DeaHeartbeat, now: number): ApplyResult {
     let dea = this.deas.get(hb.dea);
@@ -82,7 +101,7 @@ export class MemoryStore {
       seen.add(d.instance);
       const prev = dea.instances.get(d.instance);
       // Unchanged (nearly every instance of every heartbeat): compared before anything is allocated.
-      if (prev && sameInstance(prev, d)) continue;
+      if (prev && (prev === d || sameInstance(prev, d))) continue;
       // A plain literal (a conditional spread here costs ~25x: this runs for every changed instance).
       // The app guid and version strings of the desired state when they are equal (nearly always):
       // a million instances then do not each keep their own copies (~110 MB).

@@ -1,7 +1,7 @@
 // An in-memory Runtime (src/kube/contract.ts) for app-half tests that do not need the apiserver:
 // informers over maps, a status writer and event recorder that record calls, a switchable leader,
 // and an in-memory DesiredApp API (with paginated LIST) that feeds the DesiredApp informer.
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '../../../src/kube/client.js';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { KindName } from '../../../src/api/index.js';

@@ -4,7 +4,7 @@
 // (a power-off, force-down or evacuation of a host that was not to be fenced, a second power-off or
 // a second evacuation of one server), and did it lose one it owed (the failed host fenced and its
 // servers evacuated, exactly once)?
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig } from '../../../src/kube/client.js';
 import { pino } from 'pino';
 import { GROUP, VERSION, type ComputeNode, type FencePolicySpec } from '../../../src/api/index.js';
 import { createRuntime, type ManagedRuntime } from '../../../src/kube/runtime.js';

@@ -1,0 +1,46 @@
+// Bundles compiled entry points with @kubernetes/client-node inside, tree-shaken (issue 14 item 9).
+// client-node's index loads every generated API and model of Kubernetes: importing it costs about
+// 80 MB of RSS, more than HM9000's whole process. Bundled, only what hm9k uses is loaded (about half).
+// Every other package stays an import from node_modules (native addons, files read at run time).
+//
+//   node scripts/bundle.mjs <entry.js> [<entry.js> ...]   each entry is replaced by its bundle
+//
+// The entry's own relative imports are bundled too, so the bundle is self-contained but for
+// node_modules. Without esbuild (a production install without dev dependencies) the entries are left
+// as they are: the unbundled build runs the same code.
+import { existsSync, renameSync } from 'node:fs';
+
+let esbuild;
+try {
+  esbuild = await import('esbuild');
+} catch {
+  process.stderr.write('bundle: esbuild is not installed; entries left unbundled\n');
+  process.exit(0);
+}
+
+const bundled = /^@kubernetes\/client-node(\/|$)/;
+for (const entry of process.argv.slice(2)) {
+  if (!existsSync(entry)) throw new Error(`bundle: ${entry} does not exist (build first)`);
+  const out = `${entry}.bundle.tmp`;
+  await esbuild.build({
+    entryPoints: [entry],
+    outfile: out,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node22',
+    logLevel: 'warning',
+    legalComments: 'none',
+    plugins: [
+      {
+        name: 'node-modules-external-but-kube',
+        setup(b) {
+          // A bare specifier (a package) is external unless it is client-node itself; its own
+          // dependencies (node-fetch, ws, openid-client, ...) stay external too.
+          b.onResolve({ filter: /^[^./]/ }, (a) => (bundled.test(a.path) ? undefined : { external: true }));
+        },
+      },
+    ],
+  });
+  renameSync(out, entry);
+}
