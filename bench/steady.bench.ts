@@ -17,6 +17,7 @@ import { LocalControlPlane } from '../src/devenv/controlplane.js';
 import { NatsServer } from '../src/devenv/nats.js';
 import { CloudControllerSim } from '../src/sim/cc.js';
 import { DeaFleet } from '../src/sim/dea.js';
+import { productionNodeEnv } from '../src/production-runtime.js';
 import { apiserverRequests, cpuSeconds, isWrite, perMinute, rssBytes } from './apiserver.js';
 import type { BenchRow } from './fleet.js';
 
@@ -43,9 +44,9 @@ async function size(cp: LocalControlPlane, kc: KubeConfig, apps: number, deas: n
   }
   fleet.start();
   const hm9k: ChildProcess = fork(join(dir, 'steady', 'hm9k.js'), {
-    // STEADY_NODE_FLAGS: extra node flags for hm9k's process (experiments; production's come with it).
+    // Node as the image runs it (src/production-runtime.ts); STEADY_NODE_FLAGS: extra flags (experiments).
     execArgv: (process.env.STEADY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
-    env: { ...process.env, KUBECONFIG_FILE: cp.state.kubeconfig, NS: ns, NATS_URL: nats.url, CC_URL: cc.url, POLICY: policy },
+    env: { ...productionNodeEnv(), KUBECONFIG_FILE: cp.state.kubeconfig, NS: ns, NATS_URL: nats.url, CC_URL: cc.url, POLICY: policy },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   let state = { fresh: false, acted: false };
