@@ -90,15 +90,17 @@ export class MemoryStore {
   /** Applies the newest heartbeat of one DEA: only changes, and instances it no longer reports are gone. */
   applyHeartbeat(hb: DeaHeartbeat, now: number): ApplyResult {
     let dea = this.deas.get(hb.dea);
+    // A DEA not known yet (every DEA in the cold round after a start) has nothing to remove.
+    const known = dea !== undefined && dea.instances.size > 0;
     if (!dea) {
       dea = { lastSeen: now, instances: new Map() };
       this.deas.set(hb.dea, dea);
     }
     dea.lastSeen = now;
     let changed = 0;
-    const seen = new Set<string>();
+    const seen = known ? new Set<string>() : undefined;
     for (const d of hb.droplets) {
-      seen.add(d.instance);
+      seen?.add(d.instance);
       const prev = dea.instances.get(d.instance);
       // Unchanged (nearly every instance of every heartbeat): compared before anything is allocated.
       if (prev && (prev === d || sameInstance(prev, d))) continue;
@@ -114,6 +116,7 @@ export class MemoryStore {
       this.note(K.instance(hb.dea, d.instance), next);
       changed++;
     }
+    if (!seen) return { changed };
     for (const [guid, prev] of dea.instances) {
       if (seen.has(guid)) continue;
       dea.instances.delete(guid);
