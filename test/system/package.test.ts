@@ -4,7 +4,8 @@
 // Packed from a copy of the repository's files, so no dist/ appears in the work tree (bin/hm9k.js
 // would prefer it to src/ for every later test).
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -45,5 +46,12 @@ describe('npm package', () => {
     expect(help.status, help.stderr).toBe(0);
     expect(help.stdout).toMatch(/Usage: hm9k run \[options\]/);
     expect(help.stdout).toMatch(/--nodes/);
+    // client-node is inside dist/kube/client.js, tree-shaken (issue 14 item 9), and works from there:
+    // a kubeconfig loads and an API client is made from it.
+    const client = join(prefix, 'node_modules', 'hm9k', 'dist', 'kube', 'client.js');
+    expect(readFileSync(client, 'utf8')).not.toMatch(/from ["']@kubernetes\/client-node/);
+    const probe = await run(process.execPath, ['--input-type=module', '-e', `import { KubeConfig, CustomObjectsApi } from ${JSON.stringify(pathToFileURL(client).href)}; const kc = new KubeConfig(); kc.loadFromClusterAndUser({ name: 'c', server: 'https://127.0.0.1:1' }, { name: 'u', token: 't' }); console.log(typeof kc.makeApiClient(CustomObjectsApi).listClusterCustomObject)`], work);
+    expect(probe.status, probe.stderr).toBe(0);
+    expect(probe.stdout.trim()).toBe('function');
   });
 });
