@@ -62,7 +62,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
   const releaseAnnotation = () => policies.releaseAnnotation();
 
   // Actual state: heartbeats -> listener -> store.
-  const store = createStore(pc.store, config());
+  const store = await createStore(pc.store, config());
   const nats = await connectNats(pc.nats, log);
 
   // Desired state: CC -> fetcher -> store, projected into DesiredApp objects (people's overrides come back from them).

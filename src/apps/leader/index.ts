@@ -17,7 +17,7 @@ import type { Sender } from '../sender/index.js';
 import type { AppEvents } from '../status/events.js';
 import type { AppsMetrics } from '../status/metrics.js';
 import type { StatusReporter } from '../status/reporter.js';
-import { EtcdStore } from '../store/etcd.js';
+import type { EtcdStore } from '../store/etcd.js';
 import { desiredIsFresh } from '../store/freshness.js';
 import type { MemoryStore } from '../store/memory.js';
 import { startKey, type DropletExited, type PendingActions, type PendingMessage } from '../types.js';
@@ -173,9 +173,10 @@ export class LeaderLoop {
     store.setWriter(true);
     let loadedPending = false;
     let loadedCrashCounts = false;
-    if (store instanceof EtcdStore) {
-      const loaded = await store.load(now);
-      await store.syncInstances();
+    if (store.kind === 'etcd') {
+      const etcd = store as EtcdStore;
+      const loaded = await etcd.load(now);
+      await etcd.syncInstances();
       loadedPending = loaded.loadedPending > 0;
       loadedCrashCounts = loaded.loadedCrashCounts > 0;
       logger.info(loaded, 'leading: loaded state from etcd');
