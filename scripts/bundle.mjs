@@ -36,8 +36,9 @@ for (const entry of process.argv.slice(2)) {
         name: 'node-modules-external-but-kube',
         setup(b) {
           // A bare specifier (a package) is external unless it is client-node itself; its own
-          // dependencies (node-fetch, ws, openid-client, ...) stay external too.
-          b.onResolve({ filter: /^[^./]/ }, (a) => (bundled.test(a.path) ? undefined : { external: true }));
+          // dependencies (node-fetch, ws, openid-client, tar-fs, ...) stay external too, and are
+          // marked free of side effects so that those only the unused parts import are not loaded.
+          b.onResolve({ filter: /^[^./]/ }, (a) => (bundled.test(a.path) ? undefined : { external: true, sideEffects: !a.importer.includes('/node_modules/@kubernetes/client-node/') }));
         },
       },
     ],
