@@ -108,13 +108,13 @@ export class NovaClient {
     if (!Array.isArray(r.services)) throw new OpenStackError('os-services: no services array', 200, undefined, 'malformed');
     const bad = r.services.findIndex((x) => !validService(x));
     if (bad >= 0) throw this.reject('malformed', `os-services: services[${bad}] lacks id, host, status or state`, 'malformed');
-    return r.services;
+    return r.services.map(serviceWithStringId);
   }
 
   async updateService(id: string, body: { status?: 'enabled' | 'disabled'; disabled_reason?: string; forced_down?: boolean }): Promise<NovaService> {
     const r = (await this.call('PUT', `/os-services/${encodeURIComponent(id)}`, body, MIN_MICROVERSION)) as { service?: NovaService };
     if (!validService(r.service)) throw new OpenStackError('os-services PUT: no service in answer', 200, undefined, 'malformed');
-    return r.service!;
+    return serviceWithStringId(r.service!);
   }
 
   async forceDown(id: string, forced: boolean): Promise<NovaService> {
@@ -289,6 +289,12 @@ const str = (x: unknown) => typeof x === 'string' && x.length > 0;
 const optStr = (x: unknown) => x === undefined || x === null || typeof x === 'string';
 /** The fields hm9k reads of each entry, with their types (Nova's own; anything else is malformed). */
 const validService = (x: unknown) => isObject(x) && (str(x.id) || Number.isInteger(x.id)) && str(x.host) && (x.status === 'enabled' || x.status === 'disabled') && (x.state === 'up' || x.state === 'down') && optStr(x.disabled_reason);
+/**
+ * A service id as the string hm9k's types say it is: an integer id (Nova before 2.53, or a proxy
+ * that re-encodes) is accepted and turned into its decimal string (found by the Nova fuzz suite: the
+ * number passed through as a "string").
+ */
+const serviceWithStringId = (s: NovaService): NovaService => (typeof s.id === 'string' ? s : { ...s, id: String(s.id) });
 const validServer = (x: unknown) => isObject(x) && str(x.id) && optStr(x.status) && optStr(x['OS-EXT-SRV-ATTR:host']) && optStr(x['OS-EXT-STS:task_state']) && (x.metadata === undefined || isObject(x.metadata));
 const validMigration = (x: unknown) => isObject(x) && (str(x.id) || Number.isInteger(x.id)) && str(x.instance_uuid) && typeof x.status === 'string' && optStr(x.source_compute) && optStr(x.dest_compute);
 

@@ -115,6 +115,19 @@ describe('fuzz: Nova and Keystone answers', () => {
     }
   });
 
+  it('found: an integer service id (Nova before 2.53) is handed on as its decimal string, as the types say', async () => {
+    const service = { id: 7, binary: 'nova-compute', host: 'cmp1', zone: 'nova', status: 'enabled', state: 'up', updated_at: '2024-01-01T00:00:00Z', disabled_reason: null, forced_down: false };
+    const ok = (v: unknown) => ({ status: 200, text: JSON.stringify(v) });
+    current = {
+      token: ok({ token: { expires_at: '2099-01-01T00:00:00Z', catalog: [{ type: 'compute', endpoints: [{ interface: 'public', url: 'SELF/compute/v2.1' }] }] } }),
+      version: ok({ version: { version: '2.79', min_version: '2.1' } }),
+      services: ok({ services: [service] }), servers: ok({ servers: [] }), migrations: ok({ migrations: [] }),
+    };
+    const got = await typed(nova().listServices());
+    expect(got).not.toBeInstanceOf(OpenStackError);
+    expect((got as { id: unknown }[])[0]?.id).toBe('7');
+  });
+
   it('NovaClient: every failure is an OpenStackError; accepted lists hold objects with the fields hm9k reads', { timeout: budget(RUNS, 40) }, async () => {
     await check('nova client', fc.asyncProperty(answers, async (a) => {
       current = a as Answers;

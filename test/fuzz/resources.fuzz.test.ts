@@ -7,7 +7,9 @@
 // (1 ms .. 2^31-1 ms: setTimeout turns anything larger into 1 ms), and an accepted AppHealthPolicy
 // resolves to periods the app half can run.
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
+import { parseAllDocuments } from 'yaml';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GROUP, KINDS, VERSION, type ComputeNode, type FencePolicy } from '../../src/api/index.js';
@@ -72,6 +74,17 @@ function timers(p: ReturnType<typeof resolvePolicy>): Record<string, number> {
 }
 
 const RUNS = 40;
+/**
+ * The examples' specs (examples/*.yaml), appended to every sample: a random sample of 40 can hold no
+ * spec the CRD admits (CI once drew 0 of 40 FencePolicies), and the "accepted and reconciled" half of
+ * each property must run in every run.
+ */
+const exampleSpec = (file: string, kind: string): Record<string, unknown> => {
+  const docs = parseAllDocuments(readFileSync(new URL(`../../examples/${file}`, import.meta.url), 'utf8')).map((d) => d.toJS() as { kind?: string; spec?: Record<string, unknown> });
+  const doc = docs.find((d) => d?.kind === kind);
+  if (!doc?.spec) throw new Error(`examples/${file} has no ${kind}`);
+  return doc.spec;
+};
 describe('fuzz: resource specs against the real apiserver', () => {
   it('found: a duration longer than Node can schedule (576h) is refused at admission, in every kind', async () => {
     const fp = await admit('fencepolicies', 'FencePolicy', `${run}-long`, { networks: { storage: { consul: [{ address: 'http://127.0.0.1:1' }], action: 'Notify' } }, detection: { interval: '10000000h' } });
@@ -87,10 +100,12 @@ describe('fuzz: resource specs against the real apiserver', () => {
     const seed = Number(process.env.HM9K_FUZZ_SEED ?? Date.now() % 1_000_000);
     const fpSpecs = fc.sample(fromSchema(plainSchema(KINDS.FencePolicy.spec), 0.01), { numRuns: n, seed });
     const cnSpecs = fc.sample(fromSchema(plainSchema(KINDS.ComputeNode.spec), 0.01), { numRuns: n, seed: seed + 1 });
+    fpSpecs.push(exampleSpec('fencepolicy.yaml', 'FencePolicy'));
+    cnSpecs.push(exampleSpec('computenodes.yaml', 'ComputeNode'));
     const policies: FencePolicy[] = [];
     const computeNodes: ComputeNode[] = [];
     let refused = 0;
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < fpSpecs.length; i++) {
       // Half of the policies select this run's nodes by label, so that nodes and policies meet.
       const spec = fpSpecs[i] as Record<string, unknown> | null;
       if (spec && typeof spec === 'object' && i % 2 === 0) spec.nodeSelector = { matchLabels: { 'hm9k.io/fuzz': `${run}-${i % 4}` } };
@@ -99,7 +114,7 @@ describe('fuzz: resource specs against the real apiserver', () => {
       const cn = await admit<ComputeNode>('computenodes', 'ComputeNode', `${run}-cn-${i}`, cnSpecs[i], { 'hm9k.io/fuzz': `${run}-${i % 4}` });
       if (cn) computeNodes.push(cn); else refused++;
     }
-    console.log(`fuzz resources: ${n} FencePolicies + ${n} ComputeNodes, ${policies.length} + ${computeNodes.length} accepted, ${refused} refused at admission, seed ${seed}`);
+    console.log(`fuzz resources: ${n} FencePolicies + ${n} ComputeNodes (and the examples'), ${policies.length} + ${computeNodes.length} accepted, ${refused} refused at admission, seed ${seed}`);
     expect(policies.length).toBeGreaterThan(0);
     expect(computeNodes.length).toBeGreaterThan(0);
     for (const fp of policies) {
@@ -127,8 +142,9 @@ describe('fuzz: resource specs against the real apiserver', () => {
     const n = runs(RUNS);
     const seed = Number(process.env.HM9K_FUZZ_SEED ?? Date.now() % 1_000_000);
     const specs = fc.sample(fromSchema(plainSchema(KINDS.AppHealthPolicy.spec), 0.01), { numRuns: n, seed });
+    specs.push(exampleSpec('apphealthpolicy.yaml', 'AppHealthPolicy'));
     let accepted = 0;
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < specs.length; i++) {
       const o = await admit<{ spec: Parameters<typeof resolveAppsConfig>[0] }>('apphealthpolicies', 'AppHealthPolicy', `${run}-ahp-${i}`, specs[i]);
       if (!o) continue;
       accepted++;
