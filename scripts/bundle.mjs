@@ -6,17 +6,10 @@
 //   node scripts/bundle.mjs <entry.js> [<entry.js> ...]   each entry is replaced by its bundle
 //
 // The entry's own relative imports are bundled too, so the bundle is self-contained but for
-// node_modules. Without esbuild (a production install without dev dependencies) the entries are left
-// as they are: the unbundled build runs the same code.
+// node_modules. esbuild is a dev dependency: every build (npm run build, prepack, the image's build
+// stage) has it, and a build without it fails rather than ship the unbundled library.
 import { existsSync, renameSync } from 'node:fs';
-
-let esbuild;
-try {
-  esbuild = await import('esbuild');
-} catch {
-  process.stderr.write('bundle: esbuild is not installed; entries left unbundled\n');
-  process.exit(0);
-}
+import * as esbuild from 'esbuild';
 
 const bundled = /^@kubernetes\/client-node(\/|$)/;
 for (const entry of process.argv.slice(2)) {

@@ -1,5 +1,5 @@
 // How production runs Node for hm9k (the image's ENV, Dockerfile), in one place so that the benchmarks
-// and the demo run hm9k the same way. A test checks the Dockerfile against it.
+// run hm9k the same way. A test checks the Dockerfile against it.
 //
 // --max-semi-space-size=2 (MB; Node's default grows to 16): the young generation is most of an idle
 // hm9k's heap. hm9k's allocation is steady and small (heartbeats, API answers), so a small one costs
@@ -17,7 +17,7 @@ export const PRODUCTION_NODE_OPTIONS = '--max-semi-space-size=2';
 export const LARGE_FLEET_NODE_OPTIONS = '--max-semi-space-size=16 --max-old-space-size=8192';
 export const PRODUCTION_MALLOC_ARENA_MAX = '2';
 
-/** The environment of a Node process run as production runs hm9k (for benchmarks and the demo). */
+/** The environment of a Node process run as production runs hm9k (for the benchmarks). */
 export function productionNodeEnv(env: NodeJS.ProcessEnv = process.env, nodeOptions = PRODUCTION_NODE_OPTIONS): NodeJS.ProcessEnv {
   return { ...env, NODE_OPTIONS: [env.NODE_OPTIONS, nodeOptions].filter(Boolean).join(' '), MALLOC_ARENA_MAX: PRODUCTION_MALLOC_ARENA_MAX };
 }

@@ -7,7 +7,7 @@ export type { EtcdStore } from './etcd.js';
 export { ActualFreshness, desiredIsFresh, type ObservedSpan } from './freshness.js';
 
 /**
- * The store the process configuration names. The etcd client (etcd3, gRPC, protobuf: about 25 MB of
+ * The store the process configuration names. The etcd client (etcd3, gRPC, protobuf: about 17 MB of
  * RSS) is loaded only for the etcd store, not for the default memory one (issue 14 item 9).
  */
 export async function createStore(store: AppsProcessConfig['store'], config: AppsConfig): Promise<MemoryStore> {
