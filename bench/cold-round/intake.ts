@@ -1,0 +1,39 @@
+// One cold listener round of the cold-round bench, in a fresh process (argv[2] = mode): every DEA's
+// first heartbeat, as the million world publishes them, into an empty store holding the fleet's
+// desired state. `bare`: JSON.parse only (the million bench's baseline). `hm9k`: the listener's intake
+// (parse and validate, share unchanged entries, buffer per DEA) with a flush of the buffer every
+// 1,000 heartbeats into the store, as the listener's 1 s flush does at 10,000 DEAs per 10 s.
+import { makeFleet } from '../fleet.js';
+import { parseHeartbeat } from '../../src/hm9000/parse.js';
+import { MemoryStore } from '../../src/apps/store/memory.js';
+import type { DeaHeartbeat } from '../../src/hm9000/messages.js';
+
+const mode = process.argv[2] === 'bare' ? 'bare' : 'hm9k';
+const instances = Number(process.env.COLD_INSTANCES ?? 1_000_000);
+let fleet: ReturnType<typeof makeFleet> | undefined = makeFleet(Math.round(instances / 3), 100, 3);
+const enc = new TextEncoder();
+const messages = fleet.heartbeats.map((hb) => enc.encode(JSON.stringify(hb)));
+const store = new MemoryStore(30_000);
+store.setDesired(new Map(fleet.desired), Date.now());
+fleet = undefined;
+const dec = new TextDecoder();
+const buffer = new Map<string, DeaHeartbeat>();
+const flush = () => {
+  for (const hb of buffer.values()) store.applyHeartbeat(hb, Date.now());
+  buffer.clear();
+};
+const started = performance.now();
+let n = 0;
+for (const m of messages) {
+  if (mode === 'bare') {
+    JSON.parse(dec.decode(m));
+    continue;
+  }
+  const p = parseHeartbeat(m);
+  if (!p.ok) throw new Error(p.error);
+  buffer.set(p.value.dea, store.shareUnchanged(p.value));
+  if (++n % 1000 === 0) flush();
+}
+flush();
+const ms = performance.now() - started;
+process.send!({ op: 'result', ms, stored: store.instanceCount(), rss: process.memoryUsage().rss });
