@@ -16,7 +16,11 @@ interface Result { ms: number; stored: number; rss: number }
 const once = (mode: 'bare' | 'hm9k'): Promise<Result> =>
   new Promise((resolve, reject) => {
     const p = fork(join(dir, 'cold-round', 'intake.js'), [mode], { env: productionNodeEnv(process.env, LARGE_FLEET_NODE_OPTIONS), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    p.once('message', (m: Result) => resolve(m));
+    // (the child's IPC channel would keep it, and its ~1 GB heap, alive through the next runs)
+    p.once('message', (m: Result) => {
+      p.kill();
+      resolve(m);
+    });
     p.once('exit', (code) => reject(new Error(`cold-round ${mode}: exited with ${code} before its result`)));
   });
 
