@@ -174,6 +174,7 @@ export async function startApps(runtime: Runtime, pc: AppsProcessConfig, hooks: 
       await listener.stop();
       await api.stop();
       await nats.close().catch(() => undefined);
+      cc.close();
       await store.close();
     },
   };

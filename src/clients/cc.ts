@@ -3,6 +3,7 @@
 import { APP_STATES, PACKAGE_STATES } from '../api/index.js';
 import type { DesiredAppState } from '../apps/types.js';
 import { ccStartPath, ccStopPath, type StartMessage, type StopMessage } from '../hm9000/messages.js';
+import { HttpAgents, httpRequest } from './http-request.js';
 
 export type CcErrorKind = 'unauthorized' | 'status' | 'badJson' | 'timeout' | 'network' | 'invalid';
 
@@ -37,20 +38,26 @@ export interface FetchResult {
 const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
 
 export class CcClient {
+  private readonly agents = new HttpAgents();
+
   constructor(public opts: CcClientOptions) {}
+
+  /** Closes idle keep-alive connections. */
+  close(): void {
+    this.agents.destroy();
+  }
 
   private async request(method: string, path: string, auth: string, body?: unknown, signal?: AbortSignal): Promise<{ status: number; text: string }> {
     const timeout = AbortSignal.timeout(this.opts.timeoutMs);
     const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
     try {
-      const res = await fetch(new URL(path, this.opts.url), {
+      return await httpRequest(this.agents, {
         method,
+        url: new URL(path, this.opts.url),
         headers: { authorization: auth, accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: sig,
       });
-      const text = await res.text();
-      return { status: res.status, text };
     } catch (err) {
       if (timeout.aborted) throw new CcError('timeout', `${method} ${path}: no answer within ${this.opts.timeoutMs} ms`);
       throw new CcError('network', `${method} ${path}: ${(err as Error).message}`);
