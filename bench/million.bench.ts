@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { HEARTBEAT_SUBJECT } from '../src/hm9000/messages.js';
 import { NatsServer } from '../src/devenv/nats.js';
-import { LARGE_FLEET_NODE_OPTIONS, productionNodeEnv } from '../src/production-runtime.js';
+import { LARGE_FLEET_NODE_FLAGS, LARGE_FLEET_NODE_OPTIONS, productionNodeEnv } from '../src/production-runtime.js';
 import type { BenchRow } from './fleet.js';
 
 const dir = dirname(fileURLToPath(import.meta.url));
@@ -38,9 +38,10 @@ interface Result {
 }
 
 // hm9k's process runs Node as the image does with the large-fleet options (src/production-runtime.ts:
-// Node's young generation, an 8 GB old-generation limit). MILLION_CPU_PROF=dir: hm9k's process writes a V8 CPU profile there (node --cpu-prof).
+// Node's young generation, an 8 GB old-generation limit, LARGE_FLEET_NODE_FLAGS; MILLION_NODE_FLAGS replaces
+// those flags). MILLION_CPU_PROF=dir: hm9k's process writes a V8 CPU profile there (node --cpu-prof).
 const child = (file: string, env: Record<string, string>): ChildProcess =>
-  fork(join(dir, 'million', file), { execArgv: [...(file === 'world.js' ? ['--max-old-space-size=8192'] : []), ...(file === 'hm9k.js' && process.env.MILLION_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MILLION_CPU_PROF}`] : [])], env: { ...(file === 'hm9k.js' ? productionNodeEnv(process.env, LARGE_FLEET_NODE_OPTIONS) : process.env), ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  fork(join(dir, 'million', file), { execArgv: [...(file === 'world.js' ? ['--max-old-space-size=8192'] : []), ...(file === 'hm9k.js' ? (process.env.MILLION_NODE_FLAGS?.split(' ').filter(Boolean) ?? LARGE_FLEET_NODE_FLAGS) : []), ...(file === 'hm9k.js' && process.env.MILLION_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MILLION_CPU_PROF}`] : [])], env: { ...(file === 'hm9k.js' ? productionNodeEnv(process.env, LARGE_FLEET_NODE_OPTIONS) : process.env), ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 const message = <T>(p: ChildProcess, op: string, timeoutMs: number): Promise<T> =>
   new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${op}: no answer within ${timeoutMs} ms`)), timeoutMs);

@@ -19,6 +19,7 @@ import { ApiException, CoreV1Api, CustomObjectsApi, ApiextensionsV1Api, KubeConf
 import { ProcessConfigSchema, envToPaths, loadConfig } from '../../src/config.js';
 import { GROUP, VERSION, allCrds, type ComputeNode } from '../../src/api/index.js';
 import { crdFiles } from '../../src/cli/crds.js';
+import { PRODUCTION_NODE_FLAGS } from '../../src/production-runtime.js';
 import { LocalControlPlane } from '../../src/devenv/controlplane.js';
 import { CloudControllerSim } from '../../src/sim/cc.js';
 import { DeaFleet } from '../../src/sim/dea.js';
@@ -369,6 +370,21 @@ describe('chart: values an operator adapts without forking (issue 10)', () => {
     const plain = render(withRequired({}), { namespace: NS });
     expect(podSpec(plain, 'apps').volumes.map((v: any) => v.name)).toEqual(['config', 'tmp']);
     expect(container(plain, 'apps').volumeMounts.map((v: any) => v.name)).toEqual(['config', 'tmp']);
+  });
+
+  it('nodeFlags: null keeps the image\'s command (with PRODUCTION_NODE_FLAGS); a list replaces the flags of that half only; a flag that is not one is refused', () => {
+    // The image's ENTRYPOINT is tini -- node <PRODUCTION_NODE_FLAGS> /app/bin/hm9k.js.
+    const entry = JSON.parse(/^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8'))![1]!) as string[];
+    expect(entry).toEqual(['/usr/bin/tini', '--', 'node', ...PRODUCTION_NODE_FLAGS, '/app/bin/hm9k.js']);
+    const plain = render(withRequired({}), { namespace: NS });
+    for (const half of ['apps', 'nodes']) expect(container(plain, half).command).toBeUndefined();
+    const objs = render(withRequired({ apps: { nodeFlags: ['--max-old-space-size=8192'] }, nodes: { nodeFlags: [] } }), { namespace: NS });
+    expect(container(objs, 'apps').command).toEqual(['/usr/bin/tini', '--', 'node', '--max-old-space-size=8192', '/app/bin/hm9k.js']);
+    expect(container(objs, 'nodes').command).toEqual(['/usr/bin/tini', '--', 'node', '/app/bin/hm9k.js']);
+    expect(container(objs, 'apps').args).toEqual(['run', '--apps', '--config', '/etc/hm9k/config.yaml']);
+    const r = helm(['template', 'hm9k', CHART, '-f', valuesFile(withRequired({ apps: { nodeFlags: ['--ok', '; rm -rf /'] } }))]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/apps\/nodeFlags\/1.*does not match/);
   });
 
   it('serviceAccount.create=false uses the named ServiceAccount; rbac.create=false renders no RBAC for that half', () => {
