@@ -2,11 +2,12 @@
 // was measured side by side (1 s heartbeats, bulk batch 500, nothing changing), at 2,000 apps x 3 on
 // 20 DEAs and 10,000 apps x 3 on 100 DEAs: CPU s/min and RSS of hm9k's process (compiled JS, the real
 // runtime, projection on; from /proc), and the kube-apiserver's CPU s/min and requests per minute by
-// verb and resource (from its own apiserver_request_total). The steady window starts once state is
+// verb and resource (from its own apiserver_request_total), and which of them hm9k made (from its audit
+// log: the apiserver's own controllers list Services now and then). The steady window starts once state is
 // fresh, the DesiredApp objects exist and the apiserver saw no write for 20 s. HM9000 itself could
 // not be built here; its figures (issue 14) are printed as the reference.
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,8 +18,8 @@ import { LocalControlPlane } from '../src/devenv/controlplane.js';
 import { NatsServer } from '../src/devenv/nats.js';
 import { CloudControllerSim } from '../src/sim/cc.js';
 import { DeaFleet } from '../src/sim/dea.js';
-import { productionNodeEnv } from '../src/production-runtime.js';
-import { apiserverRequests, cpuSeconds, isWrite, perMinute, rssBytes } from './apiserver.js';
+import { PRODUCTION_NODE_FLAGS, productionNodeEnv } from '../src/production-runtime.js';
+import { apiserverRequests, auditRequests, countsPerMinute, cpuSeconds, isWrite, perMinute, rssBytes } from './apiserver.js';
 import type { BenchRow } from './fleet.js';
 
 const dir = dirname(fileURLToPath(import.meta.url));
@@ -26,7 +27,7 @@ const WINDOW_MS = Number(process.env.STEADY_WINDOW_MS ?? 60_000);
 const HM9000 = { 2000: { cpu: 7.4, rssMb: 68 }, 10000: { cpu: 33.0, rssMb: 135 } } as Record<number, { cpu: number; rssMb: number }>;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function size(cp: LocalControlPlane, kc: KubeConfig, apps: number, deas: number): Promise<{ row: BenchRow; line: string }> {
+async function size(cp: LocalControlPlane, kc: KubeConfig, apps: number, deas: number, auditLog: string): Promise<{ row: BenchRow; line: string }> {
   const ns = `steady-${apps}`;
   await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
   const co = kc.makeApiClient(CustomObjectsApi);
@@ -45,7 +46,8 @@ async function size(cp: LocalControlPlane, kc: KubeConfig, apps: number, deas: n
   fleet.start();
   const hm9k: ChildProcess = fork(join(dir, 'steady', 'hm9k.js'), {
     // Node as the image runs it (src/production-runtime.ts); STEADY_NODE_FLAGS: extra flags (experiments).
-    execArgv: (process.env.STEADY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+    // The image's node flags, then any of STEADY_NODE_FLAGS (e.g. --cpu-prof).
+    execArgv: [...PRODUCTION_NODE_FLAGS, ...(process.env.STEADY_NODE_FLAGS ?? '').split(' ').filter(Boolean)],
     env: { ...productionNodeEnv(), KUBECONFIG_FILE: cp.state.kubeconfig, NS: ns, NATS_URL: nats.url, CC_URL: cc.url, POLICY: policy },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -77,10 +79,12 @@ async function size(cp: LocalControlPlane, kc: KubeConfig, apps: number, deas: n
   }
   // The steady window.
   const reqA = await apiserverRequests(kc);
+  const auditFrom = auditRequests(auditLog).end;
   const cpuA = { hm9k: cpuSeconds(hm9k.pid!), api: cpuSeconds(cp.state.apiPid), at: Date.now() };
   await sleep(WINDOW_MS);
   const reqB = await apiserverRequests(kc);
   const ms = Date.now() - cpuA.at;
+  const audit = auditRequests(auditLog, auditFrom);
   const hmCpu = ((cpuSeconds(hm9k.pid!) - cpuA.hm9k) / ms) * 60_000;
   const apiCpu = ((cpuSeconds(cp.state.apiPid) - cpuA.api) / ms) * 60_000;
   const rss = rssBytes(hm9k.pid!);
@@ -93,8 +97,12 @@ async function size(cp: LocalControlPlane, kc: KubeConfig, apps: number, deas: n
   await cc.close();
   await nc.close();
   await nats.stop();
-  const reqText = Object.entries(req).sort().map(([k, v]) => `${k} ${v}/min`).join(', ') || 'none';
-  const line = `steady ${apps.toLocaleString('en')} apps x 3 / ${deas} DEAs: hm9k ${hmCpu.toFixed(1)} CPU s/min, RSS ${(rss / 1e6).toFixed(0)} MB (HM9000 ${ref?.cpu} CPU s/min, ${ref?.rssMb} MB: ratio ${(hmCpu / (ref?.cpu ?? NaN)).toFixed(2)}x CPU, ${(rss / 1e6 / (ref?.rssMb ?? NaN)).toFixed(1)}x RSS); kube-apiserver ${apiCpu.toFixed(1)} CPU s/min; apiserver requests in steady state: ${reqText}; writes ${writes}/min (projection settled ${(projectedMs / 1000).toFixed(0)} s after start)`;
+  const text = (r: Record<string, number>) => Object.entries(r).sort().map(([k, v]) => `${k} ${v}/min`).join(', ') || 'none';
+  const reqText = text(req);
+  const byHm9k = countsPerMinute(audit.clients, ms);
+  // The goal (issue 14 item 9): hm9k only watches (and renews its Lease) in steady state.
+  const onlyWatches = Object.keys(byHm9k).every((k) => k.startsWith('WATCH ') || k === 'UPDATE leases');
+  const line = `steady ${apps.toLocaleString('en')} apps x 3 / ${deas} DEAs: hm9k ${hmCpu.toFixed(1)} CPU s/min, RSS ${(rss / 1e6).toFixed(0)} MB (HM9000 ${ref?.cpu} CPU s/min, ${ref?.rssMb} MB: ratio ${(hmCpu / (ref?.cpu ?? NaN)).toFixed(2)}x CPU, ${(rss / 1e6 / (ref?.rssMb ?? NaN)).toFixed(1)}x RSS); kube-apiserver ${apiCpu.toFixed(1)} CPU s/min; apiserver requests in steady state: ${reqText}; writes ${writes}/min; of them hm9k's (audit log): ${text(byHm9k)} (${onlyWatches ? 'only watches and Lease renewals' : 'NOT only watches and Lease renewals'}), the apiserver's own controllers': ${text(countsPerMinute(audit.apiserver, ms))} (projection settled ${(projectedMs / 1000).toFixed(0)} s after start)`;
   console.log(line);
   return {
     line,
@@ -104,13 +112,16 @@ async function size(cp: LocalControlPlane, kc: KubeConfig, apps: number, deas: n
 
 export async function run(): Promise<BenchRow[]> {
   const cpDir = mkdtempSync(join(tmpdir(), 'hm9k-steady-'));
-  const cp = await LocalControlPlane.start({ dir: cpDir });
+  // An audit log (Metadata level), to tell hm9k's requests from the apiserver's own controllers'.
+  writeFileSync(join(cpDir, 'audit-policy.yaml'), 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n');
+  const auditLog = join(cpDir, 'audit.log');
+  const cp = await LocalControlPlane.start({ dir: cpDir, apiExtraFlags: [`--audit-policy-file=${join(cpDir, 'audit-policy.yaml')}`, `--audit-log-path=${auditLog}`, '--audit-log-mode=blocking', '--audit-log-maxsize=0'] });
   const kc = new KubeConfig();
   kc.loadFromFile(cp.state.kubeconfig);
   const rows: BenchRow[] = [];
   try {
     const sizes = (process.env.STEADY_SIZES ?? '2000:20,10000:100').split(',').map((s) => s.split(':').map(Number) as [number, number]);
-    for (const [apps, deas] of sizes) rows.push((await size(cp, kc, apps, deas)).row);
+    for (const [apps, deas] of sizes) rows.push((await size(cp, kc, apps, deas, auditLog)).row);
   } finally {
     await cp.stop();
     rmSync(cpDir, { recursive: true, force: true });

@@ -8,7 +8,7 @@ import { parseHeartbeat } from '../../src/hm9000/parse.js';
 import { MemoryStore } from '../../src/apps/store/memory.js';
 import type { DeaHeartbeat } from '../../src/hm9000/messages.js';
 
-const mode = process.argv[2] === 'bare' ? 'bare' : 'hm9k';
+const mode = process.argv[2] === 'bare' || process.argv[2] === 'retain' ? process.argv[2] : 'hm9k';
 const instances = Number(process.env.COLD_INSTANCES ?? 1_000_000);
 let fleet: ReturnType<typeof makeFleet> | undefined = makeFleet(Math.round(instances / 3), 100, 3);
 const enc = new TextEncoder();
@@ -22,11 +22,18 @@ const flush = () => {
   for (const hb of buffer.values()) store.applyHeartbeat(hb, Date.now());
   buffer.clear();
 };
+const kept: DeaHeartbeat[] = [];
 const started = performance.now();
 let n = 0;
 for (const m of messages) {
   if (mode === 'bare') {
     JSON.parse(dec.decode(m));
+    continue;
+  }
+  if (mode === 'retain') {
+    const p = parseHeartbeat(m);
+    if (!p.ok) throw new Error(p.error);
+    kept.push(p.value);
     continue;
   }
   const p = parseHeartbeat(m);
@@ -36,4 +43,4 @@ for (const m of messages) {
 }
 flush();
 const ms = performance.now() - started;
-process.send!({ op: 'result', ms, stored: store.instanceCount(), rss: process.memoryUsage().rss });
+process.send!({ op: 'result', ms, stored: mode === 'retain' ? kept.reduce((a, hb) => a + hb.droplets.length, 0) : store.instanceCount(), rss: process.memoryUsage().rss });
