@@ -10,8 +10,9 @@ export const PRODUCTION_NODE_OPTIONS = '--max-semi-space-size=2';
 /**
  * V8 flags on Node's command line (the image's ENTRYPOINT; the chart's `nodeFlags`): Node refuses
  * them in NODE_OPTIONS. --optimize-for-size: V8 trades a little speed for memory (smaller heap
- * growth steps, leaner code and inline caches): an idle app half at 2,000 apps 141 -> 126 MB RSS at
- * about the same CPU (issue 14 item 9: RSS <= 2x HM9000's 68 MB).
+ * growth steps, leaner code and inline caches): an idle app half at 2,000 apps 141 -> 124 MB RSS
+ * (1.3 CPU s/min), at 10,000 apps 255 -> 209 MB (2.8 -> 5.9 CPU s/min; HM9000 33): issue 14 item 9
+ * asks RSS <= 2x HM9000's 68 / 135 MB and CPU <= HM9000's.
  */
 export const PRODUCTION_NODE_FLAGS: readonly string[] = ['--optimize-for-size'];
 /**
