@@ -45,8 +45,7 @@ async function size(cp: LocalControlPlane, kc: KubeConfig, apps: number, deas: n
   }
   fleet.start();
   const hm9k: ChildProcess = fork(join(dir, 'steady', 'hm9k.js'), {
-    // Node as the image runs it (src/production-runtime.ts); STEADY_NODE_FLAGS: extra flags (experiments).
-    // The image's node flags, then any of STEADY_NODE_FLAGS (e.g. --cpu-prof).
+    // Node as the image runs it (src/production-runtime.ts), then STEADY_NODE_FLAGS (experiments, e.g. --cpu-prof).
     execArgv: [...PRODUCTION_NODE_FLAGS, ...(process.env.STEADY_NODE_FLAGS ?? '').split(' ').filter(Boolean)],
     env: { ...productionNodeEnv(), KUBECONFIG_FILE: cp.state.kubeconfig, NS: ns, NATS_URL: nats.url, CC_URL: cc.url, POLICY: policy },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

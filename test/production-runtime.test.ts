@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PRODUCTION_MALLOC_ARENA_MAX, PRODUCTION_NODE_FLAGS, PRODUCTION_NODE_OPTIONS, productionNodeEnv } from '../src/production-runtime.js';
+import { imageEntrypoint } from './support/dockerfile.js';
 
 const envOf = (dockerfile: string, name: string) => new RegExp(`^\\s*(?:ENV\\s+)?${name}=(\\S+?)\\s*\\\\?$`, 'm').exec(dockerfile)?.[1];
 
@@ -27,8 +28,7 @@ describe('production Node runtime', () => {
   });
 
   it('the node flags go on the command line, where Node takes them (NODE_OPTIONS refuses them); the image runs them', () => {
-    const dockerfile = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8');
-    expect(JSON.parse(/^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile)![1]!)).toEqual(['/usr/bin/tini', '--', 'node', ...PRODUCTION_NODE_FLAGS, '/app/bin/hm9k.js']);
+    expect(imageEntrypoint()).toEqual(['/usr/bin/tini', '--', 'node', ...PRODUCTION_NODE_FLAGS, '/app/bin/hm9k.js']);
     const { NODE_OPTIONS: _, ...plain } = process.env;
     const onCommandLine = spawnSync(process.execPath, [...PRODUCTION_NODE_FLAGS, '-e', 'console.log(JSON.stringify(process.execArgv))'], { env: plain, encoding: 'utf8', timeout: 30_000 });
     expect(onCommandLine.status, onCommandLine.stderr).toBe(0);

@@ -30,14 +30,12 @@ for (const m of messages) {
     JSON.parse(dec.decode(m));
     continue;
   }
+  const p = parseHeartbeat(m);
+  if (!p.ok) throw new Error(p.error);
   if (mode === 'retain') {
-    const p = parseHeartbeat(m);
-    if (!p.ok) throw new Error(p.error);
     kept.push(p.value);
     continue;
   }
-  const p = parseHeartbeat(m);
-  if (!p.ok) throw new Error(p.error);
   buffer.set(p.value.dea, store.shareUnchanged(p.value));
   if (++n % 1000 === 0) flush();
 }

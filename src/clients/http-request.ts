@@ -41,7 +41,6 @@ export function httpRequest(agents: HttpAgents, req: HttpRequest): Promise<HttpA
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
-      res.on('aborted', () => reject(new Error('connection closed before the whole answer')));
       res.on('end', () => {
         if (!res.complete) reject(new Error('connection closed before the whole answer'));
         else resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });

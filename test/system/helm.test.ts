@@ -20,6 +20,7 @@ import { ProcessConfigSchema, envToPaths, loadConfig } from '../../src/config.js
 import { GROUP, VERSION, allCrds, type ComputeNode } from '../../src/api/index.js';
 import { crdFiles } from '../../src/cli/crds.js';
 import { PRODUCTION_NODE_FLAGS } from '../../src/production-runtime.js';
+import { imageEntrypoint } from '../support/dockerfile.js';
 import { LocalControlPlane } from '../../src/devenv/controlplane.js';
 import { CloudControllerSim } from '../../src/sim/cc.js';
 import { DeaFleet } from '../../src/sim/dea.js';
@@ -374,8 +375,7 @@ describe('chart: values an operator adapts without forking (issue 10)', () => {
 
   it('nodeFlags: null keeps the image\'s command (with PRODUCTION_NODE_FLAGS); a list replaces the flags of that half only; a flag that is not one is refused', () => {
     // The image's ENTRYPOINT is tini -- node <PRODUCTION_NODE_FLAGS> /app/bin/hm9k.js.
-    const entry = JSON.parse(/^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8'))![1]!) as string[];
-    expect(entry).toEqual(['/usr/bin/tini', '--', 'node', ...PRODUCTION_NODE_FLAGS, '/app/bin/hm9k.js']);
+    expect(imageEntrypoint()).toEqual(['/usr/bin/tini', '--', 'node', ...PRODUCTION_NODE_FLAGS, '/app/bin/hm9k.js']);
     const plain = render(withRequired({}), { namespace: NS });
     for (const half of ['apps', 'nodes']) expect(container(plain, half).command).toBeUndefined();
     const objs = render(withRequired({ apps: { nodeFlags: ['--max-old-space-size=8192'] }, nodes: { nodeFlags: [] } }), { namespace: NS });
