@@ -2,7 +2,8 @@
 // heartbeat of every DEA of the million fleet (COLD_INSTANCES, default 1,000,000 instances on 10,000
 // DEAs) through the listener's intake and flushes into an empty store, against a bare JSON.parse of
 // the same payloads, each in a fresh process with the large-fleet Node options and COLD_RUNS (3) runs
-// each (median), and the listener's parse and validation keeping every parsed heartbeat (no store).
+// each (median), the listener's parse and validation keeping every parsed heartbeat (no store), and
+// that plus one lookup of each instance's app in the desired state: the floor of a store indexed by app.
 // No NATS and no other process: the quick loop for work on the store's cold path,
 // whose whole-system figure is the million bench's "cold round" (target >= 0.5x).
 import { fork } from 'node:child_process';
@@ -14,7 +15,7 @@ import type { BenchRow } from './fleet.js';
 const dir = dirname(fileURLToPath(import.meta.url));
 interface Result { ms: number; stored: number; rss: number }
 
-const once = (mode: 'bare' | 'retain' | 'hm9k'): Promise<Result> =>
+const once = (mode: 'bare' | 'retain' | 'lookup' | 'hm9k'): Promise<Result> =>
   new Promise((resolve, reject) => {
     const p = fork(join(dir, 'cold-round', 'intake.js'), [mode], { execArgv: [...LARGE_FLEET_NODE_FLAGS], env: productionNodeEnv(process.env, LARGE_FLEET_NODE_OPTIONS), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     // (the child's IPC channel would keep it, and its ~1 GB heap, alive through the next runs)
@@ -31,20 +32,24 @@ export async function run(): Promise<BenchRow[]> {
   const runs = Number(process.env.COLD_RUNS ?? 3);
   const bare: number[] = [];
   const retain: number[] = [];
+  const lookup: number[] = [];
   const hm9k: Result[] = [];
   for (let i = 0; i < runs; i++) {
     bare.push((await once('bare')).ms);
     retain.push((await once('retain')).ms);
+    lookup.push((await once('lookup')).ms);
     hm9k.push(await once('hm9k'));
   }
   const bareMs = median(bare);
   const retainMs = median(retain);
+  const lookupMs = median(lookup);
   const hm9kMs = median(hm9k.map((r) => r.ms));
   const last = hm9k[hm9k.length - 1]!;
   const n = last.stored.toLocaleString('en');
-  console.log(`cold-round: ${n} instances into an empty store: listener ${hm9kMs.toFixed(0)} ms, bare JSON.parse ${bareMs.toFixed(0)} ms: throughput ${(bareMs / hm9kMs).toFixed(2)}x (target >= 0.5); RSS ${(last.rss / 1e6).toFixed(0)} MB; parse and validation keeping every parsed heartbeat (no store) ${retainMs.toFixed(0)} ms: ${(bareMs / retainMs).toFixed(2)}x`);
+  console.log(`cold-round: ${n} instances into an empty store: listener ${hm9kMs.toFixed(0)} ms, bare JSON.parse ${bareMs.toFixed(0)} ms: throughput ${(bareMs / hm9kMs).toFixed(2)}x (target >= 0.5); RSS ${(last.rss / 1e6).toFixed(0)} MB; parse and validation keeping every parsed heartbeat (no store) ${retainMs.toFixed(0)} ms: ${(bareMs / retainMs).toFixed(2)}x; that plus one app lookup per instance ${lookupMs.toFixed(0)} ms: ${(bareMs / lookupMs).toFixed(2)}x`);
   return [
     { bench: 'cold-round', subject: `listener cold round, ${n} instances (median of ${runs})`, subjectMs: hm9kMs, baseline: 'bare JSON.parse, same payloads', baselineMs: bareMs, note: `throughput ${(bareMs / hm9kMs).toFixed(2)}x` },
     { bench: 'cold-round', subject: `parse + validate, keeping every heartbeat, no store (median of ${runs})`, subjectMs: retainMs, baseline: 'bare JSON.parse, same payloads', baselineMs: bareMs, note: `throughput ${(bareMs / retainMs).toFixed(2)}x: the floor of a store with an object per instance` },
+    { bench: 'cold-round', subject: `parse + validate + keep + one app lookup per instance (median of ${runs})`, subjectMs: lookupMs, baseline: 'bare JSON.parse, same payloads', baselineMs: bareMs, note: `throughput ${(bareMs / lookupMs).toFixed(2)}x: the floor of a store indexed by app` },
   ];
 }

@@ -3,12 +3,16 @@
 // desired state. `bare`: JSON.parse only (the million bench's baseline). `hm9k`: the listener's intake
 // (parse and validate, share unchanged entries, buffer per DEA) with a flush of the buffer every
 // 1,000 heartbeats into the store, as the listener's 1 s flush does at 10,000 DEAs per 10 s.
+// `retain`: parse and validate keeping every parsed heartbeat. `lookup`: that plus one lookup of each
+// instance's app in the desired state, the least a store indexed by app does per instance (heartbeats
+// come in DEA order and an app's instances are spread over the DEAs: each lookup is a random access).
 import { makeFleet } from '../fleet.js';
 import { parseHeartbeat } from '../../src/hm9000/parse.js';
 import { MemoryStore } from '../../src/apps/store/memory.js';
 import type { DeaHeartbeat } from '../../src/hm9000/messages.js';
 
-const mode = process.argv[2] === 'bare' || process.argv[2] === 'retain' ? process.argv[2] : 'hm9k';
+const modes = ['bare', 'retain', 'lookup'] as const;
+const mode = modes.find((m) => m === process.argv[2]) ?? 'hm9k';
 const instances = Number(process.env.COLD_INSTANCES ?? 1_000_000);
 let fleet: ReturnType<typeof makeFleet> | undefined = makeFleet(Math.round(instances / 3), 100, 3);
 const enc = new TextEncoder();
@@ -23,6 +27,8 @@ const flush = () => {
   buffer.clear();
 };
 const kept: DeaHeartbeat[] = [];
+const desired = store.desired();
+let found = 0;
 const started = performance.now();
 let n = 0;
 for (const m of messages) {
@@ -32,8 +38,9 @@ for (const m of messages) {
   }
   const p = parseHeartbeat(m);
   if (!p.ok) throw new Error(p.error);
-  if (mode === 'retain') {
+  if (mode === 'retain' || mode === 'lookup') {
     kept.push(p.value);
+    if (mode === 'lookup') for (const d of p.value.droplets) if (desired.get(d.droplet)) found++;
     continue;
   }
   buffer.set(p.value.dea, store.shareUnchanged(p.value));
@@ -41,4 +48,4 @@ for (const m of messages) {
 }
 flush();
 const ms = performance.now() - started;
-process.send!({ op: 'result', ms, stored: mode === 'retain' ? kept.reduce((a, hb) => a + hb.droplets.length, 0) : store.instanceCount(), rss: process.memoryUsage().rss });
+process.send!({ op: 'result', ms, found, stored: mode === 'retain' || mode === 'lookup' ? kept.reduce((a, hb) => a + hb.droplets.length, 0) : store.instanceCount(), rss: process.memoryUsage().rss });
