@@ -43,6 +43,20 @@ l.flush = async () => {
   if (firstHeartbeatAt !== undefined && Date.now() - firstHeartbeatAt < periodMs + 1000) coldListenerMs += ms;
 };
 
+// The index by app, brought up to date between messages (and by reads): timed apart.
+const store = apps.store;
+let indexMs = 0;
+let coldIndexMs = 0;
+const settleIndex = store.settleIndex.bind(store);
+store.settleIndex = (max) => {
+  const t = performance.now();
+  const left = settleIndex(max);
+  const ms = performance.now() - t;
+  indexMs += ms;
+  if (firstHeartbeatAt !== undefined && Date.now() - firstHeartbeatAt < periodMs + 1000) coldIndexMs += ms;
+  return left;
+};
+
 const started = Date.now();
 let firstFresh: number | undefined;
 let staleAfterFresh = 0;
@@ -56,14 +70,14 @@ const { monitorEventLoopDelay } = await import('node:perf_hooks');
 const loopDelay = monitorEventLoopDelay({ resolution: 20 });
 loopDelay.enable();
 const intakeBroken = async () => ((await runtime.metrics.getSingleMetric('hm9k_heartbeat_intake_broken_total')?.get())?.values ?? []).reduce((a, v) => a + v.value, 0);
-let window: { at: number; cpu: NodeJS.CpuUsage; listenerMs: number; received: number } | undefined;
+let window: { at: number; cpu: NodeJS.CpuUsage; listenerMs: number; indexMs: number; received: number } | undefined;
 const periods = Number(process.env.MILLION_PERIODS ?? 6);
 const timer = setInterval(() => {
   const now = Date.now();
   const fresh = apps.store.actualFreshness.isFresh(now);
   if (fresh && firstFresh === undefined) {
     firstFresh = now;
-    window = { at: now, cpu: process.cpuUsage(), listenerMs, received };
+    window = { at: now, cpu: process.cpuUsage(), listenerMs, indexMs, received };
     loopDelay.reset(); // (start-up, module loading included before, is not the steady loop)
   }
   if (firstFresh !== undefined) {
@@ -105,6 +119,8 @@ const finish = async (now: number) => {
       instances: apps.store.instanceCount(),
       listenerMsPerRound: ((listenerMs - window.listenerMs) / wall) * periodMs,
       coldListenerMs,
+      indexMsPerRound: ((indexMs - window.indexMs) / wall) * periodMs,
+      coldIndexMs,
       receivedPerRound: ((received - window.received) / wall) * periodMs,
       decided: apps.lastDecisions()?.counts,
     });

@@ -31,6 +31,26 @@ interface DeaState {
   instances: Map<string, InstanceHeartbeat>;
 }
 
+/**
+ * One app's instances in the index by app. Its instances share the record's guid and version
+ * strings (the first seen, and the latest seen), so that a million instances do not each keep
+ * their own copies (~110 MB), without a lookup in the desired state per instance (issue 14 item 8).
+ */
+interface AppInstances {
+  guid: string;
+  version: string;
+  instances: Map<string, InstanceHeartbeat>;
+  /** The list handed to readers, built on demand; replaced (never changed) when an instance changes. */
+  view: readonly InstanceHeartbeat[] | undefined;
+}
+
+/** An instance to take out of the index by app (a queued change; see `unsettled`). */
+class Unindex {
+  constructor(readonly inst: InstanceHeartbeat) {}
+}
+
+const NO_INSTANCES: readonly InstanceHeartbeat[] = Object.freeze([]);
+
 export interface ApplyResult {
   /** Instances added, changed or removed. */
   changed: number;
@@ -46,8 +66,16 @@ export interface LoadResult {
 export class MemoryStore {
   readonly kind: 'memory' | 'etcd' = 'memory';
   protected deas = new Map<string, DeaState>();
-  protected byApp = new Map<string, Map<string, InstanceHeartbeat>>();
-  private appView = new Map<string, InstanceHeartbeat[]>();
+  private byApp = new Map<string, AppInstances>();
+  /**
+   * Changes to the index by app that applyHeartbeat and expireDeas made to the DEAs' instances, in
+   * order, not applied yet. Heartbeats come in DEA order and an app's instances are spread over the
+   * DEAs, so indexing is a random access per instance: the intake only records them, and they are
+   * applied in slices between messages (settleIndex) and, before anything reads the index, all of
+   * them (settle). A read therefore always sees every change, in the order it was made.
+   */
+  private unsettled: (InstanceHeartbeat | Unindex)[] = [];
+  private settledUpTo = 0;
   protected crash = new Map<string, CrashCount>();
   protected pendingActions: PendingActions = { starts: new Map(), stops: new Map() };
   protected desiredApps = new Map<string, DesiredAppState>();
@@ -105,14 +133,11 @@ export class MemoryStore {
       // Unchanged (nearly every instance of every heartbeat): compared before anything is allocated.
       if (prev && (prev === d || sameInstance(prev, d))) continue;
       // A plain literal (a conditional spread here costs ~25x: this runs for every changed instance).
-      // The app guid and version strings of the desired state when they are equal (nearly always):
-      // a million instances then do not each keep their own copies (~110 MB).
-      const want = this.desiredApps.get(d.droplet);
-      const next: InstanceHeartbeat = { droplet: want && want.appGuid === d.droplet ? want.appGuid : d.droplet, version: want && want.version === d.version ? want.version : d.version, instance: d.instance, index: d.index, state: d.state, state_timestamp: d.state_timestamp, dea_guid: hb.dea };
+      const next: InstanceHeartbeat = { droplet: d.droplet, version: d.version, instance: d.instance, index: d.index, state: d.state, state_timestamp: d.state_timestamp, dea_guid: hb.dea };
       if (d.cc_partition !== undefined) next.cc_partition = d.cc_partition;
-      if (prev && prev.droplet !== next.droplet) this.unindex(prev);
+      if (prev && prev.droplet !== next.droplet) this.unsettled.push(new Unindex(prev));
       dea.instances.set(d.instance, next);
-      this.index(next);
+      this.unsettled.push(next);
       this.note(K.instance(hb.dea, d.instance), next);
       changed++;
     }
@@ -120,7 +145,7 @@ export class MemoryStore {
     for (const [guid, prev] of dea.instances) {
       if (seen.has(guid)) continue;
       dea.instances.delete(guid);
-      this.unindex(prev);
+      this.unsettled.push(new Unindex(prev));
       this.note(K.instance(hb.dea, guid), null);
       changed++;
     }
@@ -141,7 +166,7 @@ export class MemoryStore {
       if (observed.until - Math.max(dea.lastSeen, observed.from) <= presenceTtlMs) continue;
       gone.push(id);
       for (const [guid, inst] of dea.instances) {
-        this.unindex(inst);
+        this.unsettled.push(new Unindex(inst));
         this.note(K.instance(id, guid), null);
       }
       this.deas.delete(id);
@@ -155,7 +180,8 @@ export class MemoryStore {
    * any other reason removes it.
    */
   applyExited(exit: DropletExited, now: number): InstanceHeartbeat | undefined {
-    const inst = this.byApp.get(exit.droplet)?.get(exit.instance);
+    this.settle();
+    const inst = this.byApp.get(exit.droplet)?.instances.get(exit.instance);
     if (!inst) return undefined;
     const dea = this.deas.get(inst.dea_guid);
     if (exit.reason === 'CRASHED' || exit.reason === 'DEA_EVACUATION') {
@@ -171,46 +197,81 @@ export class MemoryStore {
     return inst;
   }
 
+  /** Index changes not applied yet (see `unsettled`). */
+  unsettledCount(): number {
+    return this.unsettled.length - this.settledUpTo;
+  }
+
+  /** Applies up to `max` of the queued index changes, oldest first; returns how many are left. */
+  settleIndex(max: number): number {
+    const q = this.unsettled;
+    const end = Math.min(q.length, this.settledUpTo + max);
+    for (let n = this.settledUpTo; n < end; n++) {
+      const op = q[n]!;
+      if (op instanceof Unindex) this.unindex(op.inst);
+      else this.index(op);
+    }
+    this.settledUpTo = end;
+    if (end === q.length) {
+      this.unsettled = [];
+      this.settledUpTo = 0;
+    }
+    return this.unsettledCount();
+  }
+
+  /** Applies every queued index change: called first by every read of the index. */
+  protected settle(): void {
+    if (this.unsettled.length > 0) this.settleIndex(Infinity);
+  }
+
   private index(i: InstanceHeartbeat): void {
-    let m = this.byApp.get(i.droplet);
-    if (!m) this.byApp.set(i.droplet, (m = new Map()));
-    m.set(i.instance, i);
-    this.appView.delete(i.droplet);
+    let a = this.byApp.get(i.droplet);
+    if (!a) {
+      this.byApp.set(i.droplet, (a = { guid: i.droplet, version: i.version, instances: new Map(), view: undefined }));
+    } else {
+      // (equal strings: the stored record is not changed in what it says)
+      i.droplet = a.guid;
+      if (i.version === a.version) i.version = a.version;
+      else a.version = i.version;
+    }
+    a.instances.set(i.instance, i);
+    a.view = undefined;
   }
 
   private unindex(i: InstanceHeartbeat): void {
-    const m = this.byApp.get(i.droplet);
-    if (!m) return;
-    if (m.get(i.instance)?.dea_guid === i.dea_guid) m.delete(i.instance);
-    if (m.size === 0) this.byApp.delete(i.droplet);
-    this.appView.delete(i.droplet);
+    const a = this.byApp.get(i.droplet);
+    if (!a) return;
+    if (a.instances.get(i.instance)?.dea_guid === i.dea_guid) a.instances.delete(i.instance);
+    a.view = undefined;
+    if (a.instances.size === 0) this.byApp.delete(i.droplet);
   }
 
   instancesOf(appGuid: string): readonly InstanceHeartbeat[] {
-    let v = this.appView.get(appGuid);
-    if (!v) {
-      v = [...(this.byApp.get(appGuid)?.values() ?? [])];
-      this.appView.set(appGuid, v);
-    }
-    return v;
+    this.settle();
+    const a = this.byApp.get(appGuid);
+    if (!a) return NO_INSTANCES;
+    return (a.view ??= [...a.instances.values()]);
   }
 
   /** Actual instances by app guid (a read-only view). */
   instancesByApp(): ReadonlyMap<string, readonly InstanceHeartbeat[]> {
+    this.settle();
     const out = new Map<string, readonly InstanceHeartbeat[]>();
-    for (const app of this.byApp.keys()) out.set(app, this.instancesOf(app));
+    for (const [app, a] of this.byApp) out.set(app, (a.view ??= [...a.instances.values()]));
     return out;
   }
 
   /** Every app's instances, without building a map (one pass over the index). */
   *instanceLists(): Iterable<Iterable<InstanceHeartbeat>> {
-    for (const m of this.byApp.values()) yield m.values();
+    this.settle();
+    for (const a of this.byApp.values()) yield a.instances.values();
   }
 
   /** STARTING or RUNNING instances (the guards' denominator), counted without copying anything. */
   startingOrRunningCount(): number {
+    this.settle();
     let n = 0;
-    for (const m of this.byApp.values()) for (const i of m.values()) if (i.state === 'STARTING' || i.state === 'RUNNING') n++;
+    for (const a of this.byApp.values()) for (const i of a.instances.values()) if (i.state === 'STARTING' || i.state === 'RUNNING') n++;
     return n;
   }
 
@@ -223,8 +284,9 @@ export class MemoryStore {
   }
 
   instanceCount(): number {
+    this.settle();
     let n = 0;
-    for (const m of this.byApp.values()) n += m.size;
+    for (const a of this.byApp.values()) n += a.instances.size;
     return n;
   }
 

@@ -1,0 +1,112 @@
+// The memory store's index by app is brought up to date lazily (issue 14 item 8: the intake only
+// records index changes; the listener applies them in slices between messages). Whatever the
+// slices, every read must see exactly what the DEAs last reported, in the order it happened. A
+// seeded random walk of heartbeats, droplet.exited, DEA expiry and partial settles is checked
+// after every step against a plain model of HM9000's rules kept by the test.
+import { describe, expect, it } from 'vitest';
+import { MemoryStore } from '../../src/apps/store/memory.js';
+import type { DeaHeartbeat, DropletExited, InstanceHeartbeat } from '../../src/apps/types.js';
+
+const S = 1000;
+const T0 = 1_700_000_000_000;
+const PRESENCE_TTL = 30 * S;
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Model = Map<string, { lastSeen: number; instances: Map<string, InstanceHeartbeat> }>;
+
+/** Each app's instances as sorted lines, from the store's reads or from the model. */
+const lines = (lists: Iterable<readonly InstanceHeartbeat[] | Iterable<InstanceHeartbeat>>): string[] =>
+  [...lists].flatMap((l) => [...l]).map((i) => `${i.droplet} ${i.instance} ${i.dea_guid} ${i.version} ${i.index} ${i.state} ${i.state_timestamp}`).sort();
+const modelLines = (m: Model) => lines([...m.values()].map((d) => [...d.instances.values()]));
+
+describe('memory store: the index by app, settled lazily, reads as if applied at once', () => {
+  it.each([1, 2, 3, 4, 5, 6, 7, 8])('seed %i: 400 random steps', (seed) => {
+    const r = rng(seed);
+    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+    const store = new MemoryStore(30 * S);
+    const model: Model = new Map();
+    const deas = ['dea-a', 'dea-b', 'dea-c', 'dea-d'];
+    const apps = ['app-1', 'app-2', 'app-3'];
+    let now = T0;
+    let from = T0;
+    for (let step = 0; step < 400; step++) {
+      now += Math.floor(r() * 4 * S);
+      const op = r();
+      if (op < 0.55) {
+        // A heartbeat: a random subset of the DEA's instance pool, each of a random app (an
+        // instance may move between apps), version and state.
+        const dea = pick(deas);
+        const droplets = [0, 1, 2, 3, 4, 5]
+          .filter(() => r() < 0.6)
+          .map((n) => ({ droplet: pick(apps), version: pick(['v1', 'v2']), instance: `${dea}-i${n}`, index: n % 3, state: pick(['RUNNING', 'STARTING', 'CRASHED'] as const), state_timestamp: 1 }));
+        const hb: DeaHeartbeat = { dea, droplets };
+        store.applyHeartbeat(store.shareUnchanged(hb), now);
+        model.set(dea, { lastSeen: now, instances: new Map(droplets.map((d) => [d.instance, { ...d, dea_guid: dea }])) });
+      } else if (op < 0.75) {
+        const known = [...model.values()].flatMap((d) => [...d.instances.values()]);
+        if (known.length === 0) continue;
+        const i = pick(known);
+        const reason = pick(['CRASHED', 'DEA_EVACUATION', 'STOPPED'] as const);
+        const exit: DropletExited = { droplet: i.droplet, version: i.version, instance: i.instance, index: i.index, reason, crash_timestamp: 7 };
+        store.applyExited(exit, now);
+        const d = model.get(i.dea_guid)!;
+        if (reason === 'STOPPED') d.instances.delete(i.instance);
+        else d.instances.set(i.instance, { ...i, state: reason === 'CRASHED' ? 'CRASHED' : 'EVACUATING', state_timestamp: reason === 'CRASHED' ? 7 : now / 1000 });
+      } else if (op < 0.85) {
+        // DEAs silent for longer than the presence TTL of observed intake expire.
+        if (r() < 0.3) from = now; // (a new observed streak)
+        store.expireDeas({ from, until: now }, PRESENCE_TTL);
+        for (const [id, d] of model) if (now - Math.max(d.lastSeen, from) > PRESENCE_TTL) model.delete(id);
+      } else {
+        store.settleIndex(Math.floor(r() * 5));
+      }
+      if (r() < 0.5) continue; // (reads between some steps only: changes pile up in the queue)
+      const want = modelLines(model);
+      const read = pick(['byApp', 'lists', 'each', 'counts'] as const);
+      if (read === 'byApp') expect(lines(store.instancesByApp().values()), `step ${step}`).toEqual(want);
+      else if (read === 'lists') expect(lines(store.instanceLists()), `step ${step}`).toEqual(want);
+      else if (read === 'each') expect(lines(apps.map((a) => store.instancesOf(a))), `step ${step}`).toEqual(want);
+      else {
+        expect(store.instanceCount(), `step ${step}`).toBe(want.length);
+        expect(store.startingOrRunningCount(), `step ${step}`).toBe(want.filter((l) => / (RUNNING|STARTING) /.test(l)).length);
+      }
+      expect(store.unsettledCount(), 'every read applies every queued change').toBe(0);
+    }
+  });
+
+  it('a heartbeat only records its index changes; they are applied in slices, oldest first, or all at once by any read', () => {
+    const store = new MemoryStore(30 * S);
+    const droplets = Array.from({ length: 10 }, (_, n) => ({ droplet: `app-${n % 2}`, version: 'v1', instance: `i${n}`, index: n, state: 'RUNNING' as const, state_timestamp: 1 }));
+    store.applyHeartbeat({ dea: 'dea-1', droplets }, T0);
+    expect(store.unsettledCount()).toBe(10);
+    expect(store.settleIndex(4)).toBe(6);
+    // A move to another app and a removal, queued behind what is left.
+    store.applyHeartbeat({ dea: 'dea-1', droplets: [...droplets.slice(0, 9).map((d) => (d.instance === 'i0' ? { ...d, droplet: 'app-1' } : d))] }, T0 + S);
+    expect(store.unsettledCount()).toBe(6 + 3); // (i0 out of app-0 and into app-1; i9 out)
+    expect(store.instancesOf('app-0').map((i) => i.instance).sort()).toEqual(['i2', 'i4', 'i6', 'i8']);
+    expect(store.instancesOf('app-1').map((i) => i.instance).sort()).toEqual(['i0', 'i1', 'i3', 'i5', 'i7']);
+    expect(store.unsettledCount()).toBe(0);
+  });
+
+  it('a read view is never changed afterwards: a change makes a new one (the analyzer works on one snapshot)', () => {
+    const store = new MemoryStore(30 * S);
+    const d = (instance: string, state: 'RUNNING' | 'CRASHED') => ({ droplet: 'app', version: 'v1', instance, index: 0, state, state_timestamp: 1 });
+    store.applyHeartbeat({ dea: 'dea-1', droplets: [d('i0', 'RUNNING')] }, T0);
+    const before = store.instancesOf('app');
+    expect(store.instancesOf('app')).toBe(before); // (unchanged: the same view)
+    store.applyHeartbeat({ dea: 'dea-1', droplets: [d('i0', 'CRASHED'), d('i1', 'RUNNING')] }, T0 + S);
+    expect(before.map((i) => i.state)).toEqual(['RUNNING']);
+    expect(store.instancesOf('app').map((i) => `${i.instance} ${i.state}`).sort()).toEqual(['i0 CRASHED', 'i1 RUNNING']);
+    expect(store.instancesOf('no-such-app')).toEqual([]);
+  });
+});
