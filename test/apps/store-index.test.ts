@@ -109,4 +109,18 @@ describe('memory store: the index by app, settled lazily, reads as if applied at
     expect(store.instancesOf('app').map((i) => `${i.instance} ${i.state}`).sort()).toEqual(['i0 CRASHED', 'i1 RUNNING']);
     expect(store.instancesOf('no-such-app')).toEqual([]);
   });
+
+  it('an app CC describes unchanged keeps its desired record from fetch to fetch; a changed one is replaced', () => {
+    const store = new MemoryStore(30 * S);
+    const app = (guid: string, instances: number) => ({ appGuid: guid, version: 'v1', instances, state: 'STARTED' as const, packageState: 'STAGED' as const });
+    store.setDesired(new Map([['a', app('a', 2)], ['b', app('b', 1)]]), T0);
+    const [a1, b1] = [store.desired().get('a'), store.desired().get('b')];
+    store.setDesired(new Map([['a', app('a', 2)], ['b', app('b', 3)], ['c', app('c', 1)]]), T0 + 60 * S);
+    expect(store.desired().get('a')).toBe(a1);
+    expect(store.desired().get('b')).not.toBe(b1);
+    expect(store.desired().get('b')?.instances).toBe(3);
+    expect([...store.desired().keys()].sort()).toEqual(['a', 'b', 'c']);
+    store.setDesired(new Map([['c', app('c', 1)]]), T0 + 120 * S);
+    expect([...store.desired().keys()]).toEqual(['c']);
+  });
 });

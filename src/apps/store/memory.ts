@@ -33,12 +33,15 @@ interface DeaState {
 
 /**
  * One app's instances in the index by app. Its instances share the record's guid and version
- * strings (the first seen, and the latest seen), so that a million instances do not each keep
- * their own copies (~110 MB), without a lookup in the desired state per instance (issue 14 item 8).
+ * strings, the desired state's when it has the app (looked up once per app, not per instance:
+ * issue 14 item 8), so that a million instances do not each keep their own copies (~110 MB).
  */
 interface AppInstances {
   guid: string;
+  /** The desired version when the desired state had the app as its record was made. */
   version: string;
+  /** The latest other version seen. */
+  other: string | undefined;
   instances: Map<string, InstanceHeartbeat>;
   /** The list handed to readers, built on demand; replaced (never changed) when an instance changes. */
   view: readonly InstanceHeartbeat[] | undefined;
@@ -227,13 +230,15 @@ export class MemoryStore {
   private index(i: InstanceHeartbeat): void {
     let a = this.byApp.get(i.droplet);
     if (!a) {
-      this.byApp.set(i.droplet, (a = { guid: i.droplet, version: i.version, instances: new Map(), view: undefined }));
-    } else {
-      // (equal strings: the stored record is not changed in what it says)
-      i.droplet = a.guid;
-      if (i.version === a.version) i.version = a.version;
-      else a.version = i.version;
+      const want = this.desiredApps.get(i.droplet);
+      a = { guid: want ? want.appGuid : i.droplet, version: want ? want.version : i.version, other: undefined, instances: new Map(), view: undefined };
+      this.byApp.set(a.guid, a);
     }
+    // (equal strings: the stored record is not changed in what it says)
+    i.droplet = a.guid;
+    if (i.version === a.version) i.version = a.version;
+    else if (i.version === a.other) i.version = a.other;
+    else a.other = i.version;
     a.instances.set(i.instance, i);
     a.view = undefined;
   }
@@ -313,13 +318,21 @@ export class MemoryStore {
    */
   setDesired(apps: ReadonlyMap<string, DesiredAppState>, fetchedAt: number, unconfirmed: ReadonlySet<string> = new Set()): void {
     this.unconfirmed = unconfirmed;
+    const next = new Map<string, DesiredAppState>();
     for (const [guid, app] of apps) {
       const prev = this.desiredApps.get(guid);
-      if (prev && sameDesired(prev, app)) continue; // (fields, not two JSON.stringify per app: 333,000 apps a fetch)
+      // An unchanged app keeps its record, and so its strings, from fetch to fetch: the index by
+      // app and its instances share them (the analyzer then compares versions and looks apps up
+      // by identity), and its settled summary stays cached (analyzer: settledSummaries).
+      if (prev && sameDesired(prev, app)) { // (fields, not two JSON.stringify per app: 333,000 apps a fetch)
+        next.set(prev.appGuid, prev);
+        continue;
+      }
+      next.set(guid, app);
       this.note(K.desired(guid), app);
     }
     for (const guid of this.desiredApps.keys()) if (!apps.has(guid)) this.note(K.desired(guid), null);
-    this.desiredApps = new Map(apps);
+    this.desiredApps = next;
     this.markDesiredFetched(fetchedAt);
   }
 
