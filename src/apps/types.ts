@@ -21,6 +21,19 @@ export interface InstanceHeartbeat extends DropletHeartbeat {
   dea_guid: string;
 }
 
+/**
+ * An app's instances as the store hands them out (a list that never changes), with what the
+ * analyzer's settled check would otherwise find by reading every instance, worked out once when
+ * the list is made: `runningVersion` is the version all of them run when every one is RUNNING and
+ * no two share an index (else undefined), `maxIndex` their highest index. At a million instances
+ * the check then reads no instance of a settled app (issue 14 item 8). Lists made elsewhere (tests)
+ * lack both, and the check reads the instances.
+ */
+export interface InstanceView extends ReadonlyArray<InstanceHeartbeat> {
+  readonly runningVersion?: string | undefined;
+  readonly maxIndex?: number;
+}
+
 /** One app as CC's bulk API describes it. */
 export interface DesiredAppState {
   appGuid: string;

@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { AnalyzerPass, analyze, type AnalyzerSnapshot } from '../../src/apps/analyzer/index.js';
 import { resolveAppsConfig } from '../../src/apps/config.js';
-import { emptyPending, type DesiredAppState, type InstanceHeartbeat } from '../../src/apps/types.js';
+import { MemoryStore } from '../../src/apps/store/memory.js';
+import { emptyPending, type DeaHeartbeat, type DesiredAppState, type InstanceHeartbeat } from '../../src/apps/types.js';
 
 const NOW = 1_700_000_000_000;
 
@@ -77,5 +78,33 @@ describe('analyzer pass in slices', () => {
     const onlyRunning = [...snapshot.instances.keys()].filter((g) => !snapshot.desired.has(g));
     expect(onlyRunning.length).toBeGreaterThan(10);
     expect([...sliced.apps.keys()]).toEqual([...snapshot.desired.keys(), ...onlyRunning]);
+  });
+
+  it.each([4, 5, 6])('seed %i: the store\'s lists (which carry the settled check\'s answer) decide what plain lists and the rule-by-rule path decide', (seed) => {
+    const snapshot = fleet(seed, 3000);
+    const config = resolveAppsConfig();
+    const store = new MemoryStore(30_000);
+    store.setDesired(snapshot.desired, NOW);
+    const byDea = new Map<string, DeaHeartbeat>();
+    for (const list of snapshot.instances.values()) {
+      for (const { dea_guid, ...d } of list) {
+        let hb = byDea.get(dea_guid);
+        if (!hb) byDea.set(dea_guid, (hb = { dea: dea_guid, droplets: [] }));
+        hb.droplets.push(d);
+      }
+    }
+    // (a duplicate instance guid would collapse in the store: the fleet has none)
+    for (const hb of byDea.values()) store.applyHeartbeat(hb, NOW);
+    const fromStore = { ...snapshot, instances: store.instancesByApp() };
+    expect(store.instanceCount()).toBe([...snapshot.instances.values()].reduce((a, l) => a + l.length, 0));
+    const plain = analyze(snapshot, NOW, config, emptyPending());
+    const viaStore = analyze(fromStore, NOW, config, emptyPending());
+    const ruleByRule = analyze(fromStore, NOW, config, emptyPending(), { ruleByRule: true });
+    const key = (d: typeof plain) => ({ starts: d.starts.map((m) => `${m.appGuid}/${m.index}/${m.reason}`).sort(), stops: d.stops.map((m) => `${m.appGuid}/${m.instanceGuid}/${m.reason}`).sort(), counts: d.counts });
+    expect(key(viaStore)).toEqual(key(plain));
+    expect(key(ruleByRule)).toEqual(key(plain));
+    const converged = (d: typeof plain) => [...d.apps.values()].filter((a) => a.converged).map((a) => a.appGuid).sort();
+    expect(converged(viaStore)).toEqual(converged(plain));
+    expect(converged(viaStore).length).toBeGreaterThan(1000);
   });
 });

@@ -123,4 +123,22 @@ describe('memory store: the index by app, settled lazily, reads as if applied at
     store.setDesired(new Map([['c', app('c', 1)]]), T0 + 120 * S);
     expect([...store.desired().keys()]).toEqual(['c']);
   });
+
+  it.each([
+    ['3 RUNNING, one version, distinct indices', 3, (n: number) => ({ index: n }), 'v1', 2],
+    ['20 (the Set path)', 20, (n: number) => ({ index: n }), 'v1', 19],
+    ['20 with two at one index', 20, (n: number) => ({ index: n === 7 ? 3 : n }), undefined, undefined],
+    ['3 with two at one index', 3, (n: number) => ({ index: n === 2 ? 0 : n }), undefined, undefined],
+    ['one CRASHED', 12, (n: number) => ({ index: n, state: n === 11 ? ('CRASHED' as const) : ('RUNNING' as const) }), undefined, undefined],
+    ['one of another version', 5, (n: number) => ({ index: n, version: n === 0 ? 'v0' : 'v1' }), undefined, undefined],
+    ['gaps in the indices', 3, (n: number) => ({ index: n * 4 }), 'v1', 8],
+  ] as const)('the list handed out says what the settled check needs: %s', (_n, count, vary, runningVersion, maxIndex) => {
+    const store = new MemoryStore(30 * S);
+    const droplets = Array.from({ length: count }, (_, n) => ({ droplet: 'app', version: 'v1', instance: `i${n}`, state: 'RUNNING' as const, state_timestamp: 1, ...vary(n) }));
+    store.applyHeartbeat({ dea: 'dea-1', droplets }, T0);
+    const view = store.instancesOf('app');
+    expect(view).toHaveLength(count);
+    expect(view.runningVersion).toBe(runningVersion);
+    if (maxIndex !== undefined) expect(view.maxIndex).toBe(maxIndex);
+  });
 });

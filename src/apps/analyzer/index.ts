@@ -12,6 +12,7 @@ import {
   type CrashCount,
   type DesiredAppState,
   type InstanceHeartbeat,
+  type InstanceView,
   type PendingActions,
   type PendingStart,
   type PendingStop,
@@ -458,9 +459,11 @@ export class AnalyzerPass {
    * extra or duplicated; the summary and counts follow from the instance count. One pass over the
    * instances, no IndexView (test/fuzz/analyzer.fuzz.test.ts checks it against the rule-by-rule path).
    */
-  private isSettled(desired: DesiredAppState, instances: readonly InstanceHeartbeat[]): boolean {
+  private isSettled(desired: DesiredAppState, instances: InstanceView): boolean {
     const n = desired.instances;
     if (instances.length !== n) return false;
+    // The store's lists carry the answer to the loop below (InstanceView): no instance is read.
+    if (instances.runningVersion !== undefined) return instances.runningVersion === desired.version && instances.maxIndex! < n;
     if (this.marks.length < n) this.marks = new Uint32Array(Math.max(n, 2 * this.marks.length));
     const stamp = (this.stamp = (this.stamp + 1) >>> 0 || 1);
     for (const i of instances) {

@@ -10,6 +10,7 @@ import {
   type DesiredAppState,
   type DropletExited,
   type InstanceHeartbeat,
+  type InstanceView,
   type PendingActions,
   type PendingStart,
   type PendingStop,
@@ -44,7 +45,7 @@ interface AppInstances {
   other: string | undefined;
   instances: Map<string, InstanceHeartbeat>;
   /** The list handed to readers, built on demand; replaced (never changed) when an instance changes. */
-  view: readonly InstanceHeartbeat[] | undefined;
+  view: InstanceView | undefined;
 }
 
 /** An instance to take out of the index by app (a queued change; see `unsettled`). */
@@ -52,7 +53,28 @@ class Unindex {
   constructor(readonly inst: InstanceHeartbeat) {}
 }
 
-const NO_INSTANCES: readonly InstanceHeartbeat[] = Object.freeze([]);
+const NO_INSTANCES: InstanceView = Object.freeze([]);
+
+/** An app's instances as a list with the facts of InstanceView (one pass; linear in the instances). */
+function viewOf(instances: Map<string, InstanceHeartbeat>): InstanceView {
+  const list: InstanceHeartbeat[] & { runningVersion?: string | undefined; maxIndex?: number } = [...instances.values()];
+  let version = list[0]?.version;
+  let maxIndex = -1;
+  const indices = list.length > 8 ? new Set<number>() : undefined;
+  for (let n = 0; n < list.length && version !== undefined; n++) {
+    const i = list[n]!;
+    if (i.state !== 'RUNNING' || i.version !== version) version = undefined;
+    else if (indices ? indices.has(i.index) : list.slice(0, n).some((o) => o.index === i.index)) version = undefined;
+    else {
+      indices?.add(i.index);
+      if (i.index > maxIndex) maxIndex = i.index;
+    }
+  }
+  // (both always set, in this order: every view has one shape)
+  list.runningVersion = version;
+  list.maxIndex = maxIndex;
+  return list;
+}
 
 export interface ApplyResult {
   /** Instances added, changed or removed. */
@@ -251,18 +273,18 @@ export class MemoryStore {
     if (a.instances.size === 0) this.byApp.delete(i.droplet);
   }
 
-  instancesOf(appGuid: string): readonly InstanceHeartbeat[] {
+  instancesOf(appGuid: string): InstanceView {
     this.settle();
     const a = this.byApp.get(appGuid);
     if (!a) return NO_INSTANCES;
-    return (a.view ??= [...a.instances.values()]);
+    return (a.view ??= viewOf(a.instances));
   }
 
   /** Actual instances by app guid (a read-only view). */
-  instancesByApp(): ReadonlyMap<string, readonly InstanceHeartbeat[]> {
+  instancesByApp(): ReadonlyMap<string, InstanceView> {
     this.settle();
-    const out = new Map<string, readonly InstanceHeartbeat[]>();
-    for (const [app, a] of this.byApp) out.set(app, (a.view ??= [...a.instances.values()]));
+    const out = new Map<string, InstanceView>();
+    for (const [app, a] of this.byApp) out.set(app, (a.view ??= viewOf(a.instances)));
     return out;
   }
 
