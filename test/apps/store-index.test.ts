@@ -30,13 +30,18 @@ const lines = (lists: Iterable<readonly InstanceHeartbeat[] | Iterable<InstanceH
 const modelLines = (m: Model) => lines([...m.values()].map((d) => [...d.instances.values()]));
 
 describe('memory store: the index by app, settled lazily, reads as if applied at once', () => {
-  it.each([1, 2, 3, 4, 5, 6, 7, 8])('seed %i: 400 random steps', (seed) => {
+  // (few apps on many DEAs too: apps of a few instances and of dozens)
+  it.each([
+    [1, 4, 6, 3], [2, 4, 6, 3], [3, 4, 6, 3], [4, 4, 6, 3],
+    [5, 8, 8, 2], [6, 8, 8, 2], [7, 8, 8, 1], [8, 6, 10, 2],
+  ])('seed %i: 400 random steps, %i DEAs of up to %i instances, %i apps', (seed, deaCount, pool, appCount) => {
     const r = rng(seed);
     const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
     const store = new MemoryStore(30 * S);
     const model: Model = new Map();
-    const deas = ['dea-a', 'dea-b', 'dea-c', 'dea-d'];
-    const apps = ['app-1', 'app-2', 'app-3'];
+    const deas = Array.from({ length: deaCount }, (_, n) => `dea-${n}`);
+    const apps = Array.from({ length: appCount }, (_, n) => `app-${n}`);
+    let largest = 0;
     let now = T0;
     let from = T0;
     for (let step = 0; step < 400; step++) {
@@ -46,7 +51,7 @@ describe('memory store: the index by app, settled lazily, reads as if applied at
         // A heartbeat: a random subset of the DEA's instance pool, each of a random app (an
         // instance may move between apps), version and state.
         const dea = pick(deas);
-        const droplets = [0, 1, 2, 3, 4, 5]
+        const droplets = Array.from({ length: pool }, (_, n) => n)
           .filter(() => r() < 0.6)
           .map((n) => ({ droplet: pick(apps), version: pick(['v1', 'v2']), instance: `${dea}-i${n}`, index: n % 3, state: pick(['RUNNING', 'STARTING', 'CRASHED'] as const), state_timestamp: 1 }));
         const hb: DeaHeartbeat = { dea, droplets };
@@ -72,6 +77,7 @@ describe('memory store: the index by app, settled lazily, reads as if applied at
       }
       if (r() < 0.5) continue; // (reads between some steps only: changes pile up in the queue)
       const want = modelLines(model);
+      for (const a of apps) largest = Math.max(largest, want.filter((l) => l.startsWith(`${a} `)).length);
       const read = pick(['byApp', 'lists', 'each', 'counts'] as const);
       if (read === 'byApp') expect(lines(store.instancesByApp().values()), `step ${step}`).toEqual(want);
       else if (read === 'lists') expect(lines(store.instanceLists()), `step ${step}`).toEqual(want);
@@ -82,6 +88,7 @@ describe('memory store: the index by app, settled lazily, reads as if applied at
       }
       expect(store.unsettledCount(), 'every read applies every queued change').toBe(0);
     }
+    if (deaCount * pool / appCount > 20) expect(largest, 'an app of more than 8 instances').toBeGreaterThan(8);
   });
 
   it('a heartbeat only records its index changes; they are applied in slices, oldest first, or all at once by any read', () => {
@@ -140,5 +147,18 @@ describe('memory store: the index by app, settled lazily, reads as if applied at
     expect(view).toHaveLength(count);
     expect(view.runningVersion).toBe(runningVersion);
     if (maxIndex !== undefined) expect(view.maxIndex).toBe(maxIndex);
+  });
+
+  it.each([2, 30])('one instance guid on two DEAs (an app of %i): the DEA that drops it takes out only its own entry', (others) => {
+    const store = new MemoryStore(30 * S);
+    const d = (instance: string, index: number) => ({ droplet: 'app', version: 'v1', instance, index, state: 'RUNNING' as const, state_timestamp: 1 });
+    const rest = Array.from({ length: others }, (_, n) => d(`o${n}`, n + 1));
+    store.applyHeartbeat({ dea: 'dea-a', droplets: [d('same', 0), ...rest] }, T0);
+    store.applyHeartbeat({ dea: 'dea-b', droplets: [d('same', 0)] }, T0 + S); // (indexed last: the app's entry for that guid)
+    store.applyHeartbeat({ dea: 'dea-a', droplets: rest }, T0 + 2 * S);
+    expect(store.instancesOf('app').filter((i) => i.instance === 'same').map((i) => i.dea_guid)).toEqual(['dea-b']);
+    store.applyHeartbeat({ dea: 'dea-b', droplets: [] }, T0 + 3 * S);
+    expect(store.instancesOf('app').some((i) => i.instance === 'same')).toBe(false);
+    expect(store.instanceCount()).toBe(others);
   });
 });
