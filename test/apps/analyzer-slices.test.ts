@@ -8,19 +8,9 @@ import { AnalyzerPass, analyze, type AnalyzerSnapshot } from '../../src/apps/ana
 import { resolveAppsConfig } from '../../src/apps/config.js';
 import { MemoryStore } from '../../src/apps/store/memory.js';
 import { emptyPending, type DeaHeartbeat, type DesiredAppState, type InstanceHeartbeat } from '../../src/apps/types.js';
+import { rng } from '../support/rng.js';
 
 const NOW = 1_700_000_000_000;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function fleet(seed: number, apps: number): AnalyzerSnapshot {
   const r = rng(seed);

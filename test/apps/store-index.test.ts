@@ -6,21 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/apps/store/memory.js';
 import type { DeaHeartbeat, DropletExited, InstanceHeartbeat } from '../../src/apps/types.js';
+import { rng } from '../support/rng.js';
 
 const S = 1000;
 const T0 = 1_700_000_000_000;
 const PRESENCE_TTL = 30 * S;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Model = Map<string, { lastSeen: number; instances: Map<string, InstanceHeartbeat> }>;
 

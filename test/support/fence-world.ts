@@ -8,17 +8,7 @@ import type { ResolvedPolicy } from '../../src/nodes/config.js';
 import { applyOutcome, isUnhealthy } from '../../src/nodes/fence/machine.js';
 import type { Action, FleetSummary, NetworkObservation, NodeObservations, NodeSnapshot } from '../../src/nodes/fence/types.js';
 
-/** A small deterministic PRNG (mulberry32): the same seed, the same world. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from './rng.js';
 
 /** Actions that touch something outside hm9k (BMC, SSH, Nova). */
 export const EXTERNAL = new Set<Action['type']>(['recover', 'powerOn', 'powerOff', 'forceDown', 'disable', 'evacuate', 'returnToService']);

@@ -253,7 +253,8 @@ export class MemoryStore {
     let a = this.byApp.get(i.droplet);
     if (!a) {
       const want = this.desiredApps.get(i.droplet);
-      a = { guid: want ? want.appGuid : i.droplet, version: want ? want.version : i.version, other: undefined, instances: new Map(), view: undefined };
+      const desired = want !== undefined && want.appGuid === i.droplet; // (always, when CC has the app)
+      a = { guid: desired ? want.appGuid : i.droplet, version: desired ? want.version : i.version, other: undefined, instances: new Map(), view: undefined };
       this.byApp.set(a.guid, a);
     }
     // (equal strings: the stored record is not changed in what it says)
