@@ -1,9 +1,10 @@
 // The listener: NATS `dea.heartbeat` and `droplet.exited` (and HTTP heartbeats re-published on NATS
 // by the API server). Buffers the newest heartbeat per DEA and applies the batch every flush
 // interval: only changes, instances a DEA no longer reports are dropped, a silent DEA expires after
-// the presence TTL of observed intake (never while blind). A successful flush that carried heartbeats extends actual freshness; a slow
-// flush or a store write error revokes it. droplet.exited CRASHED / DEA_SHUTDOWN / DEA_EVACUATION
-// trigger the fast path (immediate analysis of that app).
+// the presence TTL of observed intake (never while blind); the store's index by app follows in
+// slices between messages. A successful flush that carried heartbeats extends actual freshness; a
+// slow flush or a store write error revokes it. droplet.exited CRASHED / DEA_SHUTDOWN /
+// DEA_EVACUATION trigger the fast path (immediate analysis of that app).
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { AppsConfig } from '../config.js';
