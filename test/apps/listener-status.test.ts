@@ -41,6 +41,23 @@ describe('listener', () => {
     expect(m.values.find((v) => v.labels.subject === 'droplet.exited')!.value).toBe(1);
     expect(logs.length).toBe(6); // '{' twice: logged once
   });
+  it('after a flush the index by app is brought up to date in slices, with no read asking for it (issue 14 item 8)', async () => {
+    const { l, store } = listener();
+    // 27,000 new instances: more than one slice of index changes.
+    for (let d = 0; d < 3; d++) {
+      const droplets = Array.from({ length: 9000 }, (_, n) => ({ droplet: `app-${n % 3000}`, version: 'v', instance: `dea-${d}-i${n}`, index: d, state: 'RUNNING', state_timestamp: 1 }));
+      expect(l.ingestHeartbeat(JSON.stringify({ dea: `dea-${d}`, droplets }))).toBe(true);
+    }
+    await l.flush();
+    // (unsettledCount applies nothing: only the listener's slices can bring it to 0)
+    const deadline = Date.now() + 20_000;
+    while (store.unsettledCount() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(store.unsettledCount()).toBe(0);
+    expect(store.instanceCount()).toBe(27_000);
+    expect(store.instancesOf('app-7').map((i) => i.dea_guid).sort()).toEqual(['dea-0', 'dea-1', 'dea-2', 'dea-0', 'dea-1', 'dea-2', 'dea-0', 'dea-1', 'dea-2'].sort());
+    await l.stop();
+  });
+
   it('droplet.exited CRASHED and DEA_EVACUATION trigger the fast path; STOPPED does not', () => {
     const { l, exits } = listener();
     for (const reason of ['CRASHED', 'STOPPED', 'DEA_EVACUATION', 'DEA_SHUTDOWN']) l.ingestExited(JSON.stringify({ droplet: 'a', version: 'v', instance: 'i', index: 0, reason }));

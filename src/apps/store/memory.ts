@@ -55,6 +55,12 @@ class Unindex {
 
 const NO_INSTANCES: InstanceView = Object.freeze([]);
 
+/** Some instance before list[end] is at `index` (a short list: no Set). */
+function atIndexBefore(list: readonly InstanceHeartbeat[], end: number, index: number): boolean {
+  for (let n = 0; n < end; n++) if (list[n]!.index === index) return true;
+  return false;
+}
+
 /** An app's instances as a list with the facts of InstanceView (one pass; linear in the instances). */
 function viewOf(instances: Map<string, InstanceHeartbeat>): InstanceView {
   const list: InstanceHeartbeat[] & { runningVersion?: string | undefined; maxIndex?: number } = [...instances.values()];
@@ -64,7 +70,7 @@ function viewOf(instances: Map<string, InstanceHeartbeat>): InstanceView {
   for (let n = 0; n < list.length && version !== undefined; n++) {
     const i = list[n]!;
     if (i.state !== 'RUNNING' || i.version !== version) version = undefined;
-    else if (indices ? indices.has(i.index) : list.slice(0, n).some((o) => o.index === i.index)) version = undefined;
+    else if (indices ? indices.has(i.index) : atIndexBefore(list, n, i.index)) version = undefined;
     else {
       indices?.add(i.index);
       if (i.index > maxIndex) maxIndex = i.index;
